@@ -1,0 +1,181 @@
+"""cxsync DAG factory: four DAGs per integration of the integrations file (DESIGN.md, "DAGs").
+
+Parsing reads only the integrations file: no network, no database, no provider code. A bad entry
+is reported in the Airflow UI (the `cxsync_config_errors` DAG and the parse log) and never hides
+the good entries' DAGs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from cxsync import settings, tasks
+from cxsync.config import Integration, IntegrationsConfig, load_integrations
+from cxsync.registry import PROVIDERS
+
+START_DATE = datetime(2026, 1, 1)  # fixed, so the schedule does not shift between parses
+
+
+def _default_args(provider: str | None) -> dict:
+    args = {
+        "owner": "cxsync",
+        "retries": settings.TASK_RETRIES,
+        "retry_delay": timedelta(seconds=settings.RETRY_DELAY_SECONDS),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
+    }
+    if provider:
+        args["pool"] = settings.pool_name(provider)
+    return args
+
+
+def _doc(integration: Integration, what: str) -> str:
+    provider = PROVIDERS[integration.provider].display_name
+    return (
+        f"### {integration.label}\n\n{integration.description or ''}\n\n"
+        f"**{what}**\n\n"
+        f"| | |\n|---|---|\n"
+        f"| integration | `{integration.id}` |\n| provider | {provider} |\n"
+        f"| connection | `{integration.conn_id}` |\n| backfill default | {integration.backfill_weeks} week(s) |\n"
+        f"| retention | {integration.retention} |\n| incremental schedule | `{integration.schedule}` |\n"
+    )
+
+
+def _dag(integration: Integration, kind: str, what: str, **kwargs) -> DAG:
+    provider_name = PROVIDERS[integration.provider].display_name
+    return DAG(
+        dag_id=settings.dag_id(integration.id, kind),
+        dag_display_name=f"{integration.label} · {kind.replace('_', ' ')}",
+        description=f"{provider_name} · {integration.label}: {integration.description or what}"[:500],
+        doc_md=_doc(integration, what),
+        tags=[settings.DAG_TAG, integration.provider, integration.id],
+        start_date=START_DATE,
+        catchup=False,
+        **kwargs,
+    )
+
+
+def build_roster_sync(integration: Integration) -> DAG:
+    with _dag(
+        integration, "roster_sync",
+        "Fetches every agent (deleted ones too) and upserts cx_agents. Runs daily, and first.",
+        schedule="@daily", max_active_runs=1, default_args=_default_args(integration.provider),
+        is_paused_upon_creation=False,
+    ) as dag:
+        @task(outlets=[Asset(settings.roster_asset_uri(integration.id))])
+        def sync_roster(integration_id: str = integration.id) -> dict:
+            return tasks.roster_sync(integration_id)
+
+        sync_roster()
+    return dag
+
+
+def build_backfill(integration: Integration) -> DAG:
+    with _dag(
+        integration, "backfill",
+        "Loads every interaction that started in the last `weeks` weeks, one task per day window; "
+        "trigger it by hand.",
+        schedule=None, max_active_runs=1, default_args=_default_args(integration.provider),
+        params={
+            "weeks": Param(
+                integration.backfill_weeks, type="integer",
+                minimum=settings.MIN_BACKFILL_WEEKS, maximum=settings.MAX_BACKFILL_WEEKS,
+                title="Weeks of history", description="How many weeks back to load (1 to 4).",
+            ),
+        },
+    ) as dag:
+        @task
+        def plan_windows(params=None, integration_id: str = integration.id) -> list[dict]:
+            return tasks.plan_backfill(integration_id, int(params["weeks"]))
+
+        @task(map_index_template="{{ task.op_kwargs['window']['start'][:10] }}")
+        def load_window(window: dict, integration_id: str = integration.id) -> dict:
+            return tasks.backfill_window(integration_id, window)
+
+        @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))], pool="default_pool")
+        def finish(windows: list[dict], integration_id: str = integration.id) -> None:
+            tasks.finish_backfill(integration_id, windows)
+
+        windows = plan_windows()
+        loaded = load_window.expand(window=windows)
+        loaded >> finish(windows)
+    return dag
+
+
+def build_incremental(integration: Integration) -> DAG:
+    with _dag(
+        integration, "incremental",
+        "Loads interactions created or changed since the last committed watermark.",
+        schedule=integration.schedule, max_active_runs=1, default_args=_default_args(integration.provider),
+    ) as dag:
+        @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))])
+        def load_changes(integration_id: str = integration.id) -> dict:
+            return tasks.incremental(integration_id)
+
+        load_changes()
+    return dag
+
+
+def build_retention(integration: Integration) -> DAG:
+    with _dag(
+        integration, "retention",
+        f"Deletes everything of this integration older than its retention ({integration.retention}).",
+        schedule="@daily", max_active_runs=1, default_args=_default_args(None),
+        params={"dry_run": Param(False, type="boolean", title="Dry run",
+                                 description="Count what would be deleted, delete nothing.")},
+    ) as dag:
+        @task
+        def delete_expired(params=None, integration_id: str = integration.id) -> dict:
+            return tasks.retention(integration_id, bool(params["dry_run"]))
+
+        delete_expired()
+    return dag
+
+
+def build_config_errors(config: IntegrationsConfig) -> DAG:
+    listing = "\n".join(f"- {error}" for error in config.errors)
+    with DAG(
+        dag_id="cxsync_config_errors",
+        dag_display_name="cxsync: integrations file has errors",
+        description=f"{len(config.errors)} problem(s) in {config.path}; those entries have no DAGs. "
+        + config.errors[0][:300],
+        doc_md=f"### Problems in `{config.path}`\n\nThe entries below were skipped; fix them and the "
+        f"DAGs appear on the next parse.\n\n{listing}\n",
+        tags=[settings.DAG_TAG, "config-error"],
+        schedule=None, start_date=START_DATE, catchup=False,
+    ) as dag:
+        @task
+        def report_config_errors(errors: tuple[str, ...] = tuple(config.errors)) -> None:
+            raise AirflowFailException("integrations file has errors:\n" + "\n".join(errors))
+
+        report_config_errors()
+    return dag
+
+
+BUILDERS = {
+    "roster_sync": build_roster_sync,
+    "backfill": build_backfill,
+    "incremental": build_incremental,
+    "retention": build_retention,
+}
+
+
+def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
+    dags: dict[str, DAG] = {}
+    for integration in config.integrations:
+        for builder in BUILDERS.values():
+            dag = builder(integration)
+            dags[dag.dag_id] = dag
+    if config.errors:
+        for error in config.errors:
+            warnings.warn(f"cxsync: {error}", UserWarning, stacklevel=1)
+        dag = build_config_errors(config)
+        dags[dag.dag_id] = dag
+    return dags
+
+
+globals().update(build_all(load_integrations()))

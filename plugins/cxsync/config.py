@@ -1,0 +1,212 @@
+"""The integrations file: load, validate, and report errors that name the file, the entry and the field.
+
+One bad entry never hides the good ones: `load_integrations` returns both the valid integrations and
+the errors, and the DAG factory builds DAGs for the first and shows the second in the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxsync import settings
+
+_ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
+_KNOWN_KEYS = {
+    "id", "provider", "label", "description", "conn_id", "backfill_weeks", "retention",
+    "conversation_analytics", "schedule", "options",
+}
+
+
+class ConfigError(ValueError):
+    """A problem with the integrations file; the message says where and what to fix."""
+
+
+@dataclass(frozen=True)
+class Retention:
+    value: int
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    provider: str
+    conn_id: str
+    label: str
+    description: str = ""
+    backfill_weeks: int = settings.DEFAULT_BACKFILL_WEEKS
+    retention: Retention = Retention(**settings.DEFAULT_RETENTION)
+    conversation_analytics: bool = False
+    schedule: str = settings.DEFAULT_SCHEDULE
+    # Provider-specific tunables (overlaps, window sizes); free-form, read by the provider pipeline.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IntegrationsConfig:
+    path: Path
+    warehouse_conn_id: str = settings.DEFAULT_WAREHOUSE_CONN_ID
+    integrations: list[Integration] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def get(self, integration_id: str) -> Integration:
+        for integration in self.integrations:
+            if integration.id == integration_id:
+                return integration
+        raise ConfigError(f"{self.path}: no valid integration with id {integration_id!r}")
+
+
+def integrations_path() -> Path:
+    """`CXSYNC_INTEGRATIONS_FILE`, else include/integrations.yaml next to dags/ (the project root)."""
+    env = os.environ.get(settings.INTEGRATIONS_FILE_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / settings.DEFAULT_INTEGRATIONS_FILE
+
+
+def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConfig:
+    """Read and validate the file. Raises ConfigError only when the file as a whole is unusable."""
+    file_path = Path(path) if path is not None else integrations_path()
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file_path}: integrations file not found; create it or set {settings.INTEGRATIONS_FILE_ENV}"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file_path}: not valid YAML: {exc}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{file_path}: the top level must be a mapping with an `integrations` list")
+
+    config = IntegrationsConfig(path=file_path)
+    conn = document.get("warehouse_conn_id", settings.DEFAULT_WAREHOUSE_CONN_ID)
+    if not isinstance(conn, str) or not conn.strip():
+        config.errors.append(f"{file_path}: field `warehouse_conn_id`: must be a non-empty string")
+    else:
+        config.warehouse_conn_id = conn
+    entries = document.get("integrations", [])
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{file_path}: field `integrations`: must be a list of integration entries")
+
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = _entry_name(file_path, index, entry)
+        problems: list[str] = []
+        integration = _parse_entry(entry, problems)
+        if integration is not None and integration.id in seen:
+            problems.append(f"field `id`: duplicate id {integration.id!r}; every integration id must be unique")
+            integration = None
+        if problems:
+            config.errors.extend(f"{where}: {p}" for p in problems)
+            continue
+        assert integration is not None
+        seen.add(integration.id)
+        config.integrations.append(integration)
+    return config
+
+
+def _entry_name(file_path: Path, index: int, entry: Any) -> str:
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    label = f" (id {ident!r})" if isinstance(ident, str) and ident else ""
+    return f"{file_path}: integrations[{index}]{label}"
+
+
+def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
+    if not isinstance(entry, dict):
+        problems.append("must be a mapping with at least id, provider and conn_id")
+        return None
+    unknown = sorted(set(entry) - _KNOWN_KEYS)
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
+
+    ident = entry.get("id")
+    if not isinstance(ident, str) or not _ID_RE.match(ident):
+        problems.append(f"field `id`: {ident!r} must match {settings.INTEGRATION_ID_PATTERN} (e.g. lp_main)")
+
+    provider = entry.get("provider")
+    if provider not in settings.PROVIDERS:
+        problems.append(f"field `provider`: {provider!r} must be one of {', '.join(settings.PROVIDERS)}")
+
+    conn_id = entry.get("conn_id")
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        problems.append("field `conn_id`: required; the Airflow connection holding this integration's credentials")
+
+    label = entry.get("label", ident if isinstance(ident, str) else "")
+    if not isinstance(label, str):
+        problems.append(f"field `label`: {label!r} must be a string")
+    description = entry.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, str):
+        problems.append(f"field `description`: {description!r} must be a string")
+
+    weeks = entry.get("backfill_weeks", settings.DEFAULT_BACKFILL_WEEKS)
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not (
+        settings.MIN_BACKFILL_WEEKS <= weeks <= settings.MAX_BACKFILL_WEEKS
+    ):
+        problems.append(
+            f"field `backfill_weeks`: {weeks!r} must be an integer from {settings.MIN_BACKFILL_WEEKS} "
+            f"to {settings.MAX_BACKFILL_WEEKS}"
+        )
+
+    retention = _parse_retention(entry.get("retention", settings.DEFAULT_RETENTION), problems)
+
+    analytics = entry.get("conversation_analytics", False)
+    if not isinstance(analytics, bool):
+        problems.append(f"field `conversation_analytics`: {analytics!r} must be true or false")
+
+    schedule = entry.get("schedule", settings.DEFAULT_SCHEDULE)
+    if not isinstance(schedule, str) or not _valid_cron(schedule):
+        problems.append(f"field `schedule`: {schedule!r} is not a valid cron expression (e.g. \"0 2 * * *\")")
+
+    options = entry.get("options", {}) or {}
+    if not isinstance(options, dict):
+        problems.append(f"field `options`: {options!r} must be a mapping")
+
+    if problems:
+        return None
+    return Integration(
+        id=ident, provider=provider, conn_id=conn_id, label=label or ident, description=description,
+        backfill_weeks=weeks, retention=retention, conversation_analytics=analytics, schedule=schedule,
+        options=dict(options),
+    )
+
+
+def _parse_retention(value: Any, problems: list[str]) -> Retention | None:
+    if not isinstance(value, dict):
+        problems.append(f"field `retention`: {value!r} must be a mapping like {{value: 90, unit: days}}")
+        return None
+    amount, unit = value.get("value"), value.get("unit")
+    ok = True
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        problems.append(f"field `retention.value`: {amount!r} must be a whole number greater than 0")
+        ok = False
+    if unit not in settings.RETENTION_UNITS:
+        problems.append(f"field `retention.unit`: {unit!r} must be one of {', '.join(settings.RETENTION_UNITS)}")
+        ok = False
+    extra = sorted(set(value) - {"value", "unit"})
+    if extra:
+        problems.append(f"field `retention`: unknown key(s) {', '.join(map(repr, extra))}; allowed: value, unit")
+        ok = False
+    return Retention(amount, unit) if ok else None
+
+
+def _valid_cron(expression: str) -> bool:
+    from croniter import croniter
+
+    return bool(expression.strip()) and croniter.is_valid(expression)

@@ -1,0 +1,1 @@
+"""Airflow hooks, one per provider: auth, sessions, retries and rate limits."""

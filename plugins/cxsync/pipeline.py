@@ -1,0 +1,177 @@
+"""Provider-agnostic task bodies: roster sync, backfill windows, incremental loads, retention.
+
+Knows nothing about a provider: it drives a `Source`, writes `Page`s to the `Warehouse`, keeps the
+watermark behind committed rows and logs progress (pages, conversations, messages, rate).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+
+from cxsync.config import Integration, Retention
+from cxsync.sources.base import Page, Source
+from cxsync.warehouse import Warehouse, WriteStats, format_watermark, parse_watermark
+
+log = logging.getLogger(__name__)
+
+INTERACTIONS_STREAM = "interactions"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def to_xcom(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    @classmethod
+    def from_xcom(cls, value: dict[str, str]) -> Window:
+        return cls(datetime.fromisoformat(value["start"]), datetime.fromisoformat(value["end"]))
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M} UTC"
+
+
+def plan_windows(end: datetime, weeks: int, window: timedelta = timedelta(days=1)) -> list[Window]:
+    """Day windows covering [end - weeks, end), oldest first."""
+    start = end - timedelta(weeks=weeks)
+    windows = []
+    cursor = start
+    while cursor < end:
+        nxt = min(cursor + window, end)
+        windows.append(Window(cursor, nxt))
+        cursor = nxt
+    return windows
+
+
+class Progress:
+    """Running totals for the task log: pages, conversations, messages, rate."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.started = time.monotonic()
+        self.total = WriteStats()
+        self.pages = 0
+
+    def page_done(self, page: Page, stats: WriteStats) -> None:
+        self.pages += 1
+        self.total.add(stats)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        received = self.total.received - self.total.rejected
+        log.info(
+            "%s: %s done: %d conversations (%d new, %d changed, %d unchanged), %d messages written, "
+            "%d rejected; %.1f conversations/s",
+            self.what, page.label or f"page {self.pages}", received, self.total.inserted, self.total.updated,
+            self.total.unchanged, self.total.messages_written, self.total.rejected, received / elapsed,
+        )
+
+    def summary(self) -> dict:
+        elapsed = time.monotonic() - self.started
+        return {
+            "pages": self.pages,
+            "conversations": self.total.received - self.total.rejected,
+            "inserted": self.total.inserted,
+            "updated": self.total.updated,
+            "unchanged": self.total.unchanged,
+            "messages_written": self.total.messages_written,
+            "rejected": self.total.rejected,
+            "seconds": round(elapsed, 3),
+        }
+
+
+def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) -> dict:
+    roster = source.roster()
+    stats = warehouse.sync_agents(integration.id, roster.agents, complete=roster.complete)
+    groups = warehouse.upsert_groups(integration.id, roster.groups)
+    skills = warehouse.upsert_skills(integration.id, roster.skills)
+    warehouse.reject(integration.id, roster.rejected)
+    result = {"agents": stats.seen, "new": stats.inserted, "updated": stats.updated,
+              "marked_deleted": stats.marked_deleted, "groups": groups, "skills": skills,
+              "rejected": len(roster.rejected)}
+    log.info("roster of %s: %s", integration.id, result)
+    return result
+
+
+def load_window(integration: Integration, source: Source, warehouse: Warehouse, window: Window) -> dict:
+    progress = Progress(f"window {window}")
+    for page in source.window(window.start, window.end):
+        stats = warehouse.write_interactions(integration.id, page.records, rejected=page.rejected)
+        progress.page_done(page, stats)
+    result = progress.summary()
+    log.info("window %s finished: %s", window, result)
+    return result
+
+
+def load_changes(integration: Integration, source: Source, warehouse: Warehouse) -> dict:
+    """Everything created or changed since the committed watermark; the new watermark is committed
+    in the same transaction as the last page, so it is never ahead of the rows it covers."""
+    committed = warehouse.get_watermark(integration.id, INTERACTIONS_STREAM)
+    since = parse_watermark(committed) if committed else None
+    until = source.server_now()
+    log.info("incremental %s: changes since %s (watermark), provider time now %s",
+             integration.id, committed or "the beginning (no watermark yet)", until.isoformat())
+    progress = Progress(f"incremental {integration.id}")
+    new_watermark = format_watermark(until)
+    wrote_any = False
+    for page, is_last in _with_last(source.changes(since, until)):
+        stats = warehouse.write_interactions(
+            integration.id, page.records, rejected=page.rejected,
+            stream=INTERACTIONS_STREAM if is_last else None, watermark=new_watermark if is_last else None,
+        )
+        progress.page_done(page, stats)
+        wrote_any = True
+    if not wrote_any:
+        warehouse.set_watermark(integration.id, INTERACTIONS_STREAM, new_watermark)
+    result = progress.summary() | {"watermark": new_watermark}
+    log.info("incremental %s finished: %s", integration.id, result)
+    return result
+
+
+def finish_backfill(integration: Integration, warehouse: Warehouse, end: datetime) -> None:
+    """After a complete backfill, an integration without an incremental watermark gets the backfill's
+    end: the first nightly run then starts where the backfill stopped, not from scratch."""
+    if warehouse.get_watermark(integration.id, INTERACTIONS_STREAM) is None:
+        warehouse.set_watermark(integration.id, INTERACTIONS_STREAM, format_watermark(end))
+        log.info("incremental watermark of %s set to the backfill's end %s", integration.id, end.isoformat())
+
+
+def retention_cutoff(now: datetime, retention: Retention) -> datetime:
+    unit, value = retention.unit, retention.value
+    delta = {
+        "days": relativedelta(days=value),
+        "weeks": relativedelta(weeks=value),
+        "months": relativedelta(months=value),
+        "quarters": relativedelta(months=3 * value),
+        "years": relativedelta(years=value),
+    }[unit]
+    return now - delta
+
+
+def apply_retention(integration: Integration, warehouse: Warehouse, *, dry_run: bool,
+                    now: datetime | None = None) -> dict:
+    cutoff = retention_cutoff(now or datetime.now(UTC), integration.retention)
+    result = warehouse.delete_older_than(integration.id, cutoff, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    log.info("retention %s (%s): %s everything started before %s: %s",
+             integration.id, integration.retention, verb, cutoff.isoformat(), result.counts)
+    return {"cutoff": cutoff.isoformat(), "dry_run": dry_run, **result.counts}
+
+
+def _with_last(pages: Iterable[Page]) -> Iterator[tuple[Page, bool]]:
+    """Yield (page, is_last): one page of look-ahead, so the last page can carry the watermark."""
+    iterator = iter(pages)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for nxt in iterator:
+        yield current, False
+        current = nxt
+    yield current, True

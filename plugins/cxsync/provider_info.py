@@ -1,0 +1,120 @@
+"""Airflow provider registration, read by Airflow through the `apache_airflow_provider` entry point.
+
+Connection form fields are declared as data (`conn-fields`, `ui-field-behaviour`), the Airflow 3.2+
+way, so the UI shows them without importing the hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cxsync import __version__
+
+
+def _text(label: str, description: str, default: str | None = None, enum: list[str] | None = None) -> dict:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if default is not None:
+        schema["default"] = default
+    if enum:
+        schema["enum"] = enum
+    return {"label": label, "description": description, "schema": schema}
+
+
+def _secret(label: str, description: str) -> dict:
+    return {"label": label, "description": description, "schema": {"type": ["string", "null"], "format": "password"}}
+
+
+LIVEPERSON_CONNECTION = {
+    "connection-type": "liveperson",
+    "hook-class-name": "cxsync.hooks.liveperson.LivePersonHook",
+    "hook-name": "LivePerson",
+    "ui-field-behaviour": {
+        "hidden-fields": ["extra"],
+        "relabeling": {
+            "host": "CSDS host",
+            "schema": "Scheme",
+            "login": "App Key / Client ID",
+            "password": "App Secret / Client Secret",
+        },
+        "placeholders": {
+            "host": "api.liveperson.net",
+            "schema": "https",
+            "login": "OAuth 1.0 App Key, or OAuth 2.0 client_id",
+            "password": "OAuth 1.0 App Secret, or OAuth 2.0 client_secret",
+        },
+    },
+    "conn-fields": {
+        "account_id": _text("Account number", "Your LivePerson account (site) number. Required."),
+        "auth_type": _text(
+            "Authentication", "oauth1: app keys (four values); oauth2: client credentials.", "oauth1",
+            ["oauth1", "oauth2"],
+        ),
+        "access_token": _text("Access Token", "OAuth 1.0 only: the app key's Access Token."),
+        "access_token_secret": _secret("Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."),
+        "source": _text("Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"),
+        "users_api_version": _text("Users API version", "Value of the Users API `v` parameter.", "4.0"),
+        "requests_per_second": {
+            "label": "Requests per second",
+            "description": "Client-side rate limit for this connection.",
+            "schema": {"type": ["number", "null"], "default": 5},
+        },
+    },
+}
+
+HELPDESK_CONNECTION = {
+    "connection-type": "helpdesk",
+    "hook-class-name": "cxsync.hooks.helpdesk.HelpDeskHook",
+    "hook-name": "HelpDesk",
+    "ui-field-behaviour": {
+        "hidden-fields": ["extra"],
+        "relabeling": {
+            "host": "API host",
+            "schema": "Scheme",
+            "login": "Account ID / Client ID",
+            "password": "Personal Access Token / Client Secret",
+        },
+        "placeholders": {
+            "host": "api.helpdesk.com",
+            "schema": "https",
+            "login": "token: your account ID; oauth2: the app's client_id",
+            "password": "token: the personal access token (e.g. dal:...); oauth2: client_secret",
+        },
+    },
+    "conn-fields": {
+        "auth_type": _text(
+            "Authentication", "token: personal access token (Basic); oauth2: authorization code.", "token",
+            ["token", "oauth2"],
+        ),
+        "refresh_token": _secret(
+            "Refresh token", "OAuth 2 only: stored by `python -m cxsync.helpdesk_oauth --conn-id <id>`."
+        ),
+        "accounts_url": _text(
+            "Accounts URL", "OAuth 2 only: the token server.", "https://accounts.livechat.com"
+        ),
+        "requests_per_second": {
+            "label": "Requests per second",
+            "description": "Client-side rate limit for this connection.",
+            "schema": {"type": ["number", "null"], "default": 5},
+        },
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "cxsync",
+        "name": "cxsync",
+        "description": "Contact-center QA integrations: LivePerson and HelpDesk conversations into a warehouse.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "LivePerson", "external-doc-url": "https://developers.liveperson.com/",
+             "tags": ["service"]},
+            {"integration-name": "HelpDesk", "external-doc-url": "https://api.helpdesk.com/docs",
+             "tags": ["service"]},
+        ],
+        "hooks": [
+            {"integration-name": "LivePerson", "python-modules": ["cxsync.hooks.liveperson"]},
+            {"integration-name": "HelpDesk", "python-modules": ["cxsync.hooks.helpdesk"]},
+        ],
+        "connection-types": [LIVEPERSON_CONNECTION, HELPDESK_CONNECTION],
+    }

@@ -1,0 +1,85 @@
+"""Normalized records: what provider sources produce and the warehouse stores.
+
+Sources turn API pages into these; the warehouse knows nothing about providers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SENDER_TYPES = ("agent", "customer", "bot", "system")
+STATUSES = ("open", "closed")
+
+
+@dataclass
+class AgentRecord:
+    agent_id: str
+    login_name: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    role: str | None = None
+    is_enabled: bool | None = None
+    is_deleted: bool = False
+    group_ids: list[str] = field(default_factory=list)
+    skill_ids: list[str] = field(default_factory=list)
+    raw: Any = None
+
+
+@dataclass
+class GroupRecord:
+    """An agent group (LivePerson) or team (HelpDesk)."""
+
+    group_id: str
+    name: str | None = None
+    raw: Any = None
+
+
+@dataclass
+class SkillRecord:
+    skill_id: str
+    name: str | None = None
+    raw: Any = None
+
+
+@dataclass
+class MessageRecord:
+    message_id: str
+    seq: int
+    sent_at: datetime | None
+    sender_type: str
+    sender_id: str | None = None
+    text: str | None = None
+    is_private: bool = False
+    message_type: str | None = None
+    raw: Any = None
+
+
+@dataclass
+class InteractionRecord:
+    interaction_id: str
+    provider: str
+    status: str
+    started_at: datetime
+    channel: str | None = None
+    provider_status: str | None = None
+    subject: str | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    agent_id: str | None = None
+    customer_id: str | None = None
+    messages: list[MessageRecord] = field(default_factory=list)
+    raw: Any = None
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages)
+
+
+@dataclass
+class RejectedRecord:
+    stream: str
+    record_key: str | None
+    reason: str
+    raw: Any = None

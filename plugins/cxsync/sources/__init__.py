@@ -1,0 +1,1 @@
+"""Provider sources: API pages in, normalized records out. One module per provider."""

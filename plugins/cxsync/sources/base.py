@@ -1,0 +1,68 @@
+"""The contract between a provider source and the provider-agnostic pipeline.
+
+A source owns everything provider-specific about *what* to ask and *how to map* the answers; its
+hook owns *how to talk* (auth, sessions, retries, rate limits). The pipeline owns batching,
+watermarks, progress logs and the warehouse.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
+
+if TYPE_CHECKING:
+    from cxsync.config import Integration
+
+
+@dataclass
+class Roster:
+    agents: list[AgentRecord]
+    groups: list[GroupRecord] = field(default_factory=list)
+    skills: list[SkillRecord] = field(default_factory=list)
+    # True when `agents` is the provider's whole roster, so agents missing from it are gone.
+    complete: bool = True
+    rejected: list[RejectedRecord] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    """One unit of fetched work, written to the warehouse in one transaction."""
+
+    records: list[InteractionRecord]
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    # For progress logs, e.g. "page 3 of 12"; the pipeline adds counts and rates.
+    label: str = ""
+
+
+class Source(ABC):
+    """Turns a provider's API into normalized records. Built per task run, from the integration."""
+
+    provider: ClassVar[str]
+
+    def __init__(self, integration: Integration):
+        self.integration = integration
+
+    @abstractmethod
+    def server_now(self) -> datetime:
+        """The provider's current time (UTC-aware): windows and watermarks are on its clock."""
+
+    @abstractmethod
+    def roster(self) -> Roster:
+        """Every agent the provider knows, deleted ones included where the API can say so."""
+
+    @abstractmethod
+    def window(self, start: datetime, end: datetime) -> Iterator[Page]:
+        """Every interaction that started in [start, end), page by page, each complete with messages."""
+
+    @abstractmethod
+    def changes(self, since: datetime | None, until: datetime) -> Iterator[Page]:
+        """Interactions created or changed from `since` (already minus the source's own overlap) to
+        `until`. `since` is None on the first run; the source then picks a sensible look-back."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook for sources that hold sessions
+        """Release sessions; called once the task is done."""

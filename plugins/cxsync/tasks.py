@@ -1,0 +1,93 @@
+"""What each DAG task runs: resolve the integration, build its source and the warehouse, call the
+pipeline, and turn errors no retry can fix into `AirflowFailException`.
+
+Imported by the DAG factory at parse time, so imports here stay light; provider code is loaded
+only inside the task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from cxsync import pipeline
+from cxsync.config import ConfigError, Integration, load_integrations
+from cxsync.errors import FatalError
+from cxsync.registry import NotImplementedYet, source_class
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def fail_fast() -> Iterator[None]:
+    """Errors that no retry can fix end the task at once, without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except (FatalError, ConfigError, NotImplementedYet) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _integration(integration_id: str) -> tuple[Integration, str]:
+    config = load_integrations()
+    return config.get(integration_id), config.warehouse_conn_id
+
+
+@contextlib.contextmanager
+def _context(integration_id: str, *, with_source: bool = True):
+    from cxsync.warehouse import Warehouse
+
+    with fail_fast():
+        integration, warehouse_conn_id = _integration(integration_id)
+        source = source_class(integration.provider)(integration) if with_source else None
+        warehouse = Warehouse.from_airflow(warehouse_conn_id)
+        warehouse.ensure_schema()
+        try:
+            yield integration, source, warehouse
+        finally:
+            if source is not None:
+                source.close()
+            warehouse.dispose()
+
+
+def roster_sync(integration_id: str) -> dict:
+    with _context(integration_id) as (integration, source, warehouse):
+        return pipeline.sync_roster(integration, source, warehouse)
+
+
+def plan_backfill(integration_id: str, weeks: int) -> list[dict]:
+    with fail_fast():
+        integration, _ = _integration(integration_id)
+        source = source_class(integration.provider)(integration)
+        try:
+            end = source.server_now()
+        finally:
+            source.close()
+    windows = pipeline.plan_windows(end, weeks)
+    log.info("backfill %s: %d week(s) up to %s in %d day windows", integration_id, weeks, end.isoformat(),
+             len(windows))
+    return [w.to_xcom() for w in windows]
+
+
+def backfill_window(integration_id: str, window: dict) -> dict:
+    with _context(integration_id) as (integration, source, warehouse):
+        return pipeline.load_window(integration, source, warehouse, pipeline.Window.from_xcom(window))
+
+
+def finish_backfill(integration_id: str, windows: list[dict]) -> None:
+    with _context(integration_id, with_source=False) as (integration, _, warehouse):
+        end = max(datetime.fromisoformat(w["end"]) for w in windows) if windows else datetime.now(UTC)
+        pipeline.finish_backfill(integration, warehouse, end)
+
+
+def incremental(integration_id: str) -> dict:
+    with _context(integration_id) as (integration, source, warehouse):
+        return pipeline.load_changes(integration, source, warehouse)
+
+
+def retention(integration_id: str, dry_run: bool) -> dict:
+    with _context(integration_id, with_source=False) as (integration, _, warehouse):
+        return pipeline.apply_retention(integration, warehouse, dry_run=dry_run)

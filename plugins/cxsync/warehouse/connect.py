@@ -1,0 +1,91 @@
+"""Where the warehouse lives: the `cxsync_warehouse` Airflow connection, else the embedded SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from cxsync import settings
+
+log = logging.getLogger(__name__)
+
+_POSTGRES_TYPES = {"postgres", "postgresql"}
+
+
+def default_sqlite_path() -> Path:
+    """`CXSYNC_WAREHOUSE_PATH`, else `$AIRFLOW_HOME/cxsync.db` (DESIGN.md)."""
+    env = os.environ.get(settings.WAREHOUSE_PATH_ENV)
+    if env:
+        return Path(env)
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(home) / settings.WAREHOUSE_FILE_NAME
+
+
+def url_from_connection(conn) -> URL | str:
+    """An SQLAlchemy URL for an Airflow connection of type postgres or sqlite (or any with a hook URL)."""
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type in _POSTGRES_TYPES:
+        return URL.create(
+            "postgresql+psycopg2",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or None,
+            port=conn.port or None,
+            database=conn.schema or None,
+        )
+    if conn_type == "sqlite":
+        # Airflow's sqlite connection keeps the file path in `host`.
+        return URL.create("sqlite", database=conn.host or conn.schema)
+    hook = conn.get_hook()
+    url = getattr(hook, "sqlalchemy_url", None)
+    if url is None:
+        raise ValueError(
+            f"connection {conn.conn_id!r} of type {conn.conn_type!r} cannot serve as the cxsync warehouse: "
+            "use a postgres or sqlite connection"
+        )
+    return url
+
+
+def _connection_or_none(conn_id: str):
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def resolve_url(conn_id: str | None = None) -> URL | str:
+    conn_id = conn_id or settings.DEFAULT_WAREHOUSE_CONN_ID
+    conn = _connection_or_none(conn_id)
+    if conn is not None:
+        log.info("warehouse: Airflow connection %r (%s)", conn_id, conn.conn_type)
+        return url_from_connection(conn)
+    path = default_sqlite_path()
+    log.info("warehouse: no connection %r, using the embedded SQLite file %s", conn_id, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return URL.create("sqlite", database=str(path))
+
+
+def make_engine(url: URL | str) -> sa.Engine:
+    url = sa.make_url(url)
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # WAL lets mapped tasks in several processes read while one writes; busy_timeout makes
+            # writers wait for each other instead of failing with "database is locked".
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)

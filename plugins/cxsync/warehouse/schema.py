@@ -1,0 +1,161 @@
+"""The warehouse tables of DESIGN.md, one definition for SQLite and PostgreSQL, and their migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes in and out: timestamptz on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: cxsync stores UTC-aware times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _key(name: str) -> sa.Column:
+    return sa.Column(name, sa.String(255), primary_key=True)
+
+
+schema_version = sa.Table(
+    "cx_schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+agents = sa.Table(
+    "cx_agents", metadata,
+    _key("integration_id"), _key("agent_id"),
+    sa.Column("login_name", sa.Text), sa.Column("display_name", sa.Text), sa.Column("email", sa.Text),
+    sa.Column("role", sa.Text), sa.Column("is_enabled", sa.Boolean),
+    sa.Column("is_deleted", sa.Boolean, nullable=False),
+    sa.Column("group_ids", sa.Text), sa.Column("skill_ids", sa.Text),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False), sa.Column("last_synced_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime),
+    sa.Column("raw", sa.Text),
+)
+
+agent_groups = sa.Table(
+    "cx_agent_groups", metadata,
+    _key("integration_id"), _key("group_id"),
+    sa.Column("name", sa.Text), sa.Column("last_synced_at", UTCDateTime, nullable=False), sa.Column("raw", sa.Text),
+)
+
+skills = sa.Table(
+    "cx_skills", metadata,
+    _key("integration_id"), _key("skill_id"),
+    sa.Column("name", sa.Text), sa.Column("last_synced_at", UTCDateTime, nullable=False), sa.Column("raw", sa.Text),
+)
+
+interactions = sa.Table(
+    "cx_interactions", metadata,
+    _key("integration_id"), _key("interaction_id"),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("channel", sa.Text), sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider_status", sa.Text), sa.Column("subject", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False), sa.Column("ended_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime),
+    sa.Column("agent_id", sa.Text), sa.Column("customer_id", sa.Text),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("loaded_at", UTCDateTime, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("raw", sa.Text),
+    sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
+)
+
+messages = sa.Table(
+    "cx_messages", metadata,
+    _key("integration_id"), _key("interaction_id"), _key("message_id"),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("sender_type", sa.String(16), nullable=False),
+    sa.Column("sender_id", sa.Text), sa.Column("text", sa.Text),
+    sa.Column("is_private", sa.Boolean, nullable=False),
+    sa.Column("message_type", sa.Text),
+    sa.Column("raw", sa.Text),
+)
+
+sync_state = sa.Table(
+    "cx_sync_state", metadata,
+    _key("integration_id"), _key("stream"),
+    sa.Column("watermark", sa.Text), sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+retention_log = sa.Table(
+    "cx_retention_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration_id", sa.String(255), nullable=False),
+    sa.Column("run_at", UTCDateTime, nullable=False),
+    sa.Column("cutoff", UTCDateTime, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("interactions_deleted", sa.Integer, nullable=False),
+    sa.Column("messages_deleted", sa.Integer, nullable=False),
+    sa.Column("rejected_deleted", sa.Integer, nullable=False),
+    sa.Column("details", sa.Text),
+)
+
+rejected_records = sa.Table(
+    "cx_rejected_records", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration_id", sa.String(255), nullable=False),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text),
+    sa.Column("rejected_at", UTCDateTime, nullable=False),
+    sa.Index("ix_cx_rejected_integration", "integration_id", "rejected_at"),
+)
+
+# Tables whose rows hang off an interaction: retention deletes them with it. Later tables
+# (analytics, QA lists) register here too.
+INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
+
+# Migrations from version N-1 to N: a function run inside one transaction. Version 1 is the
+# create_all of the tables above; later versions add columns/tables without losing rows.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+_MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; idempotent. Returns the version now in place."""
+    if conn.dialect.name == "postgresql":
+        # Two workers starting at once must not both create tables: serialise on a lock.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    version = current_version(conn)
+    metadata.create_all(conn, checkfirst=True)
+    if version == 0:
+        version = 1
+        conn.execute(schema_version.insert().values(version=1, applied_at=datetime.now(UTC)))
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[target](conn)
+        conn.execute(schema_version.insert().values(version=target, applied_at=datetime.now(UTC)))
+        version = target
+    return version

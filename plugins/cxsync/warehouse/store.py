@@ -1,0 +1,459 @@
+"""The warehouse: schema, batched upserts, watermarks in the same transaction, retention deletes.
+
+Every write is an upsert keyed on the primary key (at-least-once delivery: re-running anything
+never duplicates a row). Rows are written in primary-key order so that two writers on PostgreSQL
+lock rows in the same order and never deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cxsync import settings
+from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
+from cxsync.warehouse import schema as t
+from cxsync.warehouse.connect import make_engine, resolve_url
+
+log = logging.getLogger(__name__)
+
+
+def to_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def format_watermark(moment: datetime) -> str:
+    """Watermarks are fixed-width ISO 8601 UTC strings, so they compare correctly as text too."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_watermark(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass
+class WriteStats:
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    messages_written: int = 0
+    messages_removed: int = 0
+    rejected: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class AgentSyncStats:
+    seen: int = 0
+    inserted: int = 0
+    updated: int = 0
+    marked_deleted: int = 0
+
+
+@dataclass
+class RetentionResult:
+    integration_id: str
+    cutoff: datetime
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Warehouse:
+    """One warehouse database; the same code on SQLite and PostgreSQL."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def from_url(cls, url: str | sa.URL) -> Warehouse:
+        return cls(make_engine(url))
+
+    @classmethod
+    def from_airflow(cls, conn_id: str | None = None) -> Warehouse:
+        """The `cxsync_warehouse` connection (or `conn_id`), else the embedded SQLite file."""
+        return cls(make_engine(resolve_url(conn_id)))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def ensure_schema(self) -> int:
+        with self.engine.begin() as conn:
+            return t.migrate(conn)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ---- agents -------------------------------------------------------------------------------
+
+    def sync_agents(
+        self,
+        integration_id: str,
+        agents: Iterable[AgentRecord],
+        *,
+        complete: bool = True,
+        synced_at: datetime | None = None,
+    ) -> AgentSyncStats:
+        """Upsert the roster. With `complete`, agents not in it are marked deleted, never removed."""
+        now = synced_at or datetime.now(UTC)
+        by_id = {a.agent_id: a for a in agents}
+        stats = AgentSyncStats(seen=len(by_id))
+        rows = [
+            {
+                "integration_id": integration_id,
+                "agent_id": a.agent_id,
+                "login_name": a.login_name,
+                "display_name": a.display_name,
+                "email": a.email,
+                "role": a.role,
+                "is_enabled": a.is_enabled,
+                "is_deleted": bool(a.is_deleted),
+                "group_ids": to_json(sorted(a.group_ids)),
+                "skill_ids": to_json(sorted(a.skill_ids)),
+                "first_seen_at": now,
+                "last_synced_at": now,
+                "deleted_at": now if a.is_deleted else None,
+                "raw": to_json(a.raw),
+            }
+            for _, a in sorted(by_id.items())
+        ]
+        table = t.agents
+        with self.engine.begin() as conn:
+            existing = set(
+                conn.execute(sa.select(table.c.agent_id).where(table.c.integration_id == integration_id)).scalars()
+            )
+            if rows:
+                stmt = self._insert(table)
+                keep = {"integration_id", "agent_id", "first_seen_at", "deleted_at"}
+                update = {c: stmt.excluded[c] for c in rows[0] if c not in keep}
+                # A deleted agent keeps the time it was first seen deleted; an agent back again has none.
+                update["deleted_at"] = sa.case(
+                    (stmt.excluded.is_deleted.is_(False), None),
+                    else_=sa.func.coalesce(table.c.deleted_at, stmt.excluded.deleted_at),
+                )
+                conn.execute(stmt.on_conflict_do_update(index_elements=["integration_id", "agent_id"], set_=update),
+                             rows)
+            stats.inserted = len(set(by_id) - existing)
+            stats.updated = len(set(by_id) & existing)
+            if complete:
+                vanished = sorted(existing - set(by_id))
+                for chunk in _chunks(vanished, settings.UPSERT_BATCH_ROWS):
+                    result = conn.execute(
+                        table.update()
+                        .where(table.c.integration_id == integration_id, table.c.agent_id.in_(chunk),
+                               table.c.is_deleted.is_(False))
+                        .values(is_deleted=True, deleted_at=now, last_synced_at=now)
+                    )
+                    stats.marked_deleted += result.rowcount
+        return stats
+
+    def upsert_groups(self, integration_id: str, groups: Iterable[GroupRecord]) -> int:
+        return self._upsert_named(t.agent_groups, "group_id", integration_id,
+                                  [(g.group_id, g.name, g.raw) for g in groups])
+
+    def upsert_skills(self, integration_id: str, skills: Iterable[SkillRecord]) -> int:
+        return self._upsert_named(t.skills, "skill_id", integration_id, [(s.skill_id, s.name, s.raw) for s in skills])
+
+    def _upsert_named(self, table: sa.Table, key: str, integration_id: str, items: list[tuple]) -> int:
+        now = datetime.now(UTC)
+        rows = sorted(
+            ({"integration_id": integration_id, key: k, "name": n, "last_synced_at": now, "raw": to_json(r)}
+             for k, n, r in items),
+            key=lambda r: r[key],
+        )
+        if not rows:
+            return 0
+        stmt = self._insert(table)
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["integration_id", key],
+                    set_={c: stmt.excluded[c] for c in ("name", "last_synced_at", "raw")},
+                ),
+                rows,
+            )
+        return len(rows)
+
+    # ---- interactions and messages --------------------------------------------------------------
+
+    def write_interactions(
+        self,
+        integration_id: str,
+        records: Sequence[InteractionRecord],
+        *,
+        rejected: Sequence[RejectedRecord] = (),
+        stream: str | None = None,
+        watermark: str | None = None,
+    ) -> WriteStats:
+        """Upsert interactions with their messages, rejected records and (optionally) the stream's
+        watermark, all in one transaction: the watermark never runs ahead of committed rows.
+
+        Unchanged interactions (same content hash) are skipped, so a re-run writes nothing.
+        """
+        stats = WriteStats(received=len(records) + len(rejected), rejected=len(rejected))
+        latest: dict[str, InteractionRecord] = {}
+        for record in records:
+            latest[record.interaction_id] = record  # the last copy in a batch wins
+        now = datetime.now(UTC)
+        prepared = {iid: _interaction_row(integration_id, rec, now) for iid, rec in sorted(latest.items())}
+
+        with self.engine.begin() as conn:
+            existing: dict[str, str] = {}
+            ids = list(prepared)
+            for chunk in _chunks(ids, settings.UPSERT_BATCH_ROWS):
+                existing.update(
+                    conn.execute(
+                        sa.select(t.interactions.c.interaction_id, t.interactions.c.content_hash).where(
+                            t.interactions.c.integration_id == integration_id,
+                            t.interactions.c.interaction_id.in_(chunk),
+                        )
+                    ).all()
+                )
+            to_write = [iid for iid in ids if existing.get(iid) != prepared[iid]["content_hash"]]
+            stats.unchanged = len(ids) - len(to_write)
+            stats.inserted = sum(1 for iid in to_write if iid not in existing)
+            stats.updated = len(to_write) - stats.inserted
+
+            if to_write:
+                stmt = self._insert(t.interactions)
+                cols = [c for c in prepared[to_write[0]] if c not in ("integration_id", "interaction_id")]
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["integration_id", "interaction_id"],
+                        set_={c: stmt.excluded[c] for c in cols},
+                        where=t.interactions.c.content_hash != stmt.excluded.content_hash,
+                    ),
+                    [prepared[iid] for iid in to_write],
+                )
+                message_rows = [
+                    _message_row(integration_id, iid, m) for iid in to_write for m in latest[iid].messages
+                ]
+                message_rows.sort(key=lambda r: (r["interaction_id"], r["message_id"]))
+                if message_rows:
+                    mstmt = self._insert(t.messages)
+                    mcols = [c for c in message_rows[0] if c not in ("integration_id", "interaction_id", "message_id")]
+                    for chunk in _chunks(message_rows, settings.UPSERT_BATCH_ROWS * 4):
+                        conn.execute(
+                            mstmt.on_conflict_do_update(
+                                index_elements=["integration_id", "interaction_id", "message_id"],
+                                set_={c: mstmt.excluded[c] for c in mcols},
+                            ),
+                            chunk,
+                        )
+                stats.messages_written = len(message_rows)
+                # A changed interaction's messages are exactly the new set: drop the ones it no longer has.
+                for iid in to_write:
+                    if iid in existing:
+                        keep = [m.message_id for m in latest[iid].messages]
+                        cond = [t.messages.c.integration_id == integration_id, t.messages.c.interaction_id == iid]
+                        if keep:
+                            cond.append(t.messages.c.message_id.not_in(keep))
+                        stats.messages_removed += conn.execute(t.messages.delete().where(*cond)).rowcount
+
+            if rejected:
+                self._insert_rejected(conn, integration_id, rejected, now)
+            if stream is not None and watermark is not None:
+                self._set_watermark(conn, integration_id, stream, watermark, now)
+        return stats
+
+    # ---- rejected records -----------------------------------------------------------------------
+
+    def reject(self, integration_id: str, rejected: Sequence[RejectedRecord]) -> int:
+        if rejected:
+            with self.engine.begin() as conn:
+                self._insert_rejected(conn, integration_id, rejected, datetime.now(UTC))
+        return len(rejected)
+
+    def _insert_rejected(self, conn, integration_id: str, rejected: Sequence[RejectedRecord], now: datetime) -> None:
+        conn.execute(
+            t.rejected_records.insert(),
+            [
+                {
+                    "integration_id": integration_id,
+                    "stream": r.stream,
+                    "record_key": r.record_key,
+                    "reason": r.reason,
+                    "raw": r.raw if isinstance(r.raw, str) or r.raw is None else to_json(r.raw),
+                    "rejected_at": now,
+                }
+                for r in rejected
+            ],
+        )
+
+    # ---- watermarks -----------------------------------------------------------------------------
+
+    def get_watermark(self, integration_id: str, stream: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(t.sync_state.c.watermark).where(
+                    t.sync_state.c.integration_id == integration_id, t.sync_state.c.stream == stream
+                )
+            ).scalar()
+
+    def set_watermark(self, integration_id: str, stream: str, watermark: str) -> None:
+        with self.engine.begin() as conn:
+            self._set_watermark(conn, integration_id, stream, watermark, datetime.now(UTC))
+
+    def _set_watermark(self, conn, integration_id: str, stream: str, watermark: str, now: datetime) -> None:
+        stmt = self._insert(t.sync_state).values(
+            integration_id=integration_id, stream=stream, watermark=watermark, updated_at=now
+        )
+        # Watermarks only move forward: a slow backfill finishing after an incremental run must not
+        # pull the incremental stream's watermark back (fixed-width ISO text compares in time order).
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["integration_id", "stream"],
+                set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
+                where=sa.or_(t.sync_state.c.watermark.is_(None), t.sync_state.c.watermark < stmt.excluded.watermark),
+            )
+        )
+
+    # ---- retention ------------------------------------------------------------------------------
+
+    def delete_older_than(
+        self,
+        integration_id: str,
+        cutoff: datetime,
+        *,
+        dry_run: bool = False,
+        batch_size: int = settings.RETENTION_DELETE_BATCH,
+    ) -> RetentionResult:
+        """Delete this integration's interactions that started before `cutoff`, with every row that
+        hangs off them, and its rejected records older than `cutoff`; log one cx_retention_log row.
+
+        Deletes run in batches of `batch_size` interactions, one short transaction each, so no lock
+        is held for long on a big warehouse.
+        """
+        it = t.interactions
+        old = sa.and_(it.c.integration_id == integration_id, it.c.started_at < cutoff)
+        rj = t.rejected_records
+        old_rejected = sa.and_(rj.c.integration_id == integration_id, rj.c.rejected_at < cutoff)
+        counts = {it.name: 0, **{child.name: 0 for child in t.INTERACTION_CHILD_TABLES}, rj.name: 0}
+
+        if dry_run:
+            with self.engine.connect() as conn:
+                old_ids = sa.select(it.c.interaction_id).where(old)
+                counts[it.name] = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
+                for child in t.INTERACTION_CHILD_TABLES:
+                    counts[child.name] = conn.execute(
+                        sa.select(sa.func.count()).select_from(child).where(
+                            child.c.integration_id == integration_id, child.c.interaction_id.in_(old_ids)
+                        )
+                    ).scalar_one()
+                counts[rj.name] = conn.execute(sa.select(sa.func.count()).where(old_rejected)).scalar_one()
+        else:
+            while True:
+                with self.engine.begin() as conn:
+                    batch = list(
+                        conn.execute(
+                            sa.select(it.c.interaction_id).where(old).order_by(it.c.interaction_id).limit(batch_size)
+                        ).scalars()
+                    )
+                    if not batch:
+                        break
+                    for child in t.INTERACTION_CHILD_TABLES:
+                        counts[child.name] += conn.execute(
+                            child.delete().where(child.c.integration_id == integration_id,
+                                                 child.c.interaction_id.in_(batch))
+                        ).rowcount
+                    counts[it.name] += conn.execute(
+                        it.delete().where(it.c.integration_id == integration_id, it.c.interaction_id.in_(batch))
+                    ).rowcount
+            while True:
+                with self.engine.begin() as conn:
+                    batch = list(conn.execute(sa.select(rj.c.id).where(old_rejected).limit(batch_size)).scalars())
+                    if not batch:
+                        break
+                    counts[rj.name] += conn.execute(rj.delete().where(rj.c.id.in_(batch))).rowcount
+
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.retention_log.insert().values(
+                    integration_id=integration_id,
+                    run_at=datetime.now(UTC),
+                    cutoff=cutoff,
+                    dry_run=dry_run,
+                    interactions_deleted=counts[it.name],
+                    messages_deleted=counts[t.messages.name],
+                    rejected_deleted=counts[rj.name],
+                    details=to_json(counts),
+                )
+            )
+        return RetentionResult(integration_id, cutoff, dry_run, counts)
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def table_counts(self, integration_id: str | None = None) -> dict[str, int]:
+        tables = [t.agents, t.agent_groups, t.skills, t.interactions, t.messages, t.rejected_records,
+                  t.retention_log, t.sync_state]
+        out = {}
+        with self.engine.connect() as conn:
+            for table in tables:
+                query = sa.select(sa.func.count()).select_from(table)
+                if integration_id is not None:
+                    query = query.where(table.c.integration_id == integration_id)
+                out[table.name] = conn.execute(query).scalar_one()
+        return out
+
+
+def _chunks(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _interaction_row(integration_id: str, rec: InteractionRecord, now: datetime) -> dict[str, Any]:
+    row = {
+        "integration_id": integration_id,
+        "interaction_id": rec.interaction_id,
+        "provider": rec.provider,
+        "channel": rec.channel,
+        "status": rec.status,
+        "provider_status": rec.provider_status,
+        "subject": rec.subject,
+        "started_at": rec.started_at,
+        "ended_at": rec.ended_at,
+        "updated_at": rec.updated_at,
+        "agent_id": rec.agent_id,
+        "customer_id": rec.customer_id,
+        "message_count": rec.message_count,
+        "raw": to_json(rec.raw),
+    }
+    digest = hashlib.sha256()
+    digest.update(to_json({k: v for k, v in row.items() if k != "integration_id"}).encode())
+    for m in rec.messages:
+        digest.update(to_json([m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text,
+                               m.is_private, m.message_type, m.raw]).encode())
+    row["content_hash"] = digest.hexdigest()
+    row["loaded_at"] = now
+    return row
+
+
+def _message_row(integration_id: str, interaction_id: str, m) -> dict[str, Any]:
+    return {
+        "integration_id": integration_id,
+        "interaction_id": interaction_id,
+        "message_id": m.message_id,
+        "seq": m.seq,
+        "sent_at": m.sent_at,
+        "sender_type": m.sender_type,
+        "sender_id": m.sender_id,
+        "text": m.text,
+        "is_private": bool(m.is_private),
+        "message_type": m.message_type,
+        "raw": to_json(m.raw),
+    }
