@@ -1,0 +1,26 @@
+"""The request layer both providers share: auth strategies, rate limit, retries, error sorting.
+
+Written once (singer-sdk style: auth, paging and retry are separate, swappable parts):
+- `auth.py`      how a request is authenticated, and how it recovers from one 401;
+- `ratelimit.py` a client-side requests/s limit;
+- `retry.py`     which failures are retried, and how long to wait;
+- `client.py`    `ApiClient`, which ties them together around a `requests.Session`.
+"""
+
+from cxsync.http.auth import AuthStrategy, BasicAuth, BearerAuth, NoAuth, OAuth1Auth, Token, TokenCache
+from cxsync.http.client import ApiClient
+from cxsync.http.ratelimit import RateLimiter
+from cxsync.http.retry import RetryPolicy
+
+__all__ = [
+    "ApiClient",
+    "AuthStrategy",
+    "BasicAuth",
+    "BearerAuth",
+    "NoAuth",
+    "OAuth1Auth",
+    "RateLimiter",
+    "RetryPolicy",
+    "Token",
+    "TokenCache",
+]

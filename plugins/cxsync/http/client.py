@@ -1,0 +1,221 @@
+"""`ApiClient`: one place that sends a request and decides what a failure means.
+
+- 2xx (and 304 when asked for) is returned;
+- 401 gets one retry after the auth strategy refreshes its credentials, then `AuthenticationError`;
+- 403 is `PermissionDenied`; any other 4xx but 429 is `ProviderRequestError`: fatal at once, with
+  status and body in the message;
+- 429 waits (`Retry-After`, at least 1 s), 5xx / resets / timeouts / truncated JSON back off
+  exponentially with jitter; bounded, then `RetriesExhausted` (Airflow's task retry takes over).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
+from cxsync.http.auth import AuthStrategy, NoAuth
+from cxsync.http.ratelimit import RateLimiter
+from cxsync.http.retry import RETRIABLE_EXCEPTIONS, RETRIABLE_STATUS, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+BODY_EXCERPT = 500
+DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read
+
+
+def mask_secret(value: str | None) -> None:
+    """Register a value with Airflow's secret masker, so it is redacted from every task log."""
+    if not value:
+        return
+    try:
+        from airflow.sdk.log import mask_secret as _mask
+    except ImportError:  # pragma: no cover - outside Airflow
+        return
+    _mask(value)
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    waited_seconds: float = 0.0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+class ApiClient:
+    """A `requests.Session` with auth, a rate limit, retries and the error sorting above."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        auth: AuthStrategy | None = None,
+        user_agent: str,
+        rate_limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        default_headers: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        explain: Callable[[requests.Response], str | None] | None = None,
+    ):
+        self.name = name
+        self.auth = auth or NoAuth()
+        self.rate_limiter = rate_limiter or RateLimiter(None)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.stats = RequestStats()
+        self.server_time: datetime | None = None
+        self._sleep = sleep
+        self._rng = random.Random()
+        # A provider-specific hint added to fatal errors (e.g. "enable Users on this App Key").
+        self._explain = explain
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        if default_headers:
+            self.session.headers.update(default_headers)
+        for secret in self.auth.secrets():
+            mask_secret(secret)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ---- public ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: AuthStrategy | None = None,
+        ok_status: Collection[int] = (),
+    ) -> requests.Response:
+        """Send with retries; return a 2xx response (or one whose status is in `ok_status`)."""
+        strategy = auth or self.auth
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            kwargs: dict[str, Any] = {"params": params, "headers": dict(headers or {}), "timeout": self.timeout}
+            if json_body is not None:
+                kwargs["json"] = json_body
+            if data is not None:
+                kwargs["data"] = data
+            strategy.prepare(kwargs)
+            self.stats.waited_seconds += self.rate_limiter.acquire()
+            self.stats.requests += 1
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except RETRIABLE_EXCEPTIONS as exc:
+                self._retry_or_raise(attempt, f"{method} {_path(url)}: {type(exc).__name__}", self.retry.backoff)
+                continue
+            self._note(response)
+            status = response.status_code
+            if 200 <= status < 300 or status in ok_status:
+                return response
+            if status == 401 and not refreshed and strategy.refresh():
+                refreshed = True
+                log.info("%s: 401 on %s %s; credentials refreshed, trying once more", self.name, method, _path(url))
+                continue
+            if status in RETRIABLE_STATUS:
+                if status == 429:
+                    self.stats.rate_limited += 1
+                    retry_after = response.headers.get("Retry-After")
+
+                    def wait(n, rng=None, _ra=retry_after):
+                        return self.retry.rate_limit_wait(n, _ra, rng)
+                else:
+                    wait = self.retry.backoff
+                self._retry_or_raise(attempt, f"{method} {_path(url)}: HTTP {status}", wait)
+                continue
+            raise self._fatal(method, url, response)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        return self.request_json("GET", url, **kwargs)
+
+    def post_json(self, url: str, **kwargs: Any) -> Any:
+        return self.request_json("POST", url, **kwargs)
+
+    def request_json(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Like `request`, parsing the body; a body cut short is retried like a reset."""
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self.request(method, url, **kwargs)
+            if response.status_code in (204, 304) or not response.content:
+                return None
+            try:
+                return response.json()
+            except (json.JSONDecodeError, ValueError):
+                self._retry_or_raise(attempt, f"{method} {_path(url)}: truncated or invalid JSON body",
+                                     self.retry.backoff)
+
+    # ---- private steps --------------------------------------------------------------------------
+
+    def _note(self, response: requests.Response) -> None:
+        self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
+        date = response.headers.get("Date")
+        if date:
+            try:
+                moment = parsedate_to_datetime(date)
+            except (TypeError, ValueError):
+                return
+            self.server_time = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def _retry_or_raise(self, attempt: int, what: str, wait_for: Callable[..., float]) -> None:
+        if attempt >= self.retry.max_attempts:
+            raise RetriesExhausted(f"{self.name}: {what}; gave up after {attempt} attempts")
+        wait = wait_for(attempt, self._rng)
+        self.stats.retries += 1
+        self.stats.waited_seconds += wait
+        log.warning("%s: %s; retry %d of %d in %.1f s", self.name, what, attempt,
+                    self.retry.max_attempts - 1, wait)
+        self._sleep(wait)
+
+    def _fatal(self, method: str, url: str, response: requests.Response) -> Exception:
+        status = response.status_code
+        body = _excerpt(response)
+        hint = self._explain(response) if self._explain else None
+        message = f"{self.name}: HTTP {status} from {method} {_path(url)}: {body}"
+        if hint:
+            message = f"{message}\n{hint}"
+        if status == 401:
+            return AuthenticationError(message)
+        if status == 403:
+            return PermissionDenied(message)
+        return ProviderRequestError(message, status=status, body=body)
+
+    def server_now(self) -> datetime:
+        """The provider's time from the latest `Date` header; local UTC time if none was seen."""
+        return self.server_time or datetime.now(UTC)
+
+
+def _path(url: str) -> str:
+    """Scheme, host and path, without the query string (which may carry ids, never secrets, but is long)."""
+    return url.split("?", 1)[0]
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = response.text or ""
+    text = " ".join(text.split())
+    if len(text) > BODY_EXCERPT:
+        text = text[:BODY_EXCERPT] + "..."
+    return text or "(empty body)"
