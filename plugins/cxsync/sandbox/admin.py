@@ -1,0 +1,138 @@
+"""The sandbox's admin API under `/_sandbox` (never rate limited or faulted).
+
+- `GET  /_sandbox`                              seed, start time, clock, options, providers
+- `GET  /_sandbox/clock`                        `{"now": iso}`
+- `POST /_sandbox/clock`                        `{"advance": "1d" | "3h" | "1d6h" | seconds}` or `{"set": iso}`
+- `GET|DELETE /_sandbox/counters`               requests served and faults injected (DELETE resets)
+- `GET|PUT /_sandbox/faults/{provider}`         the provider's FaultSettings (PUT merges the fields given)
+- `GET  /_sandbox/truth/{provider}?at=iso`      ground truth at `at` (default: now), see below
+- `GET  /_sandbox/switches[/{provider}]`        per-credential switches
+- `PUT|DELETE /_sandbox/switches/{provider}/{credential}`  merge `{name: value}` / drop all switches of it
+
+Ground truth answer: `{"provider", "at", "count", "interactions": [...]}`; each interaction is the world's
+neutral shape (LivePerson: see `liveperson.LivePersonWorld.ground_truth`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from cxsync.sandbox.core import PROVIDER_NAMES, Sandbox, parse_duration, parse_instant
+
+
+def _provider(name: str) -> str:
+    if name not in PROVIDER_NAMES:
+        raise HTTPException(404, detail=f"unknown provider {name!r}; known: {list(PROVIDER_NAMES)}")
+    return name
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise HTTPException(400, detail="the body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise HTTPException(400, detail="the body must be a JSON object")
+    return body
+
+
+def build_router(sandbox: Sandbox) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox", tags=["sandbox admin"])
+
+    @router.get("")
+    def sandbox_info() -> dict[str, Any]:
+        return {
+            "seed": sandbox.seed,
+            "genesis": sandbox.genesis.isoformat(),
+            "now": sandbox.clock.now().isoformat(),
+            "options": {k: v for k, v in sandbox.options.items() if _jsonable(v)},
+            "providers": [name for name in PROVIDER_NAMES if sandbox.world(name) is not None],
+        }
+
+    @router.get("/clock")
+    def clock_get() -> dict[str, str]:
+        return {"now": sandbox.clock.now().isoformat()}
+
+    @router.post("/clock")
+    async def clock_post(request: Request) -> dict[str, str]:
+        body = await _json_object(request)
+        try:
+            if "advance" in body:
+                sandbox.clock.advance(parse_duration(body["advance"]))
+            elif "set" in body:
+                sandbox.clock.set(parse_instant(body["set"]))
+            else:
+                raise ValueError('send {"advance": "1d"} (or "3h", seconds) or {"set": "2025-01-31T02:00:00Z"}')
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
+        return {"now": sandbox.clock.now().isoformat()}
+
+    @router.get("/counters")
+    def counters_get() -> dict[str, Any]:
+        return sandbox.counters.snapshot()
+
+    @router.delete("/counters")
+    def counters_reset() -> dict[str, Any]:
+        sandbox.counters.reset()
+        return sandbox.counters.snapshot()
+
+    @router.get("/faults/{provider}")
+    def faults_get(provider: str) -> dict[str, Any]:
+        return sandbox.faults[_provider(provider)].to_dict()
+
+    @router.put("/faults/{provider}")
+    async def faults_put(provider: str, request: Request) -> dict[str, Any]:
+        name = _provider(provider)
+        body = await _json_object(request)
+        try:
+            settings = sandbox.faults[name].update(body)
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
+        sandbox.set_faults(name, settings)
+        return settings.to_dict()
+
+    @router.get("/truth/{provider}")
+    def truth(provider: str, at: str | None = None) -> Response:
+        name = _provider(provider)
+        world = sandbox.world(name)
+        if world is None:
+            raise HTTPException(404, detail=f"provider {name!r} is not running in this sandbox")
+        try:
+            when: datetime = parse_instant(at) if at else sandbox.clock.now()
+        except ValueError as exc:
+            raise HTTPException(400, detail=f"at: {exc}") from exc
+        interactions = world.ground_truth(when)
+        return JSONResponse(
+            {"provider": name, "at": when.isoformat(), "count": len(interactions), "interactions": interactions}
+        )
+
+    @router.get("/switches")
+    def switches_all() -> dict[str, Any]:
+        return sandbox.switches
+
+    @router.get("/switches/{provider}")
+    def switches_provider(provider: str) -> dict[str, Any]:
+        return sandbox.switches.get(_provider(provider), {})
+
+    @router.put("/switches/{provider}/{credential}")
+    async def switches_put(provider: str, credential: str, request: Request) -> dict[str, Any]:
+        name = _provider(provider)
+        body = await _json_object(request)
+        for key, value in body.items():
+            sandbox.set_switch(name, credential, key, value)
+        return sandbox.switches[name].get(credential, {})
+
+    @router.delete("/switches/{provider}/{credential}")
+    def switches_delete(provider: str, credential: str) -> dict[str, Any]:
+        sandbox.switches.get(_provider(provider), {}).pop(credential, None)
+        return {}
+
+    return router
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | list | dict | type(None))

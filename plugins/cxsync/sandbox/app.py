@@ -1,0 +1,51 @@
+"""`create_app(sandbox)`: one FastAPI app serving the admin API and every provider on one port."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from cxsync.sandbox.core import PROVIDER_NAMES, FaultMiddleware, Sandbox
+
+
+def provider_modules() -> dict[str, ModuleType]:
+    """The provider modules that exist. A missing module is skipped; a broken one raises (never hidden)."""
+    found: dict[str, ModuleType] = {}
+    for name in PROVIDER_NAMES:
+        qualified = f"cxsync.sandbox.{name}"
+        try:
+            found[name] = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+    return found
+
+
+def init_worlds(sandbox: Sandbox) -> dict[str, ModuleType]:
+    """Create each provider's world once per sandbox."""
+    modules = provider_modules()
+    for name, module in modules.items():
+        if getattr(sandbox, name, None) is None:
+            module.init_world(sandbox)
+    return modules
+
+
+def create_app(sandbox: Sandbox) -> FastAPI:
+    from cxsync.sandbox import admin
+
+    app = FastAPI(
+        title="cxsync sandbox providers",
+        description="Local stand-ins for LivePerson and HelpDesk, plus the /_sandbox admin API.",
+        docs_url="/_sandbox/docs",
+        redoc_url=None,
+        openapi_url="/_sandbox/openapi.json",
+    )
+    app.state.sandbox = sandbox
+    modules = init_worlds(sandbox)
+    app.include_router(admin.build_router(sandbox))
+    for module in modules.values():
+        app.include_router(module.build_router(sandbox))
+    app.add_middleware(FaultMiddleware, sandbox=sandbox)
+    return app
