@@ -21,6 +21,9 @@ _KNOWN_KEYS = {
     "id", "provider", "label", "description", "conn_id", "backfill_weeks", "retention",
     "conversation_analytics", "schedule", "options",
 }
+_TOP_LEVEL_KEYS = {"warehouse_conn_id", "integrations"}
+# Airflow's cron presets (airflow.utils.dates.cron_presets); anything else must be a 5-field cron line.
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 
 
 class ConfigError(ValueError):
@@ -82,6 +85,9 @@ def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConf
         raise ConfigError(
             f"{file_path}: integrations file not found; create it or set {settings.INTEGRATIONS_FILE_ENV}"
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{file_path}: cannot read the integrations file: {reason}") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -92,6 +98,12 @@ def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConf
         raise ConfigError(f"{file_path}: the top level must be a mapping with an `integrations` list")
 
     config = IntegrationsConfig(path=file_path)
+    unknown = sorted(map(str, set(document) - _TOP_LEVEL_KEYS))
+    if unknown:
+        config.errors.append(
+            f"{file_path}: unknown top-level field(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(_TOP_LEVEL_KEYS))}"
+        )
     conn = document.get("warehouse_conn_id", settings.DEFAULT_WAREHOUSE_CONN_ID)
     if not isinstance(conn, str) or not conn.strip():
         config.errors.append(f"{file_path}: field `warehouse_conn_id`: must be a non-empty string")
@@ -130,13 +142,16 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     if not isinstance(entry, dict):
         problems.append("must be a mapping with at least id, provider and conn_id")
         return None
-    unknown = sorted(set(entry) - _KNOWN_KEYS)
+    unknown = sorted(map(str, set(entry) - _KNOWN_KEYS))
     if unknown:
         problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
 
     ident = entry.get("id")
     if not isinstance(ident, str) or not _ID_RE.match(ident):
         problems.append(f"field `id`: {ident!r} must match {settings.INTEGRATION_ID_PATTERN} (e.g. lp_main)")
+    elif len(ident) > settings.MAX_INTEGRATION_ID_LENGTH:
+        # The id is part of DAG ids and tags, which Airflow limits (250 and 100 characters).
+        problems.append(f"field `id`: {ident!r} is longer than {settings.MAX_INTEGRATION_ID_LENGTH} characters")
 
     provider = entry.get("provider")
     if provider not in settings.PROVIDERS:
@@ -172,7 +187,10 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
 
     schedule = entry.get("schedule", settings.DEFAULT_SCHEDULE)
     if not isinstance(schedule, str) or not _valid_cron(schedule):
-        problems.append(f"field `schedule`: {schedule!r} is not a valid cron expression (e.g. \"0 2 * * *\")")
+        problems.append(
+            f"field `schedule`: {schedule!r} is not a valid 5-field cron expression (e.g. \"0 2 * * *\") "
+            f"or preset ({', '.join(sorted(_CRON_PRESETS))})"
+        )
 
     options = entry.get("options", {}) or {}
     if not isinstance(options, dict):
@@ -209,4 +227,8 @@ def _parse_retention(value: Any, problems: list[str]) -> Retention | None:
 def _valid_cron(expression: str) -> bool:
     from croniter import croniter
 
-    return bool(expression.strip()) and croniter.is_valid(expression)
+    expression = expression.strip()
+    if expression.startswith("@"):
+        return expression in _CRON_PRESETS
+    # croniter also takes a 6th (seconds) field, which Airflow's cron timetables do not mean.
+    return len(expression.split()) == 5 and croniter.is_valid(expression)

@@ -132,8 +132,9 @@ rejected_records = sa.Table(
 # (analytics, QA lists) register here too.
 INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
 
-# Migrations from version N-1 to N: a function run inside one transaction. Version 1 is the
-# create_all of the tables above; later versions add columns/tables without losing rows.
+# Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has
+# rows. A new warehouse skips them (create_all builds the current tables). Later versions add
+# columns/tables without losing rows.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
@@ -150,12 +151,19 @@ def migrate(conn: Connection) -> int:
         # Two workers starting at once must not both create tables: serialise on a lock.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     version = current_version(conn)
-    metadata.create_all(conn, checkfirst=True)
     if version == 0:
-        version = 1
-        conn.execute(schema_version.insert().values(version=1, applied_at=datetime.now(UTC)))
+        # A new warehouse gets today's tables as they are: migrations are for existing rows only.
+        metadata.create_all(conn, checkfirst=True)
+        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the warehouse has schema version {version}, newer than this cxsync ({SCHEMA_VERSION}): upgrade cxsync"
+        )
     for target in range(version + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[target](conn)
         conn.execute(schema_version.insert().values(version=target, applied_at=datetime.now(UTC)))
         version = target
+    # Tables that a later version added without a migration step (new, empty tables).
+    metadata.create_all(conn, checkfirst=True)
     return version

@@ -1,0 +1,138 @@
+"""Warehouse schema: the DESIGN.md tables, the recorded schema version, and migrations that keep rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from cxsync.records import AgentRecord, InteractionRecord, MessageRecord
+from cxsync.warehouse import Warehouse
+from cxsync.warehouse import schema as t
+
+# Columns DESIGN.md names, per table (more are welcome), and the primary keys it fixes.
+CONTRACT = {
+    "cx_agents": (["integration_id", "agent_id"], ["login_name", "display_name", "email", "role", "is_enabled",
+                                                   "is_deleted", "first_seen_at", "last_synced_at", "raw"]),
+    "cx_interactions": (["integration_id", "interaction_id"], [
+        "provider", "channel", "status", "provider_status", "subject", "started_at", "ended_at", "updated_at",
+        "agent_id", "customer_id", "message_count", "loaded_at", "raw"]),
+    "cx_messages": (["integration_id", "interaction_id", "message_id"], [
+        "seq", "sent_at", "sender_type", "sender_id", "text", "is_private"]),
+    "cx_sync_state": (["integration_id", "stream"], ["watermark", "updated_at"]),
+    "cx_retention_log": (None, ["integration_id", "run_at", "cutoff", "dry_run"]),
+    "cx_rejected_records": (None, ["integration_id", "stream", "record_key", "reason", "raw", "rejected_at"]),
+}
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_ensure_schema_creates_the_contract_tables(warehouse):
+    inspector = sa.inspect(warehouse.engine)
+    for table, (pk, columns) in CONTRACT.items():
+        assert inspector.has_table(table), table
+        present = {c["name"] for c in inspector.get_columns(table)}
+        assert set(columns) <= present, (table, set(columns) - present)
+        if pk is not None:
+            assert inspector.get_pk_constraint(table)["constrained_columns"] == pk
+
+
+def _versions(wh: Warehouse) -> list[int]:
+    with wh.engine.connect() as conn:
+        return list(conn.execute(sa.select(t.schema_version.c.version).order_by(t.schema_version.c.version)).scalars())
+
+
+def _seed(wh: Warehouse) -> None:
+    wh.sync_agents("lp", [AgentRecord("a1", display_name="Ann")], synced_at=T0)
+    wh.write_interactions("lp", [InteractionRecord(
+        "c1", "liveperson", "closed", T0, messages=[MessageRecord("m1", 1, T0, "customer", text="hi")])])
+    wh.set_watermark("lp", "interactions", "2026-03-01T00:00:00.000000Z")
+
+
+def test_schema_version_is_recorded_and_ensure_schema_is_idempotent(warehouse):
+    assert _versions(warehouse) == [t.SCHEMA_VERSION]
+    _seed(warehouse)
+    before = warehouse.table_counts()
+    assert warehouse.ensure_schema() == t.SCHEMA_VERSION
+    assert warehouse.ensure_schema() == t.SCHEMA_VERSION
+    assert _versions(warehouse) == [t.SCHEMA_VERSION]
+    assert warehouse.table_counts() == before
+    assert warehouse.get_watermark("lp", "interactions") == "2026-03-01T00:00:00.000000Z"
+
+
+@pytest.fixture
+def next_version(monkeypatch):
+    """Pretend the code moved to schema version N+1, which adds `cx_agents.nickname` and a new table.
+
+    Returns (N+1, the migrations that ran, the metadata of version N).
+    """
+    target = t.SCHEMA_VERSION + 1
+    current = t.metadata
+    newer = sa.MetaData()
+    for table in current.sorted_tables:
+        table.to_metadata(newer)
+    newer.tables["cx_agents"].append_column(sa.Column("nickname", sa.Text))
+    sa.Table("cx_future", newer, sa.Column("id", sa.Integer, primary_key=True))
+    ran: list[int] = []
+
+    def add_nickname(conn) -> None:
+        ran.append(target)
+        conn.execute(sa.text("ALTER TABLE cx_agents ADD COLUMN nickname TEXT"))
+        conn.execute(sa.text("UPDATE cx_agents SET nickname = display_name"))
+
+    monkeypatch.setattr(t, "metadata", newer)
+    monkeypatch.setattr(t, "SCHEMA_VERSION", target)
+    monkeypatch.setattr(t, "MIGRATIONS", {**t.MIGRATIONS, target: add_nickname})
+    return target, ran, current
+
+
+def test_old_warehouse_is_migrated_without_losing_rows(warehouse_url, next_version):
+    target, ran, old_metadata = next_version
+    # An "old" warehouse, as the previous version of the code left it, with rows in it ...
+    old = Warehouse.from_url(warehouse_url)
+    with old.engine.begin() as conn:
+        old_metadata.create_all(conn)
+        conn.execute(t.schema_version.insert().values(version=target - 1, applied_at=T0))
+    _seed(old)
+    before = old.table_counts()
+    old.dispose()
+
+    # ... then the new code starts.
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        assert wh.ensure_schema() == target
+        assert ran == [target]
+        assert _versions(wh) == [target - 1, target]
+        assert wh.table_counts() == before
+        with wh.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT agent_id, nickname FROM cx_agents")).all() == [("a1", "Ann")]
+            assert conn.execute(sa.text("SELECT interaction_id FROM cx_interactions")).all() == [("c1",)]
+        assert sa.inspect(wh.engine).has_table("cx_future")
+        assert wh.get_watermark("lp", "interactions") == "2026-03-01T00:00:00.000000Z"
+        # idempotent: nothing runs twice
+        assert wh.ensure_schema() == target
+        assert ran == [target]
+        assert _versions(wh) == [target - 1, target]
+        assert wh.table_counts() == before
+    finally:
+        wh.dispose()
+
+
+def test_new_warehouse_gets_the_current_schema_without_running_migrations(warehouse_url, next_version):
+    target, ran, _ = next_version
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        assert wh.ensure_schema() == target
+        assert ran == []  # create_all already built cx_agents with `nickname`
+        assert _versions(wh) == [target]
+        assert "nickname" in {c["name"] for c in sa.inspect(wh.engine).get_columns("cx_agents")}
+    finally:
+        wh.dispose()
+
+
+def test_warehouse_newer_than_the_code_is_refused(warehouse):
+    with warehouse.engine.begin() as conn:
+        conn.execute(t.schema_version.insert().values(version=t.SCHEMA_VERSION + 5, applied_at=T0))
+    with pytest.raises(RuntimeError, match="newer than this cxsync"):
+        warehouse.ensure_schema()
