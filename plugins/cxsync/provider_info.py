@@ -49,7 +49,8 @@ LIVEPERSON_CONNECTION = {
             "Authentication", "oauth1: app keys (four values); oauth2: client credentials.", "oauth1",
             ["oauth1", "oauth2"],
         ),
-        "access_token": _text("Access Token", "OAuth 1.0 only: the app key's Access Token."),
+        # LivePerson issues all four app-key values as credentials: the token is masked like its secret.
+        "access_token": _secret("Access Token", "OAuth 1.0 only: the app key's Access Token."),
         "access_token_secret": _secret("Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."),
         "source": _text("Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"),
         "users_api_version": _text("Users API version", "Value of the Users API `v` parameter.", "4.0"),
