@@ -77,6 +77,8 @@ class ApiClient:
         self.timeout = timeout
         self.stats = RequestStats()
         self.server_time: datetime | None = None
+        # When (monotonic) `server_time` was read, so `server_clock()` can run the provider's clock forward.
+        self.server_time_seen_at: float | None = None
         self._sleep = sleep
         self._rng = random.Random()
         # A provider-specific hint added to fatal errors (e.g. "enable Users on this App Key").
@@ -179,6 +181,7 @@ class ApiClient:
             except (TypeError, ValueError):
                 return
             self.server_time = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            self.server_time_seen_at = time.monotonic()
 
     def _retry_or_raise(self, attempt: int, what: str, wait_for: Callable[..., float]) -> None:
         if attempt >= self.retry.max_attempts:
@@ -206,6 +209,16 @@ class ApiClient:
     def server_now(self) -> datetime:
         """The provider's time from the latest `Date` header; local UTC time if none was seen."""
         return self.server_time or datetime.now(UTC)
+
+    def server_clock(self) -> float:
+        """Epoch seconds on the provider's clock: the latest `Date` plus the time elapsed here since.
+
+        Token lifetimes (`expires_in`, a JWT's `exp`) are on the provider's clock; comparing them with
+        ours breaks when the two disagree (skew, or a sandbox whose clock is frozen in the past).
+        """
+        if self.server_time is None or self.server_time_seen_at is None:
+            return time.time()
+        return self.server_time.timestamp() + max(0.0, time.monotonic() - self.server_time_seen_at)
 
 
 def _path(url: str) -> str:

@@ -1,0 +1,341 @@
+"""LivePerson source: Messaging Interactions pages in, complete normalized records out.
+
+What it asks, and why:
+- `window(start, end)`: every conversation that *started* in [start, end). LivePerson rounds `start.from`
+  down and `start.to` up to 10 minutes, so an answer may hold conversations of the neighbouring windows:
+  they are left to those windows (day windows never double-load) and counted in the log.
+- `changes(since, until)`: conversations updated since `since` minus an overlap (the 10-minute rounding
+  plus late data), among those that started within a look-back wide enough for conversations still open.
+- Both page with `limit=100` by offset until `_metadata.count`; a `partialResult` answer is asked again;
+  `isPartial` records are fetched again by id (up to 100 per request); records are deduplicated by id
+  within the query, the count is verified after paging and a query whose result set moved is paged again.
+- Ranges wider than LivePerson's 3-month limit are split.
+
+Integration options (`options:` in the integrations file), all optional:
+`incremental_overlap_minutes` (30, at least 10), `open_conversation_days` (30, at most 88: the API's
+3-month limit with room for its rounding), `partial_retries` (3), `repage_limit` (3),
+`content_to_retrieve` (list of sections; default below).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cxsync.config import ConfigError
+from cxsync.errors import FatalError, RetriableError
+from cxsync.records import InteractionRecord, RejectedRecord
+from cxsync.sources import liveperson_mapping as mapping
+from cxsync.sources.base import Page, Roster, Source
+
+if TYPE_CHECKING:
+    from cxsync.config import Integration
+    from cxsync.hooks.liveperson import LivePersonHook
+
+log = logging.getLogger(__name__)
+
+INTERACTIONS_STREAM = "interactions"
+AGENTS_STREAM = "agents"
+GROUPS_STREAM = "agent_groups"
+SKILLS_STREAM = "skills"
+
+PAGE_LIMIT = 100
+BY_ID_BATCH = 100
+# LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards by up to 10 minutes;
+# 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
+MAX_RANGE = timedelta(days=88)
+CONTENT_TO_RETRIEVE = (
+    "messageRecords", "agentParticipants", "consumerParticipants", "transfers", "interactions", "dialogs",
+    "conversationSurveys", "summary", "sdes",
+)
+
+
+@dataclass(frozen=True)
+class LivePersonOptions:
+    overlap: timedelta = timedelta(minutes=30)
+    open_window: timedelta = timedelta(days=30)
+    partial_retries: int = 3
+    repage_limit: int = 3
+    content_to_retrieve: tuple[str, ...] = CONTENT_TO_RETRIEVE
+
+    @classmethod
+    def from_integration(cls, integration: Integration) -> LivePersonOptions:
+        options: Mapping[str, Any] = integration.options or {}
+        where = f"integration {integration.id!r}: option"
+
+        def whole(key: str, default: int, low: int, high: int) -> int:
+            value = options.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{where} `{key}`: {value!r} must be a whole number from {low} to {high}")
+            return value
+
+        content = options.get("content_to_retrieve", CONTENT_TO_RETRIEVE)
+        if not isinstance(content, list | tuple) or not all(isinstance(c, str) and c for c in content):
+            raise ConfigError(f"{where} `content_to_retrieve`: must be a list of section names, e.g. messageRecords")
+        if "messageRecords" not in content:
+            raise ConfigError(f"{where} `content_to_retrieve`: must include messageRecords (the transcripts)")
+        return cls(
+            overlap=timedelta(minutes=whole("incremental_overlap_minutes", 30, 10, 24 * 60)),
+            open_window=timedelta(days=whole("open_conversation_days", 30, 1, MAX_RANGE.days)),
+            partial_retries=whole("partial_retries", 3, 0, 20),
+            repage_limit=whole("repage_limit", 3, 0, 20),
+            content_to_retrieve=tuple(content),
+        )
+
+
+def split_range(start: datetime, end: datetime, span: timedelta = MAX_RANGE) -> list[tuple[datetime, datetime]]:
+    """[start, end) in consecutive pieces of at most `span`, oldest first."""
+    pieces = []
+    cursor = start
+    while cursor < end:
+        nxt = min(cursor + span, end)
+        pieces.append((cursor, nxt))
+        cursor = nxt
+    return pieces
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def record_key(record: Any) -> str:
+    """The conversation id, or a digest of the record when it has none (it is rejected, but only once)."""
+    key = mapping.conversation_key(record)
+    return key if key else "digest:" + _digest(record)
+
+
+def _digest(record: Any) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class LivePersonSource(Source):
+    provider = "liveperson"
+
+    def __init__(self, integration: Integration, hook: LivePersonHook | None = None):
+        super().__init__(integration)
+        if hook is None:
+            from cxsync.hooks.liveperson import LivePersonHook
+
+            hook = LivePersonHook(integration.conn_id)
+        self.hook = hook
+        self.options = LivePersonOptions.from_integration(integration)
+        self._bot_ids: set[str] | None = None
+
+    def close(self) -> None:
+        self.hook.close()
+
+    def server_now(self) -> datetime:
+        return self.hook.server_now()
+
+    # ---- roster -----------------------------------------------------------------------------------
+
+    def roster(self) -> Roster:
+        users = self.hook.users()  # a missing "Users" permission fails here, in plain words
+        roster = Roster(agents=[])
+        for user in users:
+            try:
+                roster.agents.append(mapping.map_user(user))
+            except mapping.MappingError as exc:
+                roster.rejected.append(RejectedRecord(AGENTS_STREAM, _id_or_none(user), str(exc), user))
+        for group in self.hook.agent_groups():
+            try:
+                roster.groups.append(mapping.map_group(group))
+            except mapping.MappingError as exc:
+                roster.rejected.append(RejectedRecord(GROUPS_STREAM, _id_or_none(group), str(exc), group))
+        for skill in self.hook.skills():
+            try:
+                roster.skills.append(mapping.map_skill(skill))
+            except mapping.MappingError as exc:
+                roster.rejected.append(RejectedRecord(SKILLS_STREAM, _id_or_none(skill), str(exc), skill))
+        self._bot_ids = mapping.bot_ids_of(users)
+        return roster
+
+    # ---- conversations ----------------------------------------------------------------------------
+
+    def window(self, start: datetime, end: datetime) -> Iterator[Page]:
+        pieces = split_range(start, end)
+        for n, (lo, hi) in enumerate(pieces, 1):
+            lo_ms, hi_ms = to_ms(lo), to_ms(hi)
+
+            def inside(record: Any, lo_ms: int = lo_ms, hi_ms: int = hi_ms) -> bool:
+                started = mapping.conversation_start_ms(record)
+                # A record without a readable start is kept: the mapping rejects it with the reason.
+                return started is None or lo_ms <= started < hi_ms
+
+            body = {"start": {"from": lo_ms, "to": hi_ms - 1}}
+            label = f"window {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}" + (
+                f" (part {n} of {len(pieces)})" if len(pieces) > 1 else "")
+            yield from self._query(body, label, keep=inside)
+
+    def changes(self, since: datetime | None, until: datetime) -> Iterator[Page]:
+        if since is None:
+            # First run without a watermark: everything that started within the look-back.
+            start_from, updated_from = until - self.options.open_window, None
+        else:
+            updated_from = since - self.options.overlap
+            start_from = min(until - self.options.open_window, updated_from)
+        pieces = split_range(start_from, until)
+        for n, (lo, hi) in enumerate(pieces, 1):
+            body: dict[str, Any] = {"start": {"from": to_ms(lo), "to": to_ms(hi)}}
+            if updated_from is not None:
+                body["latestUpdateTime"] = {"from": to_ms(updated_from)}
+            what = f"updated since {updated_from:%Y-%m-%d %H:%M}" if updated_from else "first run"
+            label = f"changes ({what}, started {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M})" + (
+                f" part {n} of {len(pieces)}" if len(pieces) > 1 else "")
+            yield from self._query(body, label)
+
+    # ---- paging -----------------------------------------------------------------------------------
+
+    def _query(self, filters: Mapping[str, Any], label: str,
+               keep: Callable[[Any], bool] | None = None) -> Iterator[Page]:
+        """Page one search to its end; page it again when its result set moved while paging."""
+        body = {**filters, "status": ["OPEN", "CLOSE"], "contentToRetrieve": list(self.options.content_to_retrieve)}
+        yielded: dict[str, str] = {}  # id -> digest of the copy already yielded (dedupe, newest copy wins)
+        outside = 0
+        for attempt in range(1, self.options.repage_limit + 2):
+            first_count: int | None = None
+            last_count = 0
+            seen: set[str] = set()
+            offset = 0
+            page_no = 0
+            while True:
+                answer = self._search_page(body, offset, label)
+                records = [r for r in answer.get("conversationHistoryRecords") or []]
+                count = _count(answer, offset, len(records))
+                first_count = count if first_count is None else first_count
+                last_count = count
+                page_no += 1
+                pages = max(1, math.ceil(count / PAGE_LIMIT))
+                fresh: list[Any] = []
+                for record in records:
+                    key = record_key(record)
+                    seen.add(key)
+                    digest = _digest(record)
+                    if yielded.get(key) == digest:
+                        continue  # moved across a page boundary, or seen in an earlier pass: already written
+                    if keep is not None and not keep(record):
+                        outside += 1 if key not in yielded else 0
+                        yielded[key] = digest
+                        continue
+                    yielded[key] = digest
+                    fresh.append(record)
+                yield self._page(fresh, f"{label}: page {page_no} of {pages}"
+                                        + (f" (pass {attempt})" if attempt > 1 else ""))
+                offset += PAGE_LIMIT
+                if offset >= count or not records:
+                    break
+            if last_count == first_count and len(seen) >= last_count:
+                if outside:
+                    log.info("%s: %d conversation(s) outside the window were left to the neighbouring window "
+                             "(LivePerson rounds the range to 10 minutes)", label, outside)
+                return
+            log.warning("%s: the result set moved while paging (count %s at the start, %s at the end, %d distinct "
+                        "conversations seen); paging it again (%d of %d)", label, first_count, last_count, len(seen),
+                        attempt, self.options.repage_limit)
+        raise RetriableError(f"{label}: the result set kept changing while paging "
+                             f"({self.options.repage_limit + 1} passes); try again later")
+
+    def _search_page(self, body: Mapping[str, Any], offset: int, label: str) -> dict[str, Any]:
+        """One page; an answer flagged `partialResult` (shards missing) is asked again, bounded."""
+        for attempt in range(1, self.options.partial_retries + 2):
+            answer = self.hook.search_conversations(body, offset=offset, limit=PAGE_LIMIT)
+            if not _partial_result(answer):
+                return answer
+            if attempt <= self.options.partial_retries:
+                log.warning("%s: LivePerson answered offset %d only partially (partialResult); asking again "
+                            "(%d of %d)", label, offset, attempt, self.options.partial_retries)
+                self.hook.backoff(attempt)
+        raise RetriableError(f"{label}: LivePerson answered offset {offset} only partially (partialResult: true) "
+                             f"{self.options.partial_retries + 1} times; an incomplete answer is never accepted")
+
+    def _complete(self, records: list[Any], label: str) -> list[Any]:
+        """Records flagged `isPartial` fetched again by id, up to 100 per request, bounded."""
+        wanted = [mapping.conversation_key(r) for r in records if mapping.is_partial(r)]
+        wanted = [w for w in dict.fromkeys(wanted) if w]
+        if not wanted:
+            return records
+        fetched: dict[str, Any] = {}
+        for attempt in range(1, self.options.partial_retries + 2):
+            remaining = [w for w in wanted if w not in fetched]
+            for start in range(0, len(remaining), BY_ID_BATCH):
+                batch = remaining[start : start + BY_ID_BATCH]
+                answer = self.hook.conversations_by_id(batch, self.options.content_to_retrieve)
+                if _partial_result(answer):
+                    continue
+                for record in answer.get("conversationHistoryRecords") or []:
+                    key = mapping.conversation_key(record)
+                    if key in batch and not mapping.is_partial(record):
+                        fetched[key] = record
+            if len(fetched) == len(wanted):
+                break
+            if attempt <= self.options.partial_retries:
+                self.hook.backoff(attempt)
+        else:
+            missing = [w for w in wanted if w not in fetched]
+            raise RetriableError(f"{label}: {len(missing)} conversation(s) stayed truncated (isPartial) after "
+                                 f"re-fetching by id, e.g. {missing[:3]}; a truncated transcript is never stored")
+        log.info("%s: %d truncated conversation(s) (isPartial) fetched again by id", label, len(wanted))
+        return [fetched.get(mapping.conversation_key(r) or "", r) if mapping.is_partial(r) else r for r in records]
+
+    def _page(self, records: list[Any], label: str) -> Page:
+        records = self._complete(records, label)
+        bots = self._bots_if_needed(records)
+        mapped: list[InteractionRecord] = []
+        rejected: list[RejectedRecord] = []
+        for record in records:
+            try:
+                mapped.append(mapping.map_conversation(record, bot_ids=bots))
+            except mapping.MappingError as exc:
+                key = mapping.conversation_key(record)
+                log.warning("%s: conversation %s rejected: %s", label, key or "(no id)", exc)
+                rejected.append(RejectedRecord(INTERACTIONS_STREAM, key, str(exc), record))
+        return Page(records=mapped, rejected=rejected, label=label)
+
+    def _bots_if_needed(self, records: Sequence[Any]) -> set[str]:
+        """Bot ids from the Users API, asked once and only when a record leaves an agent's user type out."""
+        if self._bot_ids is not None or not any(_untyped_agent_messages(r) for r in records):
+            return self._bot_ids or set()
+        try:
+            self._bot_ids = mapping.bot_ids_of(self.hook.users())
+        except FatalError as exc:
+            log.warning("could not read the Users API to tell bots from agents (%s); agents without a user type "
+                        "in the record count as human", str(exc).splitlines()[0])
+            self._bot_ids = set()
+        return self._bot_ids
+
+
+def _untyped_agent_messages(record: Any) -> bool:
+    if not isinstance(record, Mapping):
+        return False
+    types = mapping.participant_types(record)
+    for message in record.get("messageRecords") or []:
+        if (isinstance(message, Mapping) and str(message.get("sentBy", "")).lower() == "agent"
+                and mapping.as_text(message.get("participantId")) not in types):
+            return True
+    return False
+
+
+def _partial_result(answer: Mapping[str, Any]) -> bool:
+    shards = (answer.get("_metadata") or {}).get("shardsStatusResult") or {}
+    flag = shards.get("partialResult") if isinstance(shards, Mapping) else None
+    return flag is True or (isinstance(flag, str) and flag.lower() == "true")
+
+
+def _count(answer: Mapping[str, Any], offset: int, received: int) -> int:
+    """`_metadata.count`; without it, assume another page while pages come back full."""
+    count = (answer.get("_metadata") or {}).get("count")
+    if isinstance(count, int | float) and not isinstance(count, bool):
+        return int(count)
+    if isinstance(count, str) and count.strip().isdigit():
+        return int(count)
+    return offset + received + (PAGE_LIMIT if received >= PAGE_LIMIT else 0)
+
+
+def _id_or_none(item: Any) -> str | None:
+    return mapping.as_text(item.get("id")) if isinstance(item, Mapping) else None

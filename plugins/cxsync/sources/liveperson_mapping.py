@@ -1,0 +1,446 @@
+"""LivePerson answers -> normalized records. Pure functions: a record dict in, a record out.
+
+Mapping (DESIGN.md): `info.conversationId` is the interaction id; `OPEN`/`CLOSE` map to open/closed
+(`provider_status` keeps the raw value); `latestAgentId` is the agent; the first consumer participant is
+the customer; `messageRecords` are the messages, ordered by the provider's `seq` then time and numbered
+from 1; `sentBy` Agent/Consumer (any case), bots recognised by the participant's user type;
+`audience` `AGENTS_AND_MANAGERS` is a private note. Every id is text, every time UTC from epoch ms.
+
+A record that cannot be mapped raises `MappingError` with a reason a person can act on; the source
+turns it into a `RejectedRecord` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, SkillRecord
+
+PROVIDER = "liveperson"
+PRIVATE_AUDIENCE = "AGENTS_AND_MANAGERS"
+STATUS_MAP = {"OPEN": "open", "CLOSE": "closed", "CLOSED": "closed"}
+# Users API `userTypeId`: 0 system, 1 human, 2 bot.
+USER_TYPE_ROLES = {0: "system", 2: "bot"}
+BOT_TYPE_NAMES = {"bot", "2"}
+SYSTEM_TYPE_NAMES = {"system", "0"}
+# `endTime` of an open conversation.
+OPEN_END_MARKERS = {"", "-1", "undefined", "null", "none"}
+MAX_DESCRIPTION = 2000
+# Time strings LivePerson writes next to the epoch-ms fields, e.g. "2017-06-12 14:26:12.839+0000".
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
+
+
+class MappingError(ValueError):
+    """A record we cannot map; the message is the reason stored with the rejected record."""
+
+
+# ---- small readers ---------------------------------------------------------------------------------
+
+
+def as_text(value: Any) -> str | None:
+    """Ids arrive as numbers or strings: always text; blanks are None. 12.0 stays "12"."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def epoch_ms(value: Any) -> int | None:
+    """An epoch-millisecond value (number or numeric string); None when absent or the -1 "not yet" marker."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in OPEN_END_MARKERS:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise MappingError(f"{value!r} is not an epoch-milliseconds time") from None
+    if not isinstance(value, int | float):
+        raise MappingError(f"{value!r} is not an epoch-milliseconds time")
+    if value < 0:
+        return None
+    return int(value)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def parse_time_string(value: Any) -> datetime | None:
+    """LivePerson's time strings; None for the open-conversation markers."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        ms = epoch_ms(value)
+        return from_ms(ms) if ms is not None else None
+    text = str(value).strip()
+    if text.lower() in OPEN_END_MARKERS:
+        return None
+    candidate = text.replace("Z", "+0000") if text.endswith("Z") else text
+    for fmt in TIME_FORMATS:
+        try:
+            return datetime.strptime(candidate, fmt).astimezone(UTC)
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MappingError(f"{value!r} is not a time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def read_time(obj: Mapping[str, Any], ms_key: str, text_key: str, what: str) -> datetime | None:
+    """The epoch-ms field when present, else the string field; a value that is not a time is an error."""
+    try:
+        if obj.get(ms_key) is not None:
+            ms = epoch_ms(obj.get(ms_key))
+            if ms is not None:
+                return from_ms(ms)
+            # -1: "not yet" (an open conversation's end); the string says the same or nothing.
+            text = obj.get(text_key)
+            return parse_time_string(text) if text not in (None, -1) else None
+        return parse_time_string(obj.get(text_key))
+    except MappingError as exc:
+        raise MappingError(f"{what}: {exc}") from None
+
+
+# ---- conversation -> interaction --------------------------------------------------------------------
+
+
+def conversation_key(record: Any) -> str | None:
+    """The conversation id when it can be read at all (for rejected records and dedupe)."""
+    if isinstance(record, Mapping) and isinstance(record.get("info"), Mapping):
+        return as_text(record["info"].get("conversationId"))
+    return None
+
+
+def conversation_start_ms(record: Any) -> int | None:
+    """The start time in epoch ms, or None when the record does not say (the mapping then rejects it)."""
+    try:
+        info = record["info"]
+        started = read_time(info, "startTimeL", "startTime", "start time")
+    except (KeyError, TypeError, MappingError):
+        return None
+    return int(started.timestamp() * 1000) if started else None
+
+
+def is_partial(record: Any) -> bool:
+    """`info.isPartial`: the record was cut short and must be fetched again by id."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("info"), Mapping):
+        return False
+    flag = record["info"].get("isPartial")
+    return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+
+
+def participant_types(record: Mapping[str, Any]) -> dict[str, str]:
+    """participant id -> lower-case user type name ("human", "bot", "system") from `agentParticipants`."""
+    types: dict[str, str] = {}
+    for participant in record.get("agentParticipants") or []:
+        if not isinstance(participant, Mapping):
+            continue
+        kind = as_text(participant.get("userTypeName")) or as_text(participant.get("userType"))
+        if not kind:
+            continue
+        for key in ("agentId", "participantId", "agentPid"):
+            pid = as_text(participant.get(key))
+            if pid:
+                types[pid] = kind.lower()
+    return types
+
+
+def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> InteractionRecord:
+    """One `conversationHistoryRecords` entry -> an `InteractionRecord` with its messages.
+
+    `bot_ids`: agent ids the Users API marks as bots (`userTypeId` 2), for participants whose
+    `userTypeName` the record leaves out.
+    """
+    if not isinstance(record, Mapping):
+        raise MappingError(f"a conversation record must be a JSON object, got {type(record).__name__}")
+    info = record.get("info")
+    if not isinstance(info, Mapping):
+        raise MappingError("the conversation record has no `info` object")
+    conversation_id = as_text(info.get("conversationId"))
+    if not conversation_id:
+        raise MappingError("`info.conversationId` is missing")
+    raw_status = as_text(info.get("status"))
+    status = STATUS_MAP.get((raw_status or "").upper())
+    if status is None:
+        raise MappingError(f"`info.status` {raw_status!r} is neither OPEN nor CLOSE")
+    started_at = read_time(info, "startTimeL", "startTime", "`info.startTime`")
+    if started_at is None:
+        raise MappingError("`info.startTimeL` / `info.startTime` is missing")
+    ended_at = read_time(info, "endTimeL", "endTime", "`info.endTime`") if status == "closed" else None
+
+    messages = map_messages(record, conversation_id, bot_ids=bot_ids)
+    consumers = [c for c in record.get("consumerParticipants") or [] if isinstance(c, Mapping)]
+    customer_id = next((as_text(c.get("participantId")) for c in consumers if as_text(c.get("participantId"))), None)
+    agent_id = as_text(info.get("latestAgentId"))
+    if agent_id == "-1":
+        agent_id = None
+
+    # The latest event the record shows: start, messages, agents joining, transfers, close.
+    times = [t for t in (started_at, ended_at) if t is not None]
+    times += [m.sent_at for m in messages if m.sent_at is not None]
+    times += _event_times(record.get("agentParticipants")) + _event_times(record.get("transfers"))
+    raw = {k: v for k, v in record.items() if k != "messageRecords"}  # messages keep their own raw
+    return InteractionRecord(
+        interaction_id=conversation_id,
+        provider=PROVIDER,
+        status=status,
+        provider_status=raw_status,
+        started_at=started_at,
+        ended_at=ended_at,
+        updated_at=max(times),
+        channel=channel_of(info),
+        subject=None,
+        agent_id=agent_id,
+        customer_id=customer_id,
+        messages=messages,
+        raw=raw,
+    )
+
+
+def _event_times(items: Any) -> list[datetime]:
+    """`timeL` of participants or transfers; an unreadable one only leaves `updated_at` less precise."""
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping):
+            try:
+                moment = read_time(item, "timeL", "time", "event")
+            except MappingError:
+                continue
+            if moment is not None:
+                out.append(moment)
+    return out
+
+
+def channel_of(info: Mapping[str, Any]) -> str:
+    """Messaging, with the entry point when the record says (e.g. `messaging:app`)."""
+    source = as_text(info.get("source"))
+    return f"messaging:{source.lower()}" if source else "messaging"
+
+
+def map_messages(record: Mapping[str, Any], conversation_id: str, *,
+                 bot_ids: Collection[str] = ()) -> list[MessageRecord]:
+    items = record.get("messageRecords")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise MappingError("`messageRecords` must be a list")
+    types = participant_types(record)
+    bots = {str(b) for b in bot_ids}
+    parsed: list[tuple[tuple, MessageRecord]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise MappingError(f"message {index + 1} of {conversation_id} is not a JSON object")
+        message = map_message(item, types, bots, where=f"message {index + 1}")
+        seq = _number(item.get("seq"))
+        moment = message.sent_at.timestamp() if message.sent_at else float("inf")
+        parsed.append(((seq if seq is not None else float("inf"), moment, index), message))
+    parsed.sort(key=lambda pair: pair[0])
+
+    out: list[MessageRecord] = []
+    by_id: dict[str, MessageRecord] = {}
+    for _, message in parsed:
+        seen = by_id.get(message.message_id)
+        if seen is not None:
+            if seen.raw != message.raw:
+                raise MappingError(f"message id {message.message_id!r} appears twice with different content")
+            continue  # the same message sent twice in one answer
+        by_id[message.message_id] = message
+        message.seq = len(out) + 1
+        out.append(message)
+    return out
+
+
+def map_message(item: Mapping[str, Any], types: Mapping[str, str], bots: Collection[str], *,
+                where: str) -> MessageRecord:
+    message_id = as_text(item.get("messageId"))
+    if not message_id:
+        raise MappingError(f"{where}: `messageId` is missing")
+    sent_at = read_time(item, "timeL", "time", f"{where} ({message_id}) time")
+    participant = as_text(item.get("participantId"))
+    sender_type = sender_type_of(item.get("sentBy"), types.get(participant or ""), participant in bots,
+                                 where=f"{where} ({message_id})")
+    audience = (as_text(item.get("audience")) or "ALL").upper()
+    return MessageRecord(
+        message_id=message_id,
+        seq=0,  # numbered once all messages are ordered
+        sent_at=sent_at,
+        sender_type=sender_type,
+        sender_id=participant,
+        text=message_text(item),
+        is_private=audience == PRIVATE_AUDIENCE,
+        message_type=as_text(item.get("type")),
+        raw=dict(item),
+    )
+
+
+def sender_type_of(sent_by: Any, participant_type: str | None, listed_bot: bool, *, where: str) -> str:
+    who = (as_text(sent_by) or "").lower()
+    if who == "consumer":
+        return "customer"
+    if who == "agent":
+        if listed_bot or participant_type in BOT_TYPE_NAMES:
+            return "bot"
+        if participant_type in SYSTEM_TYPE_NAMES:
+            return "system"
+        return "agent"
+    if who == "bot":
+        return "bot"
+    if who == "system":
+        return "system"
+    raise MappingError(f"{where}: `sentBy` {sent_by!r} is neither Agent nor Consumer")
+
+
+def message_text(item: Mapping[str, Any]) -> str | None:
+    """The words of a message: `msg.text`; a file's caption or a short description; rich content's texts."""
+    data = item.get("messageData")
+    if not isinstance(data, Mapping):
+        return None
+    msg = data.get("msg")
+    if isinstance(msg, Mapping) and msg.get("text") is not None:
+        return str(msg["text"])
+    file = data.get("file")
+    if isinstance(file, Mapping):
+        caption = as_text(file.get("caption"))
+        if caption:
+            return caption
+        kind = as_text(file.get("fileType"))
+        return f"[file: {kind}]" if kind else "[file]"
+    rich = data.get("richContent")
+    if rich is not None:
+        content = rich.get("content") if isinstance(rich, Mapping) else rich
+        if isinstance(content, str):
+            try:
+                content = json.loads(content)
+            except ValueError:
+                return _short(f"[rich content] {content}")
+        texts = _texts(content)
+        return _short("[rich content] " + " / ".join(texts)) if texts else "[rich content]"
+    kind = as_text(item.get("type"))
+    return f"[{kind.lower()}]" if kind else None
+
+
+def _texts(node: Any) -> list[str]:
+    """`text` and `title` strings of a structured-content tree, in order."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for key in ("title", "text"):
+            value = node.get(key)
+            if isinstance(value, str) and value.strip():
+                found.append(value.strip())
+        for key, value in node.items():
+            if isinstance(value, list | Mapping) and key not in ("title", "text"):
+                found.extend(_texts(value))
+    elif isinstance(node, list):
+        for child in node:
+            found.extend(_texts(child))
+    return found
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 3] + "..."
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- roster -------------------------------------------------------------------------------------------
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise MappingError(f"{value!r} is not true or false")
+
+
+def user_type(user: Mapping[str, Any]) -> int | None:
+    value = _number(user.get("userTypeId"))
+    return int(value) if value is not None else None
+
+
+def role_of(user: Mapping[str, Any]) -> str:
+    """bot / system by user type; for people, the profile's name when the answer carries one, else
+    agent_manager for managers of groups, else agent."""
+    kind = user_type(user)
+    if kind in USER_TYPE_ROLES:
+        return USER_TYPE_ROLES[kind]
+    for profile in user.get("profiles") or []:
+        if isinstance(profile, Mapping) and as_text(profile.get("name")):
+            return "_".join(str(profile["name"]).lower().split())
+    if user.get("managerOf"):
+        return "agent_manager"
+    return "agent"
+
+
+def map_user(user: Any) -> AgentRecord:
+    if not isinstance(user, Mapping):
+        raise MappingError(f"a user must be a JSON object, got {type(user).__name__}")
+    agent_id = as_text(user.get("id"))
+    if not agent_id:
+        raise MappingError("the user has no `id`")
+    try:
+        deleted = bool(_bool(user.get("deleted")))
+        enabled = _bool(user.get("isEnabled"))
+    except MappingError as exc:
+        raise MappingError(f"user {agent_id}: {exc}") from None
+    member_of = user.get("memberOf")
+    groups = []
+    if isinstance(member_of, Mapping) and as_text(member_of.get("agentGroupId")):
+        groups.append(as_text(member_of.get("agentGroupId")))
+    elif isinstance(member_of, list):
+        groups = [g for g in (as_text(m.get("agentGroupId")) for m in member_of if isinstance(m, Mapping)) if g]
+    skills = [s for s in (as_text(x) for x in user.get("skillIds") or []) if s]
+    display = as_text(user.get("fullName")) or as_text(user.get("nickname")) or as_text(user.get("loginName"))
+    return AgentRecord(
+        agent_id=agent_id,
+        login_name=as_text(user.get("loginName")),
+        display_name=display,
+        email=as_text(user.get("email")),
+        role=role_of(user),
+        is_enabled=enabled,
+        is_deleted=deleted,
+        group_ids=[g for g in groups if g],
+        skill_ids=skills,
+        raw=dict(user),
+    )
+
+
+def map_group(group: Any) -> GroupRecord:
+    if not isinstance(group, Mapping) or not as_text(group.get("id")):
+        raise MappingError("an agent group without an `id`")
+    return GroupRecord(group_id=as_text(group["id"]), name=as_text(group.get("name")), raw=dict(group))
+
+
+def map_skill(skill: Any) -> SkillRecord:
+    if not isinstance(skill, Mapping) or not as_text(skill.get("id")):
+        raise MappingError("a skill without an `id`")
+    return SkillRecord(skill_id=as_text(skill["id"]), name=as_text(skill.get("name")), raw=dict(skill))
+
+
+def bot_ids_of(users: Collection[Mapping[str, Any]]) -> set[str]:
+    """Agent ids the Users API marks as bots."""
+    return {as_text(u.get("id")) for u in users if isinstance(u, Mapping) and user_type(u) == 2 and u.get("id")}
