@@ -167,9 +167,13 @@ BUILDERS = {
 def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for integration in config.integrations:
-        for builder in BUILDERS.values():
-            dag = builder(integration)
-            dags[dag.dag_id] = dag
+        # All four DAGs of an integration or none; one integration Airflow refuses never hides the others.
+        try:
+            built = [builder(integration) for builder in BUILDERS.values()]
+        except Exception as exc:
+            config.errors.append(f"{config.path}: integration {integration.id!r}: Airflow refused its DAGs: {exc}")
+            continue
+        dags.update((dag.dag_id, dag) for dag in built)
     if config.errors:
         for error in config.errors:
             warnings.warn(f"cxsync: {error}", UserWarning, stacklevel=1)

@@ -1,0 +1,155 @@
+"""Task glue: a pipeline not built yet fails plainly; errors no retry can fix fail at once; the rest runs."""
+
+from __future__ import annotations
+
+import sys
+import types
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from airflow.sdk.exceptions import AirflowFailException
+
+from cxsync import registry, tasks
+from cxsync.errors import PermissionDenied, RetriableError
+from cxsync.records import AgentRecord
+from cxsync.sources.base import Roster, Source
+
+INTEGRATIONS = """
+integrations:
+  - {id: lp_main, provider: liveperson, conn_id: liveperson_main, retention: {value: 30, unit: days}}
+  - {id: hd_main, provider: helpdesk, conn_id: helpdesk_main}
+"""
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    path = tmp_path / "integrations.yaml"
+    path.write_text(INTEGRATIONS)
+    monkeypatch.setenv("CXSYNC_INTEGRATIONS_FILE", str(path))
+    monkeypatch.setenv("CXSYNC_WAREHOUSE_PATH", str(tmp_path / "warehouse.db"))
+    monkeypatch.delenv("AIRFLOW_CONN_CXSYNC_WAREHOUSE", raising=False)
+    return tmp_path
+
+
+def point_source_at(monkeypatch, provider: str, source: str) -> None:
+    spec = registry.PROVIDERS[provider]
+    monkeypatch.setitem(registry.PROVIDERS, provider, registry.ProviderSpec(spec.name, spec.display_name, source,
+                                                                            spec.hook))
+
+
+@pytest.mark.parametrize("provider", ["liveperson", "helpdesk"])
+@pytest.mark.parametrize("source", ["cxsync.sources.not_built_yet:Source", "cxsync.settings:NoSuchSource"])
+def test_tasks_of_a_provider_not_built_yet_fail_plainly(env, monkeypatch, provider, source):
+    point_source_at(monkeypatch, provider, source)
+    integration_id = {"liveperson": "lp_main", "helpdesk": "hd_main"}[provider]
+    window = {"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-02T00:00:00+00:00"}
+    calls = [
+        lambda: tasks.roster_sync(integration_id),
+        lambda: tasks.plan_backfill(integration_id, 1),
+        lambda: tasks.backfill_window(integration_id, window),
+        lambda: tasks.incremental(integration_id),
+    ]
+    for call in calls:
+        with pytest.raises(AirflowFailException, match=f"^not implemented yet for {provider}"):
+            call()
+    # it fails before touching the warehouse
+    assert not (env / "warehouse.db").exists()
+
+
+def test_a_broken_source_module_is_not_mistaken_for_a_missing_one(monkeypatch):
+    """A source that exists but lacks one of its own dependencies must say so, not "not implemented yet"."""
+    import importlib.abc
+    import importlib.util
+
+    class BrokenModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            return importlib.util.spec_from_loader(name, self) if name == "cxsync_test_broken" else None
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            import cxsync_no_such_dependency  # noqa: F401
+
+    monkeypatch.setattr(sys, "meta_path", [BrokenModule(), *sys.meta_path])
+    with pytest.raises(ModuleNotFoundError) as info:
+        registry.load("cxsync_test_broken:Source")
+    assert info.value.name == "cxsync_no_such_dependency"
+    sys.modules.pop("cxsync_test_broken", None)
+
+
+def test_unknown_integration_fails_at_once(env):
+    with pytest.raises(AirflowFailException, match="no valid integration with id 'nope'"):
+        tasks.roster_sync("nope")
+
+
+class FakeSource(Source):
+    provider = "liveperson"
+    behaviour = "ok"
+
+    def server_now(self) -> datetime:
+        return datetime(2026, 3, 1, tzinfo=UTC)
+
+    def roster(self) -> Roster:
+        if FakeSource.behaviour == "forbidden":
+            raise PermissionDenied("the credentials lack the Users permission (403): grant it to the API key")
+        if FakeSource.behaviour == "flaky":
+            raise RetriableError("503 from the provider")
+        return Roster(agents=[AgentRecord("a1", display_name="Ann"), AgentRecord("a2")])
+
+    def window(self, start, end):
+        return iter(())
+
+    def changes(self, since, until):
+        return iter(())
+
+
+@pytest.fixture
+def fake_source(env, monkeypatch):
+    module = types.ModuleType("cxsync_test_fake_source")
+    module.FakeSource = FakeSource
+    monkeypatch.setitem(sys.modules, "cxsync_test_fake_source", module)
+    point_source_at(monkeypatch, "liveperson", "cxsync_test_fake_source:FakeSource")
+    monkeypatch.setattr(FakeSource, "behaviour", "ok")
+    return env
+
+
+def test_roster_sync_with_a_working_source_writes_the_warehouse(fake_source):
+    result = tasks.roster_sync("lp_main")
+    assert result["agents"] == 2 and result["new"] == 2
+    engine = sa.create_engine(f"sqlite:///{fake_source / 'warehouse.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT agent_id FROM cx_agents ORDER BY agent_id")).scalars().all() == ["a1", "a2"]
+    engine.dispose()
+
+
+def test_fatal_errors_fail_the_task_at_once(fake_source, monkeypatch):
+    monkeypatch.setattr(FakeSource, "behaviour", "forbidden")
+    with pytest.raises(AirflowFailException, match="lack the Users permission"):
+        tasks.roster_sync("lp_main")
+
+
+def test_retriable_errors_are_left_to_airflows_retries(fake_source, monkeypatch):
+    monkeypatch.setattr(FakeSource, "behaviour", "flaky")
+    with pytest.raises(RetriableError):
+        tasks.roster_sync("lp_main")
+
+
+def test_plan_backfill_and_empty_windows(fake_source):
+    windows = tasks.plan_backfill("lp_main", 1)
+    assert len(windows) == 7
+    assert windows[-1]["end"] == "2026-03-01T00:00:00+00:00"
+    assert tasks.backfill_window("lp_main", windows[0])["conversations"] == 0
+    tasks.finish_backfill("lp_main", windows)
+    assert tasks.incremental("lp_main")["watermark"] == "2026-03-01T00:00:00.000000Z"
+
+
+def test_retention_needs_no_provider_code(env, monkeypatch):
+    point_source_at(monkeypatch, "liveperson", "cxsync.sources.not_built_yet:Source")
+    result = tasks.retention("lp_main", dry_run=True)
+    assert result["dry_run"] is True and result["cx_interactions"] == 0
+    engine = sa.create_engine(f"sqlite:///{env / 'warehouse.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT integration_id, dry_run FROM cx_retention_log")).all() == [("lp_main", 1)]
+    engine.dispose()
