@@ -1,0 +1,240 @@
+"""`python -m cxsync.sandbox`: serve the sandbox LivePerson and HelpDesk on one loopback port.
+
+Prints the Airflow connections to use (as `export AIRFLOW_CONN_...='...'` lines), serves until SIGTERM or
+SIGINT (Ctrl-C), then stops cleanly. `--help` lists every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from cxsync.sandbox.core import FaultSettings, Sandbox, parse_instant
+
+FAULT_PREFIXES = {"liveperson": "lp", "helpdesk": "hd"}
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def _instant(text: str) -> str:
+    try:
+        parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2025-03-14T09:30:00Z") from None
+    return text
+
+
+def _switch(text: str) -> tuple[str, str, str, Any]:
+    try:
+        target, value = text.split("=", 1)
+        provider, credential, name = target.split(":", 2)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use PROVIDER:CREDENTIAL:NAME=VALUE, e.g. liveperson:my-app-key:users_permission=false"
+        ) from None
+    lowered = value.strip().lower()
+    parsed: Any = {"true": True, "false": False}.get(lowered, value)
+    return provider, credential, name, parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cxsync.sandbox.app import provider_modules
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cxsync.sandbox",
+        description="Local stand-ins for the LivePerson and HelpDesk APIs on one loopback port, with seeded data, "
+        "a frozen clock you move with POST /_sandbox/clock, and injectable faults. Prints the Airflow "
+        "connections to use; stops cleanly on SIGTERM or Ctrl-C.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (keep it on loopback)")
+    server.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    server.add_argument("--seed", default="1", help="data seed: the same seed gives the same data")
+    server.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        help="the sandbox clock's start (ISO 8601); default: the real UTC time floored to the minute. The clock is "
+        "frozen: it moves only with POST /_sandbox/clock {'advance': '1d'}",
+    )
+    server.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+
+    for module in provider_modules().values():
+        add = getattr(module, "add_cli_options", None)
+        if add is not None:
+            add(parser)
+
+    for provider, p in FAULT_PREFIXES.items():
+        group = parser.add_argument_group(
+            f"{provider} faults and limits", "probabilities are 0..1, drawn from a generator seeded by --seed"
+        )
+        group.add_argument(
+            f"--{p}-rate-limit",
+            type=_positive,
+            default=None,
+            metavar="RPS",
+            help="requests per second before answering 429 (default: unlimited)",
+        )
+        group.add_argument(f"--{p}-no-retry-after", action="store_true", help="answer 429 without a Retry-After header")
+        group.add_argument(f"--{p}-p-5xx", type=_probability, default=0.0, help="probability of a 500/503 answer")
+        group.add_argument(
+            f"--{p}-p-reset", type=_probability, default=0.0, help="probability of resetting the TCP connection"
+        )
+        group.add_argument(
+            f"--{p}-p-slow", type=_probability, default=0.0, help="probability of answering after --slow-seconds"
+        )
+        group.add_argument(
+            f"--{p}-slow-seconds", type=float, default=5.0, help="delay of a slow answer (above the client's timeout)"
+        )
+        group.add_argument(
+            f"--{p}-p-truncate", type=_probability, default=0.0, help="probability of a JSON body cut in half"
+        )
+        if provider == "liveperson":
+            group.add_argument(
+                "--lp-p-partial",
+                type=_probability,
+                default=0.0,
+                help="probability of a msgHist page with shardsStatusResult.partialResult true (records missing)",
+            )
+            group.add_argument(
+                "--lp-p-is-partial",
+                type=_probability,
+                default=0.0,
+                help="probability, per record, of info.isPartial true with messageRecords cut (by-id is always whole)",
+            )
+
+    switches = parser.add_argument_group("switches")
+    switches.add_argument(
+        "--lp-revoke-users",
+        action="append",
+        default=[],
+        metavar="APP_KEY_OR_CLIENT_ID",
+        help="remove the Users permission from this LivePerson credential (403 on Users, groups, skills); the "
+        "built-in liveperson_nousers key never has it. Repeatable",
+    )
+    switches.add_argument(
+        "--switch",
+        action="append",
+        default=[],
+        type=_switch,
+        metavar="PROVIDER:CREDENTIAL:NAME=VALUE",
+        help="any per-credential switch, e.g. liveperson:sandbox-lp-app-key:msghist_permission=false. Repeatable; "
+        "also settable at runtime with PUT /_sandbox/switches/{provider}/{credential}",
+    )
+    return parser
+
+
+def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
+    out: dict[str, FaultSettings] = {}
+    for provider, p in FAULT_PREFIXES.items():
+        values = vars(args)
+        settings = FaultSettings(
+            rate_limit_rps=values[f"{p}_rate_limit"],
+            retry_after=not values[f"{p}_no_retry_after"],
+            p_5xx=values[f"{p}_p_5xx"],
+            p_reset=values[f"{p}_p_reset"],
+            p_slow=values[f"{p}_p_slow"],
+            slow_seconds=values[f"{p}_slow_seconds"],
+            p_truncate=values[f"{p}_p_truncate"],
+            p_partial=values.get(f"{p}_p_partial", 0.0),
+            p_is_partial=values.get(f"{p}_p_is_partial", 0.0),
+        )
+        settings.validate()
+        out[provider] = settings
+    return out
+
+
+def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
+    seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
+    sandbox = Sandbox(seed=seed, now=args.now, options=dict(vars(args)), faults=faults_from_args(args))
+    return sandbox
+
+
+class QuietExitServer(uvicorn.Server):
+    """uvicorn's server, except that a stop signal ends it with exit status 0 (uvicorn re-raises the signal
+    after its graceful shutdown, which would kill the process with it instead of returning)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self, sig: int, frame: Any) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C stops at once
+        self.should_exit = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cxsync.sandbox.app import create_app
+    from cxsync.sandbox.server import build_connection_uris, uvicorn_config
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        sandbox = sandbox_from_args(args)
+        app = create_app(sandbox)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for credential in args.lp_revoke_users:
+        sandbox.set_switch("liveperson", credential, "users_permission", False)
+    for provider, credential, name, value in args.switch:
+        sandbox.set_switch(provider, credential, name, value)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    print(
+        f"# cxsync sandbox on http://{args.host}:{port} (seed {sandbox.seed}, clock {sandbox.clock.now().isoformat()})"
+    )
+    print(f"# admin API: http://{args.host}:{port}/_sandbox (docs: /_sandbox/docs)")
+    print("# Airflow connections:")
+    for conn_id, conn in build_connection_uris(sandbox, args.host, port).items():
+        print(f"export AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(json.dumps(conn, sort_keys=True))}")
+    sys.stdout.flush()
+
+    server = QuietExitServer(uvicorn_config(app, log_level=args.log_level))
+    stop_on = (signal.SIGTERM, signal.SIGINT)
+    for sig in stop_on:
+        signal.signal(sig, server.request_exit)
+    # On SIGTERM/SIGINT the server stops accepting, finishes open requests (a few seconds at most), returns.
+    server.run(sockets=[sock])
+    sock.close()
+    print("# cxsync sandbox stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
