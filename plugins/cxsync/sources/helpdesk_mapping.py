@@ -1,0 +1,272 @@
+"""HelpDesk answers to normalized records: pure functions, no I/O.
+
+Tickets (DESIGN.md, "Mapping"): the ticket `ID` is the interaction id; `solved`/`closed` are `closed`,
+every other status `open` (the raw one kept in `provider_status`); `assignment.agent.ID` is the agent;
+the requester's email is the customer; message events are the messages.
+
+Choices where the notes leave room:
+- Messages are the `message` events only, private notes included (`is_private`), attachment-only
+  messages too (text None). Status, assignment and unknown events are not conversation turns: they stay
+  in the interaction's `raw["events"]`, which holds every event but the messages (those are in
+  cx_messages already). An event of a type we do not know is kept there, never an error.
+- `seq` follows event order, i.e. `(date, ID)`: the array order when the API sends it chronologically,
+  and still the conversation's order when it does not.
+- `ended_at` of a solved or closed ticket is the date of the status event that set that status (the
+  latest change to `solved`/`closed`: solved, then closed by the system days later, ended when closed,
+  as the ticket's own history says). Without such a status event: `updatedAt`.
+- `sender_id` is the event author's `ID` (the client's email when a client author has no ID).
+- `text` is the message's `text` as sent (empty for attachment-only messages); only when it is missing
+  or empty and `richTextHtml` has content is the plain text derived from the HTML.
+
+A ticket without a usable `ID` or `createdAt` becomes a `RejectedRecord` with the reason; one bad
+message event is rejected on its own and the ticket still loads.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
+
+PROVIDER = "helpdesk"
+INTERACTIONS_STREAM = "interactions"
+AGENTS_STREAM = "agents"
+TEAMS_STREAM = "teams"
+CLOSED_STATUSES = frozenset({"solved", "closed"})
+SENDER_TYPES = {"agent": "agent", "client": "customer", "customer": "customer", "system": "system"}
+# Highest privilege first: an agent with several roles is stored with the strongest one (all in raw).
+ROLE_ORDER = ("owner", "admin", "normal", "viewer")
+
+
+@dataclass
+class MappedTicket:
+    """The outcome of mapping one ticket: the record (None when rejected) and what was rejected."""
+
+    record: InteractionRecord | None
+    rejected: list[RejectedRecord] = field(default_factory=list)
+
+
+# ---- time ------------------------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 (`Z` or an offset; naive is UTC) to aware UTC; None when absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# ---- tickets ---------------------------------------------------------------------------------------------
+
+
+def map_ticket(ticket: Any) -> MappedTicket:
+    """One ticket (with its `events[]`) to an `InteractionRecord`, or a `RejectedRecord` saying why not."""
+    if not isinstance(ticket, dict):
+        return _reject_ticket(None, f"a ticket must be a JSON object, got {type(ticket).__name__}", ticket)
+    ticket_id = ticket.get("ID")
+    if not isinstance(ticket_id, str | int) or isinstance(ticket_id, bool) or not str(ticket_id).strip():
+        return _reject_ticket(None, "the ticket has no `ID`", ticket)
+    ticket_id = str(ticket_id)
+    started_at = parse_time(ticket.get("createdAt"))
+    if started_at is None:
+        return _reject_ticket(ticket_id, f"`createdAt` is missing or not an ISO 8601 time: {ticket.get('createdAt')!r}",
+                              ticket)
+    provider_status = ticket.get("status")
+    if not isinstance(provider_status, str) or not provider_status.strip():
+        return _reject_ticket(ticket_id, f"`status` is missing or not text: {provider_status!r}", ticket)
+    events = ticket.get("events")
+    if events is None:
+        events = []
+    if not isinstance(events, list):
+        return _reject_ticket(ticket_id, f"`events` must be a list, got {type(events).__name__}", ticket)
+
+    rejected: list[RejectedRecord] = []
+    ordered = _in_event_order(events)
+    messages: list[MessageRecord] = []
+    kept_events: list[Any] = []
+    for position, event in ordered:
+        if isinstance(event, dict) and event.get("type") == "message":
+            message = map_message_event(event, seq=len(messages) + 1)
+            if isinstance(message, MessageRecord):
+                messages.append(message)
+            else:
+                rejected.append(RejectedRecord(INTERACTIONS_STREAM, f"{ticket_id}/events[{position}]", message, event))
+        else:
+            kept_events.append(event)  # status, assignment and unknown types: kept raw, never fatal
+
+    status_key = provider_status.strip().lower()
+    closed = status_key in CLOSED_STATUSES
+    record = InteractionRecord(
+        interaction_id=ticket_id,
+        provider=PROVIDER,
+        status="closed" if closed else "open",
+        provider_status=provider_status,
+        started_at=started_at,
+        channel=_text(_get(ticket, "source", "type")),
+        subject=_text(ticket.get("subject")),
+        ended_at=_ended_at(kept_events, ticket) if closed else None,
+        updated_at=parse_time(ticket.get("updatedAt")),
+        agent_id=_text(_get(ticket, "assignment", "agent", "ID")),
+        customer_id=_text(_get(ticket, "requester", "email")),
+        messages=messages,
+        raw={**ticket, "events": kept_events},
+    )
+    return MappedTicket(record, rejected)
+
+
+def map_message_event(event: dict[str, Any], seq: int) -> MessageRecord | str:
+    """A `message` event to a `MessageRecord`, or the reason it cannot be one."""
+    event_id = event.get("ID")
+    if event_id is None or isinstance(event_id, bool) or str(event_id).strip() == "":
+        return "message event without an `ID`"
+    message = event.get("message")
+    if message is None:
+        message = {}
+    if not isinstance(message, dict):
+        return f"message event {event_id}: `message` must be an object, got {type(message).__name__}"
+    author = event.get("author") if isinstance(event.get("author"), dict) else {}
+    author_type = str(author.get("type") or "system").lower()
+    sender_type = SENDER_TYPES.get(author_type, "system")
+    sender_id = _text(author.get("ID"))
+    if sender_id is None and sender_type == "customer":
+        sender_id = _text(author.get("email"))
+    private = message.get("isPrivate") is True
+    return MessageRecord(
+        message_id=str(event_id),
+        seq=seq,
+        sent_at=parse_time(event.get("date")),
+        sender_type=sender_type,
+        sender_id=sender_id,
+        text=_message_text(message),
+        is_private=private,
+        message_type="note" if private else "message",
+        raw=event,
+    )
+
+
+def _message_text(message: dict[str, Any]) -> str | None:
+    """The plain text as sent; derived from `richTextHtml` only when `text` is missing or empty."""
+    text = message.get("text")
+    if isinstance(text, str) and text != "":
+        return text
+    rich = message.get("richTextHtml")
+    if isinstance(rich, str) and rich.strip():
+        return html_to_text(rich)
+    return text if isinstance(text, str) else None
+
+
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_PARAGRAPH_END = re.compile(r"</p\s*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_text(markup: str) -> str:
+    """Rich text to plain: line breaks and paragraphs kept, tags dropped, entities decoded."""
+    text = _BREAK.sub("\n", markup)
+    text = _PARAGRAPH_END.sub("\n\n", text)
+    text = html.unescape(_TAG.sub("", text))
+    return text.strip()
+
+
+def _in_event_order(events: list[Any]) -> list[tuple[int, Any]]:
+    """(position in the array, event), ordered by (date, ID); events without a date keep their place."""
+    def key(item: tuple[int, Any]) -> tuple:
+        position, event = item
+        when = parse_time(event.get("date")) if isinstance(event, dict) else None
+        ident = event.get("ID") if isinstance(event, dict) else None
+        ident_key = (0, ident, "") if isinstance(ident, int) and not isinstance(ident, bool) else (1, 0, str(ident))
+        return (when or datetime.min.replace(tzinfo=UTC), ident_key, position)
+
+    indexed = list(enumerate(events))
+    if any(not isinstance(e, dict) or parse_time(e.get("date")) is None for _, e in indexed):
+        return indexed
+    return sorted(indexed, key=key)
+
+
+def _ended_at(events: list[Any], ticket: dict[str, Any]) -> datetime | None:
+    """The date of the latest status change to `solved`/`closed`; `updatedAt` when there is none."""
+    ended: datetime | None = None
+    for event in events:
+        if not isinstance(event, dict) or event.get("type") != "status":
+            continue
+        change = event.get("status") if isinstance(event.get("status"), dict) else {}
+        if str(change.get("new") or "").lower() in CLOSED_STATUSES:
+            ended = parse_time(event.get("date")) or ended
+    return ended or parse_time(ticket.get("updatedAt"))
+
+
+def _reject_ticket(key: str | None, reason: str, raw: Any) -> MappedTicket:
+    return MappedTicket(None, [RejectedRecord(INTERACTIONS_STREAM, key, reason, raw)])
+
+
+# ---- roster ----------------------------------------------------------------------------------------------
+
+
+def map_agent(agent: Any) -> AgentRecord | RejectedRecord:
+    """`/v1/agents` row to an `AgentRecord`: `active` agents are enabled, `invited` ones not yet."""
+    if not isinstance(agent, dict):
+        return RejectedRecord(AGENTS_STREAM, None, f"an agent must be a JSON object, got {type(agent).__name__}",
+                              agent)
+    agent_id = _text(agent.get("ID"))
+    if not agent_id:
+        return RejectedRecord(AGENTS_STREAM, None, "the agent has no `ID`", agent)
+    roles = agent.get("roles")
+    roles = [str(r) for r in roles if isinstance(r, str | int)] if isinstance(roles, list) else []
+    team_ids = agent.get("teamIDs")
+    team_ids = [str(t) for t in team_ids if t is not None] if isinstance(team_ids, list) else []
+    status = _text(agent.get("status"))
+    email = _text(agent.get("email"))
+    return AgentRecord(
+        agent_id=agent_id,
+        login_name=email,
+        display_name=_text(agent.get("name")),
+        email=email,
+        role=primary_role(roles),
+        is_enabled=(status.lower() == "active") if status else None,
+        is_deleted=False,
+        group_ids=team_ids,
+        raw=agent,
+    )
+
+
+def primary_role(roles: list[str]) -> str | None:
+    """The strongest of an agent's roles; unknown roles after the known ones, in their order."""
+    if not roles:
+        return None
+    known = [r for r in ROLE_ORDER if r in roles]
+    return known[0] if known else roles[0]
+
+
+def map_team(team: Any) -> GroupRecord | RejectedRecord:
+    if not isinstance(team, dict) or not _text(team.get("ID")):
+        return RejectedRecord(TEAMS_STREAM, None, "a team must be a JSON object with an `ID`", team)
+    return GroupRecord(group_id=str(team["ID"]), name=_text(team.get("name")), raw=team)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def _get(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
