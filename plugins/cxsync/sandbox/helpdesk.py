@@ -66,9 +66,9 @@ DEFAULT_PAGE_SIZE = 20
 
 # First product token of a User-Agent that a generic HTTP library or tool sends by default.
 GENERIC_AGENTS = {
-    "python-requests", "python-urllib", "python-httpx", "httpx", "aiohttp", "curl", "wget", "go-http-client",
-    "okhttp", "axios", "node-fetch", "undici", "java", "apache-httpclient", "libwww-perl", "postmanruntime",
-    "insomnia", "httpie", "ruby", "faraday", "guzzlehttp", "dart", "reqwest", "urllib3",
+    "python-requests", "python-urllib", "python-urllib3", "urllib3", "python-httpx", "httpx", "aiohttp",
+    "curl", "wget", "go-http-client", "okhttp", "axios", "node-fetch", "undici", "java", "apache-httpclient",
+    "libwww-perl", "postmanruntime", "insomnia", "httpie", "ruby", "faraday", "guzzlehttp", "dart", "reqwest",
 }  # fmt: skip
 
 TEST_OPTIONS: dict[str, Any] = {
