@@ -72,6 +72,10 @@ def users_permission_message(conn_id: str, detail: str = "") -> str:
     return f"{text} [{detail}]" if detail else text
 
 
+class TokenRefused(AuthenticationError):
+    """sentinel refused the OAuth 2.0 client credentials: no other call can succeed either."""
+
+
 @dataclass(frozen=True)
 class LivePersonSettings:
     """A `liveperson` connection, validated. Secrets are held here but never printed (see `__repr__`)."""
@@ -326,7 +330,7 @@ class LivePersonHook(BaseHook):
             response = client.request("POST", url, data=form, auth=NoAuth(),
                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
         except (AuthenticationError, PermissionDenied, ProviderRequestError) as exc:
-            raise AuthenticationError(
+            raise TokenRefused(
                 f"LivePerson sentinel refused the OAuth 2.0 client credentials of connection {s.conn_id!r} "
                 f"(client_id {s.key!r}): the client secret (or client_id) was refused. Check `login` (client_id) "
                 f"and `password` (client_secret), and that the API client belongs to account {s.account_id!r}. "
@@ -336,7 +340,7 @@ class LivePersonHook(BaseHook):
             payload = response.json()
             token = Token.from_response(payload, now=client.server_clock())
         except (ValueError, KeyError, TypeError):
-            raise AuthenticationError(
+            raise TokenRefused(
                 f"LivePerson sentinel answered connection {s.conn_id!r} without an access_token "
                 f"(HTTP {response.status_code}); the client credentials could not be exchanged for a token"
             ) from None
@@ -385,6 +389,8 @@ class LivePersonHook(BaseHook):
         """Every user, deleted ones included. A refusal says plainly whether the Users permission is missing."""
         try:
             return self._account_config("users")
+        except TokenRefused:
+            raise
         except (AuthenticationError, PermissionDenied) as exc:
             raise self._users_refused(exc) from None
 
@@ -492,6 +498,8 @@ class LivePersonHook(BaseHook):
         users: list[dict[str, Any]] = []
         try:
             users = self._account_config("users")
+        except TokenRefused as exc:
+            return False, f"Step 2 of 4, authentication failed: {exc}"
         except (AuthenticationError, PermissionDenied) as exc:
             users_error = exc
         except CxsyncError as exc:
