@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -37,8 +37,7 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def last_hour(hook: LivePersonHook) -> dict:
-    now = hook.server_now()
+def last_hour(now: datetime) -> dict:
     return {"start": {"from": int((now - timedelta(hours=1)).timestamp() * 1000), "to": int(now.timestamp() * 1000)}}
 
 
@@ -95,7 +94,7 @@ def test_csds_is_asked_once_per_hook_and_every_service_uses_the_connection_port(
     hook = LivePersonHook("liveperson_main")
     sent = recorded(hook)
     hook.users()
-    hook.search_conversations(last_hour(hook), limit=1)
+    hook.search_conversations(last_hour(lp.now()), limit=1)
     hook.skills()
     assert lp.lp_requests("csds_all") == 1 and lp.lp_requests("csds_one") == 0
     assert hook.services()["msgHist"] == "127.0.0.1"  # a bare host: the connection's port is added
@@ -169,7 +168,7 @@ def test_oauth1_requests_are_signed_and_carry_user_agent_and_source(lp):
     hook = LivePersonHook("liveperson_main")
     sent = recorded(hook)
     assert len(hook.users()) == 7  # deleted agents included
-    hook.search_conversations(last_hour(hook), limit=1)
+    hook.search_conversations(last_hour(lp.now()), limit=1)
     hook.conversations_by_id(["00000000-0000-4000-8000-000000000000"])
     # requests-oauthlib hands signed headers on as bytes: compare the text
     assert all(_text(r.headers["User-Agent"]) == settings.USER_AGENT for r in sent)
@@ -200,7 +199,7 @@ def test_oauth2_token_is_reused_and_renewed_shortly_before_expiry(lp):
     hook = LivePersonHook("liveperson_oauth2")
     sent = recorded(hook)
     for _ in range(3):
-        hook.search_conversations(last_hour(hook), limit=1)
+        hook.search_conversations(last_hour(lp.now()), limit=1)
     hook.users()
     assert lp.lp_requests("sentinel_token") == 1
     first_token = sent[-1].headers["Authorization"]
@@ -308,7 +307,7 @@ def test_other_4xx_fail_at_once_with_status_and_body(lp):
 def test_recovers_from_429_5xx_resets_truncated_bodies_and_timeouts(lp, monkeypatch):
     export_connections(lp, monkeypatch, timeout=0.3, max_attempts=10)
     hook = LivePersonHook("liveperson_main")
-    window = last_hour(hook)
+    window = last_hour(lp.now())
     window["start"]["from"] -= 3 * 86_400_000
     clean = hook.search_conversations(window)
     assert clean["_metadata"]["count"] > 0
@@ -337,3 +336,10 @@ def test_429_waits_at_least_what_retry_after_asks(lp, monkeypatch):
     assert lp.fault_count("rate_limit") > 0
     assert hook.stats.rate_limited == lp.fault_count("rate_limit")
     assert waits and min(waits) >= 1.0  # Retry-After: 1 (the sandbox rounds up), and never under 1 s
+
+
+def test_server_now_is_the_providers_clock_and_follows_it(lp):
+    hook = LivePersonHook("liveperson_main")
+    assert hook.server_now() == lp.now()  # 2025: far from this machine's clock
+    lp.advance("3h")
+    assert hook.server_now() == lp.now()

@@ -131,7 +131,8 @@ def test_file_and_rich_content_messages_are_kept_with_a_caption_or_a_description
     rec["messageRecords"][0].update(type="HOSTED_FILE", messageData={
         "file": {"relativePath": "/v1/x.png", "fileType": "PNG", "caption": "receipt"}})
     rich = {"type": "vertical", "elements": [{"type": "text", "text": "Your order status"},
-                                             {"type": "button", "title": "Orders"}]}
+                                             {"type": "button", "title": "Orders", "click": {
+                                                 "actions": [{"type": "publishText", "text": "Orders"}]}}]}
     rec["messageRecords"][1].update(type="RICH_CONTENT", messageData={"richContent": {"content": json.dumps(rich)}})
     rec["messageRecords"][2].update(type="HOSTED_FILE", messageData={"file": {"fileType": "PDF"}})
     messages = {x.message_id: x for x in m.map_conversation(rec).messages}

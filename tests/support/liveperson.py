@@ -121,3 +121,110 @@ def iso(value: datetime | None) -> str | None:
 
 def day_windows(end: datetime, days: int) -> list[tuple[datetime, datetime]]:
     return [(end - timedelta(days=n + 1), end - timedelta(days=n)) for n in reversed(range(days))]
+
+
+# ---- comparing what we loaded with the sandbox's ground truth --------------------------------------------
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(UTC)
+
+
+def expected_text(message: Mapping[str, Any]) -> str | None:
+    """What DESIGN.md's mapping makes of a ground-truth message's words (written independently of the code)."""
+    if message.get("text") is not None:
+        return message["text"]
+    if message.get("file"):
+        file = message["file"]
+        return file.get("caption") or (f"[file: {file['fileType']}]" if file.get("fileType") else "[file]")
+    if message.get("rich_content"):
+        shown = []
+        for element in json.loads(message["rich_content"]).get("elements", []):
+            shown += [element[k] for k in ("title", "text") if element.get(k)]
+        return "[rich content] " + " / ".join(shown) if shown else "[rich content]"
+    return None
+
+
+def expected_interaction(truth: Mapping[str, Any]) -> dict[str, Any]:
+    ordered = sorted(truth["messages"], key=lambda m: (m["seq"], m["sent_at"]))
+    return {
+        "interaction_id": truth["interaction_id"],
+        "status": {"OPEN": "open", "CLOSE": "closed"}[truth["status"]],
+        "provider_status": truth["status"],
+        "started_at": _when(truth["started_at"]),
+        "ended_at": _when(truth["ended_at"]),
+        "updated_at": _when(truth["updated_at"]),
+        "agent_id": truth["agent_id"],
+        "customer_id": truth["customer_id"],
+        "message_count": truth["message_count"],
+        "messages": [
+            {
+                "message_id": m["message_id"],
+                "seq": n,
+                "sent_at": _when(m["sent_at"]),
+                "sender_type": m["sender_type"],
+                "sender_id": m["participant_id"],
+                "text": expected_text(m),
+                "is_private": m["is_private"],
+                "message_type": m["type"],
+            }
+            for n, m in enumerate(ordered, 1)
+        ],
+    }
+
+
+def actual_interaction(record: Any) -> dict[str, Any]:
+    """An `InteractionRecord` in the same shape as `expected_interaction`."""
+    return {
+        "interaction_id": record.interaction_id,
+        "status": record.status,
+        "provider_status": record.provider_status,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "updated_at": record.updated_at,
+        "agent_id": record.agent_id,
+        "customer_id": record.customer_id,
+        "message_count": record.message_count,
+        "messages": [
+            {"message_id": m.message_id, "seq": m.seq, "sent_at": m.sent_at, "sender_type": m.sender_type,
+             "sender_id": m.sender_id, "text": m.text, "is_private": m.is_private, "message_type": m.message_type}
+            for m in record.messages
+        ],
+    }
+
+
+def warehouse_interactions(engine: Any, integration_id: str) -> dict[str, dict[str, Any]]:
+    """`cx_interactions` with their `cx_messages`, in the same shape as `expected_interaction`."""
+    import sqlalchemy as sa
+
+    from cxsync.warehouse import schema as t
+
+    out: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(t.interactions).where(t.interactions.c.integration_id == integration_id)):
+            out[row.interaction_id] = {
+                "interaction_id": row.interaction_id, "status": row.status, "provider_status": row.provider_status,
+                "started_at": row.started_at, "ended_at": row.ended_at, "updated_at": row.updated_at,
+                "agent_id": row.agent_id, "customer_id": row.customer_id, "message_count": row.message_count,
+                "messages": [],
+            }
+        query = sa.select(t.messages).where(t.messages.c.integration_id == integration_id).order_by(
+            t.messages.c.interaction_id, t.messages.c.seq)
+        for m in conn.execute(query):
+            out[m.interaction_id]["messages"].append(
+                {"message_id": m.message_id, "seq": m.seq, "sent_at": m.sent_at, "sender_type": m.sender_type,
+                 "sender_id": m.sender_id, "text": m.text, "is_private": m.is_private,
+                 "message_type": m.message_type})
+    return out
+
+
+def assert_equal_to_truth(actual: Mapping[str, dict[str, Any]], truth: list[Mapping[str, Any]]) -> None:
+    """Every interaction and every message, by key and content; a readable diff of the first difference."""
+    expected = {t["interaction_id"]: expected_interaction(t) for t in truth}
+    missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+    assert not missing and not extra, f"missing {missing[:5]} ({len(missing)}), unexpected {extra[:5]} ({len(extra)})"
+    for key, want in expected.items():
+        assert actual[key] == want, f"interaction {key} differs"

@@ -57,8 +57,6 @@ SEARCH_PAGE_LIMIT = 100
 BY_ID_BATCH = 100
 # LivePerson's own clients cache CSDS answers 60-600 s; a run is shorter than that in most cases.
 CSDS_CACHE_SECONDS = 600.0
-# `server_now()` trusts the latest `Date` header for this long before asking again.
-SERVER_TIME_FRESH_SECONDS = 60.0
 
 
 def users_permission_message(conn_id: str, detail: str = "") -> str:
@@ -311,13 +309,14 @@ class LivePersonHook(BaseHook):
         return dict(self._hosts)
 
     def server_now(self) -> datetime:
-        """LivePerson's current time (UTC) from the `Date` header; a cheap CSDS lookup when none is fresh."""
-        client = self._client()
-        seen = client.server_time_seen_at
-        if client.server_time is None or seen is None or time.monotonic() - seen > SERVER_TIME_FRESH_SECONDS:
-            self._hosts_resolved_at = None  # a fresh CSDS lookup: it renews the cache and reads the time
-            self.resolve(MSG_HIST)
-        return client.server_now()
+        """LivePerson's current time (UTC), from the `Date` header of a fresh CSDS lookup.
+
+        One cheap request (it renews the service cache too, which the run needs anyway): the pipeline
+        asks once per run, and an answer remembered from earlier could lag behind the provider's clock.
+        """
+        self._hosts_resolved_at = None
+        self.resolve(MSG_HIST)
+        return self._client().server_now()
 
     # ---- OAuth 2.0 -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ What it asks, and why:
 
 Integration options (`options:` in the integrations file), all optional:
 `incremental_overlap_minutes` (30, at least 10), `open_conversation_days` (30, at most 88: the API's
-3-month limit with room for its rounding), `partial_retries` (3), `repage_limit` (3),
+3-month limit with room for its rounding), `partial_retries` (5), `repage_limit` (3),
 `content_to_retrieve` (list of sections; default below).
 """
 
@@ -60,7 +60,7 @@ CONTENT_TO_RETRIEVE = (
 class LivePersonOptions:
     overlap: timedelta = timedelta(minutes=30)
     open_window: timedelta = timedelta(days=30)
-    partial_retries: int = 3
+    partial_retries: int = 5
     repage_limit: int = 3
     content_to_retrieve: tuple[str, ...] = CONTENT_TO_RETRIEVE
 
@@ -83,7 +83,7 @@ class LivePersonOptions:
         return cls(
             overlap=timedelta(minutes=whole("incremental_overlap_minutes", 30, 10, 24 * 60)),
             open_window=timedelta(days=whole("open_conversation_days", 30, 1, MAX_RANGE.days)),
-            partial_retries=whole("partial_retries", 3, 0, 20),
+            partial_retries=whole("partial_retries", 5, 0, 20),
             repage_limit=whole("repage_limit", 3, 0, 20),
             content_to_retrieve=tuple(content),
         )

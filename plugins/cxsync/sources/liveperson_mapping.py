@@ -329,8 +329,12 @@ def message_text(item: Mapping[str, Any]) -> str | None:
     return f"[{kind.lower()}]" if kind else None
 
 
+# Parts of structured content that are not shown (what a click does, tracking data).
+HIDDEN_RICH_KEYS = frozenset({"click", "actions", "metadata", "tooltip"})
+
+
 def _texts(node: Any) -> list[str]:
-    """`text` and `title` strings of a structured-content tree, in order."""
+    """The shown `title` and `text` strings of a structured-content tree, in order."""
     found: list[str] = []
     if isinstance(node, Mapping):
         for key in ("title", "text"):
@@ -338,7 +342,7 @@ def _texts(node: Any) -> list[str]:
             if isinstance(value, str) and value.strip():
                 found.append(value.strip())
         for key, value in node.items():
-            if isinstance(value, list | Mapping) and key not in ("title", "text"):
+            if isinstance(value, list | Mapping) and key not in HIDDEN_RICH_KEYS:
                 found.extend(_texts(value))
     elif isinstance(node, list):
         for child in node:
