@@ -1,0 +1,262 @@
+"""HelpDeskSource against the sandbox over real HTTP, and the pipeline around it on a real warehouse.
+
+The exactness tests drive `cxsync.pipeline` (what the DAG tasks run) with the `warehouse` fixture, on
+SQLite and PostgreSQL: after a backfill and incremental runs the warehouse equals the sandbox's ground
+truth, field for field and message for message, and re-running anything changes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cxsync import pipeline
+from cxsync.config import ConfigError
+from cxsync.hooks.helpdesk import HelpDeskHook
+from cxsync.sources.helpdesk import HelpDeskSource
+from support.helpdesk import (
+    HelpDeskAdmin,
+    expected_from_truth,
+    integration,
+    warehouse_snapshot,
+    warehouse_view,
+)
+
+T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def hd(hd_sandbox) -> HelpDeskAdmin:
+    return hd_sandbox()
+
+
+def load(source: HelpDeskSource, pages) -> tuple[dict, list]:
+    records, rejected = {}, []
+    for page in pages:
+        records.update({r.interaction_id: r for r in page.records})
+        rejected.extend(page.rejected)
+    return records, rejected
+
+
+def created_in(truth: list[dict], start: datetime, end: datetime) -> set[str]:
+    return {t["interaction_id"] for t in truth if t["silo"] in ("tickets", "archive")
+            and start <= datetime.fromisoformat(t["started_at"]) < end}
+
+
+# ---- roster -----------------------------------------------------------------------------------------------
+
+
+def test_roster_has_every_agent_with_roles_status_and_teams(hd):
+    info = hd.info()
+    present = [a for a in info["agents"] if a["deleted_at"] is None or datetime.fromisoformat(a["deleted_at"]) > T0]
+    source = HelpDeskSource(integration())
+    roster = source.roster()
+    assert roster.complete and roster.rejected == []
+    assert {a.agent_id for a in roster.agents} == {a["ID"] for a in present}
+    by_id = {a.agent_id: a for a in roster.agents}
+    for agent in present:
+        rec = by_id[agent["ID"]]
+        assert rec.email == agent["email"] and rec.display_name == agent["name"]
+        assert rec.role in agent["roles"]
+        assert rec.is_enabled is (agent["status"] == "active")
+        assert rec.group_ids == agent["teamIDs"]
+    assert {g.group_id for g in roster.groups} == {t for a in present for t in a["teamIDs"]}
+    assert len(roster.groups) == 2
+
+
+# ---- windows ----------------------------------------------------------------------------------------------
+
+
+def test_window_reads_both_silos_and_full_ticket_histories(hd):
+    truth = hd.truth()
+    expected = expected_from_truth(truth)
+    start, end = T0 - timedelta(days=7), T0
+    source = HelpDeskSource(integration())
+    records, rejected = load(source, source.window(start, end))
+    assert rejected == []
+    assert set(records) == created_in(truth, start, end)
+    silos = {t["interaction_id"]: t["silo"] for t in truth}
+    assert {silos[i] for i in records} == {"tickets", "archive"}  # archived tickets are in the backfill
+    assert "spam" in set(silos.values()) and not any(silos[i] == "spam" for i in records)
+    # List rows carry only the newest events; every record has the full history of its ticket.
+    for iid, rec in records.items():
+        assert [m.message_id for m in rec.messages] == [m["message_id"] for m in expected[iid]["messages"]]
+    assert any(m.is_private for r in records.values() for m in r.messages)
+
+
+def test_adjacent_windows_split_a_day_without_gaps_or_overlaps(hd):
+    """Windows are half-open [start, end): a ticket created exactly at a cut belongs to the later window."""
+    truth = hd.truth()
+    day = T0 - timedelta(days=3)
+    on_that_day = sorted(datetime.fromisoformat(t["started_at"]) for t in truth
+                         if day <= datetime.fromisoformat(t["started_at"]) < day + timedelta(days=1))
+    cut = on_that_day[len(on_that_day) // 2]
+    cuts = [day, cut, cut + timedelta(microseconds=500_000), day + timedelta(days=1)]
+    source = HelpDeskSource(integration(page_size=5))
+    seen: list[str] = []
+    for start, end in itertools.pairwise(cuts):
+        records, _ = load(source, source.window(start, end))
+        assert set(records) == created_in(truth, start, end)
+        seen += list(records)
+    assert len(seen) == len(set(seen))
+    assert set(seen) == created_in(truth, cuts[0], cuts[-1])
+    assert created_in(truth, cut, cut + timedelta(seconds=1))  # the ticket at the cut was in a window
+
+
+class FilterIgnoringHook(HelpDeskHook):
+    """A server that ignores `createdDateFrom`/`createdDateTo` (the filter is UNCONFIRMED)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.list_pages = 0
+
+    def ticket_pages(self, **kwargs):
+        kwargs.pop("filters", None)
+        for page in super().ticket_pages(**kwargs):
+            self.list_pages += 1
+            yield page
+
+
+def test_window_is_right_when_the_server_ignores_the_date_filter(hd):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=5), T0 - timedelta(days=4)
+    hook = FilterIgnoringHook("helpdesk_main")
+    source = HelpDeskSource(integration(page_size=4), hook=hook)
+    records, _ = load(source, source.window(start, end))
+    assert set(records) == created_in(truth, start, end)
+    # Sorted by createdAt: paging stops at the first ticket past the window, long before the end of the list.
+    all_pages = sum(1 for silo in ("tickets", "archive") for _ in hook.ticket_pages(
+        silo=silo, sort_by="createdAt", order="asc", page_size=4))
+    hook.list_pages = 0
+    load(source, source.window(start, end))
+    assert hook.list_pages < all_pages - 3
+
+
+# ---- changes ----------------------------------------------------------------------------------------------
+
+
+def test_changes_pick_up_new_tickets_messages_and_status_changes(hd):
+    before = {t["interaction_id"]: t for t in hd.truth()}
+    hd.advance("1d")
+    now = hd.now()
+    after = hd.truth()
+    source = HelpDeskSource(integration())
+    records, rejected = load(source, source.changes(T0, now))
+    assert rejected == []
+    floor = T0 - timedelta(minutes=10)
+    changed = {t["interaction_id"] for t in after
+               if t["silo"] in ("tickets", "archive") and datetime.fromisoformat(t["updated_at"]) >= floor}
+    assert set(records) == changed
+    new = {i for i in changed if i not in before}
+    status_changed = {i for i in changed if i in before and before[i]["provider_status"] != records[i].provider_status}
+    assert new and status_changed
+    expected = expected_from_truth(after)
+    for iid in status_changed:
+        assert records[iid].provider_status == expected[iid]["provider_status"]
+        assert records[iid].status == expected[iid]["status"]
+
+
+def test_first_incremental_run_looks_back_the_configured_hours(hd):
+    truth = hd.truth()
+    source = HelpDeskSource(integration(first_run_lookback_hours=36))
+    records, _ = load(source, source.changes(None, T0))
+    floor = T0 - timedelta(hours=36)
+    assert set(records) == {t["interaction_id"] for t in truth if t["silo"] in ("tickets", "archive")
+                            and datetime.fromisoformat(t["updated_at"]) >= floor}
+
+
+@pytest.mark.parametrize(("option", "value"), [("overlap_minutes", -1), ("page_size", 500),
+                                               ("first_run_lookback_hours", "a day")])
+def test_bad_options_name_the_integration_and_option(option, value):
+    with pytest.raises(ConfigError, match=f"integration 'hd_test': option `{option}`"):
+        HelpDeskSource(integration(**{option: value}))
+
+
+class CorruptingHook(HelpDeskHook):
+    """Answers one ticket without `createdAt`, as a broken record would arrive."""
+
+    def ticket(self, ticket_id):
+        ticket = super().ticket(ticket_id)
+        if ticket_id == self.broken_id:
+            ticket = {**ticket, "createdAt": None}
+        return ticket
+
+
+def test_unmappable_ticket_is_rejected_and_the_run_goes_on(hd, warehouse):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=2), T0 - timedelta(days=1)
+    wanted = sorted(created_in(truth, start, end))
+    hook = CorruptingHook("helpdesk_main")
+    hook.broken_id = wanted[0]
+    source = HelpDeskSource(integration(), hook=hook)
+    result = pipeline.load_window(source.integration, source, warehouse, pipeline.Window(start, end))
+    assert result["rejected"] == 1 and result["conversations"] == len(wanted) - 1
+    counts = warehouse.table_counts("hd_test")
+    assert counts["cx_rejected_records"] == 1 and counts["cx_interactions"] == len(wanted) - 1
+
+
+# ---- the pipeline on a warehouse: exactly the ground truth --------------------------------------------------
+
+
+def backfill(source: HelpDeskSource, warehouse, weeks: int = 1) -> list[dict]:
+    end = source.server_now()
+    windows = pipeline.plan_windows(end, weeks)
+    results = [pipeline.load_window(source.integration, source, warehouse, w) for w in windows]
+    pipeline.finish_backfill(source.integration, warehouse, end)
+    return results
+
+
+def test_backfill_then_incremental_equals_ground_truth_and_reruns_change_nothing(hd, warehouse):
+    source = HelpDeskSource(integration())
+    pipeline.sync_roster(source.integration, source, warehouse)
+    backfill(source, warehouse)
+    truth = hd.truth()
+    assert {t["silo"] for t in truth} >= {"tickets", "archive", "spam"}
+    assert warehouse_view(warehouse, "hd_test") == expected_from_truth(truth)
+
+    # A day later: new tickets, replies, notes, status changes, archiving, an agent deleted.
+    before = expected_from_truth(truth)
+    hd.advance("1d")
+    source = HelpDeskSource(integration())
+    result = pipeline.load_changes(source.integration, source, warehouse)
+    roster = pipeline.sync_roster(source.integration, source, warehouse)
+    after = expected_from_truth(hd.truth())
+    assert warehouse_view(warehouse, "hd_test") == after
+    assert result["inserted"] == len(set(after) - set(before)) > 0
+    assert any(after[i]["provider_status"] != before[i]["provider_status"] for i in before)
+    assert result["watermark"] == "2025-03-15T09:30:00.000000Z"
+    assert roster["marked_deleted"] == 1
+
+    # Re-running each step changes nothing.
+    snapshot = warehouse_snapshot(warehouse, "hd_test")
+    again = pipeline.load_changes(source.integration, source, warehouse)
+    assert (again["inserted"], again["updated"], again["rejected"]) == (0, 0, 0)
+    for page in source.changes(T0, hd.now()):  # the whole day's changes, written once more
+        stats = warehouse.write_interactions("hd_test", page.records, rejected=page.rejected)
+        assert (stats.inserted, stats.updated, stats.unchanged) == (0, 0, len(page.records))
+    for result in backfill(source, warehouse):
+        assert (result["inserted"], result["updated"]) == (0, 0)
+    pipeline.sync_roster(source.integration, source, warehouse)
+    assert warehouse_snapshot(warehouse, "hd_test") == snapshot
+
+
+def test_retention_dry_run_counts_and_the_real_run_deletes(hd, warehouse):
+    source = HelpDeskSource(integration())
+    backfill(source, warehouse)
+    expected = expected_from_truth(hd.truth())
+    cutoff = T0 - timedelta(days=3)
+    old = {i for i, t in expected.items() if datetime.fromisoformat(t["started_at"]) < cutoff}
+    old_messages = sum(expected[i]["message_count"] for i in old)
+    assert 0 < len(old) < len(expected)
+    retention = source.integration.retention  # 30 days: run it "27 days later"
+    now = cutoff + timedelta(days=retention.value)
+
+    dry = pipeline.apply_retention(source.integration, warehouse, dry_run=True, now=now)
+    assert (dry["dry_run"], dry["cx_interactions"], dry["cx_messages"]) == (True, len(old), old_messages)
+    assert set(warehouse_view(warehouse, "hd_test")) == set(expected)
+
+    real = pipeline.apply_retention(source.integration, warehouse, dry_run=False, now=now)
+    assert (real["cx_interactions"], real["cx_messages"]) == (len(old), old_messages)
+    assert set(warehouse_view(warehouse, "hd_test")) == set(expected) - old

@@ -1,0 +1,178 @@
+"""`python -m cxsync.helpdesk_oauth`: the OAuth connect command, end to end against the sandbox's authorize page.
+
+The test plays the browser: it opens the printed authorize URL, presses Approve on the sandbox's page and
+follows the redirect to the command's loopback listener, which exchanges the code and stores the token.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from cxsync.helpdesk_oauth import ConnectError, authorize_url, connect
+from cxsync.hooks.helpdesk import HelpDeskHook
+from support.helpdesk import HelpDeskAdmin, play_browser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def hd(hd_sandbox) -> HelpDeskAdmin:
+    return hd_sandbox()
+
+
+def start_command(conn_id: str, env: dict[str, str]) -> tuple[subprocess.Popen, str, list[str]]:
+    """Run the command; return it, the authorize URL it printed, and the lines printed so far."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cxsync.helpdesk_oauth", "--conn-id", conn_id, "--port", "0", "--no-browser",
+         "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
+    )
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("http"):
+            return process, line.strip(), lines
+    process.kill()
+    raise AssertionError(f"no authorize URL printed: {lines} {process.stderr.read()}")
+
+
+def finish(process: subprocess.Popen, lines: list[str]) -> list[str]:
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    return lines + out.splitlines()
+
+
+def test_connect_command_with_an_env_var_connection_prints_the_json_to_store(hd):
+    conn = hd.connection("helpdesk_oauth")
+    process, url, lines = start_command("helpdesk_oauth", dict(os.environ))
+    assert url.startswith(f"{conn['extra']['accounts_url']}/?response_type=code&client_id={conn['login']}")
+    assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url and "%2Fcallback" in url and "&state=" in url
+
+    landing = play_browser(url)
+    assert landing.status_code == 200 and "HelpDesk authorized" in landing.text  # the command's own page
+    output = finish(process, lines)
+
+    assert any("comes from the environment variable AIRFLOW_CONN_HELPDESK_OAUTH" in line for line in output)
+    stored = json.loads(output[-1])
+    assert stored["extra"]["auth_type"] == "oauth2" and stored["extra"]["refresh_token"].startswith("dal:")
+    assert stored["login"] == conn["login"] and stored["port"] == conn["port"]
+    # The printed connection works: the refresh token it holds gets access tokens.
+    hd.set_connection("helpdesk_oauth", stored)
+    ok, message = HelpDeskHook("helpdesk_oauth").test_connection()
+    assert ok, message
+
+
+def test_connect_command_stores_the_refresh_token_in_the_metadata_database(hd, tmp_path):
+    """A connection kept in Airflow's database is updated in place."""
+    conn = hd.connection("helpdesk_oauth")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    run_python(SETUP_DB, env, json.dumps(conn))
+    process, url, lines = start_command("hd_db_oauth", env)
+    play_browser(url)
+    output = finish(process, lines)
+    assert any("stored in connection 'hd_db_oauth' (metadata database)" in line for line in output)
+    assert not any("refresh_token" in line for line in output)  # no secret printed when it could be stored
+
+    extra = json.loads(run_python(READ_EXTRA, env))
+    assert extra["refresh_token"].startswith("dal:") and extra["auth_type"] == "oauth2"
+    assert extra["accounts_url"] == conn["extra"]["accounts_url"]  # the rest of the extra is kept
+    hd.derive("hd_from_db", base="helpdesk_oauth", extra={"refresh_token": extra["refresh_token"]})
+    assert len(HelpDeskHook("hd_from_db").agents()) == 8
+
+
+# One interpreter each (the airflow CLI costs seconds per call): a fresh metadata database with the
+# connection in it, and the connection's extra as the database holds it afterwards.
+SETUP_DB = """
+import json, sys
+from airflow.models.connection import Connection
+from airflow.utils.db import initdb
+from airflow.utils.session import create_session
+initdb()
+conn = json.loads(sys.argv[1])
+with create_session() as session:
+    session.add(Connection(conn_id="hd_db_oauth", conn_type=conn["conn_type"], host=conn["host"],
+                           schema=conn["schema"], port=conn["port"], login=conn["login"],
+                           password=conn["password"], extra=json.dumps(conn["extra"])))
+"""
+READ_EXTRA = """
+from airflow.models.connection import Connection
+from airflow.utils.session import create_session
+with create_session() as session:
+    print(session.query(Connection).filter(Connection.conn_id == "hd_db_oauth").one().extra)
+"""
+
+
+def run_python(script: str, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def run_connect_in_background(conn_id: str) -> tuple[threading.Thread, queue.Queue, dict]:
+    urls: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = connect(conn_id, port=0, open_browser=False, timeout=20,
+                                        out=io.StringIO(), on_authorize_url=urls.put)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, urls, outcome
+
+
+def test_a_callback_with_another_state_is_refused_and_nothing_is_stored(hd):
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    url = urls.get(timeout=30)
+    redirect_uri = requests.utils.unquote(url.split("redirect_uri=")[1].split("&")[0])
+    forged = requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
+    thread.join(30)
+    assert forged.status_code == 400
+    assert isinstance(outcome["error"], ConnectError)
+    assert "`state` does not match" in str(outcome["error"])
+    assert "refresh_token" not in hd.connection("helpdesk_oauth")["extra"]
+
+
+def test_denied_authorization_ends_the_command_in_plain_words(hd):
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    landing = play_browser(urls.get(timeout=30), decision="deny")
+    thread.join(30)
+    assert landing.status_code == 400
+    assert "HelpDesk did not authorize the app: access_denied" in str(outcome["error"])
+
+
+def test_other_requests_to_the_listener_do_not_end_the_wait(hd):
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    url = urls.get(timeout=30)
+    base = requests.utils.unquote(url.split("redirect_uri=")[1].split("&")[0]).rsplit("/", 1)[0]
+    assert requests.get(base + "/favicon.ico", timeout=10).status_code == 404
+    play_browser(url)
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].account_id == hd.info()["account_id"]
+
+
+def test_a_token_connection_is_refused_before_anything_starts(hd):
+    with pytest.raises(ConnectError, match="set its extra `auth_type` to `oauth2`"):
+        connect("helpdesk_main", port=0, open_browser=False, timeout=1, out=io.StringIO())
+
+
+def test_authorize_url_shape():
+    url = authorize_url("https://accounts.livechat.com/", "abc", "http://127.0.0.1:8976/callback", "s1")
+    assert url == ("https://accounts.livechat.com/?response_type=code&client_id=abc"
+                   "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8976%2Fcallback&state=s1")
