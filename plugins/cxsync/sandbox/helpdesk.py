@@ -90,9 +90,6 @@ class WorldState:
     def ground_truth(self, at: datetime) -> list[dict[str, Any]]:
         return self.world.ground_truth(at)
 
-    def __getattr__(self, name: str) -> Any:  # the world's attributes, for convenience in tests and admin
-        return getattr(self.world, name)
-
 
 def init_world(sandbox: Sandbox) -> None:
     settings = HelpDeskSettings.from_options(sandbox.options)
@@ -130,7 +127,7 @@ def add_cli_options(parser: argparse.ArgumentParser) -> None:
             f"--hd-{field.name.replace('_', '-')}",
             dest=f"hd_{field.name}",
             default=default,
-            help=f"{_CLI_HELP[field.name]} (default: %(default)s)",
+            help=_CLI_HELP[field.name],
             **extra,
         )
 
