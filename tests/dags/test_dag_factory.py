@@ -263,3 +263,20 @@ def test_parsing_touches_no_network_and_no_database(tmp_path):
     # provider code loads only when a task runs (sources.base is the contract, not provider code)
     assert [m for m in result["provider_code"] if m != "cxsync.sources.base"] == []
     assert not (tmp_path / "warehouse.db").exists()
+
+
+def test_airflow_dags_list_shows_exactly_four_dags_per_integration(tmp_path, shipped):
+    """What an operator sees: `airflow dags list` with the shipped integrations file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env.update(AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               AIRFLOW__CORE__DAGS_FOLDER=str(DAGS), CXSYNC_INTEGRATIONS_FILE=str(SHIPPED))
+    airflow_cli = str(Path(sys.executable).with_name("airflow"))
+    migrate = subprocess.run([airflow_cli, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300,
+                             check=False)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    listed = subprocess.run([airflow_cli, "dags", "list", "--local", "--output", "json"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    dag_ids = sorted(d["dag_id"] for d in json.loads(listed.stdout.strip().splitlines()[-1]))
+    assert dag_ids == sorted(f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS)
+    assert "Failed to load" not in listed.stdout + listed.stderr  # how the command reports import errors
