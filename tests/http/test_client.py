@@ -1,0 +1,175 @@
+"""ApiClient over real HTTP (a scripted loopback server): what is returned, retried, refreshed or fatal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
+from cxsync.http import ApiClient, AuthStrategy, BasicAuth, RetryPolicy
+from support.http_stub import Answer
+
+UA = "cxsync-test/1.0"
+
+
+class CountingRefresh(AuthStrategy):
+    """Sends `Authorization: Token <n>`; each refresh moves to the next token."""
+
+    def __init__(self) -> None:
+        self.n = 1
+        self.refreshes = 0
+
+    def prepare(self, kwargs):
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Token {self.n}"}
+
+    def refresh(self) -> bool:
+        self.refreshes += 1
+        self.n += 1
+        return True
+
+
+def client(sleeps, **kwargs) -> ApiClient:
+    kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_seconds=0.5, max_seconds=3.0))
+    return ApiClient(name="Test API", user_agent=UA, sleep=sleeps, **kwargs)
+
+
+def test_a_2xx_answer_is_returned_with_the_user_agent_sent(stub, sleeps):
+    stub.add(Answer(body={"ok": True}))
+    assert client(sleeps).get_json(stub.url(), params={"a": "1"}) == {"ok": True}
+    assert stub.received[0].headers["User-Agent"] == UA and stub.received[0].path == "/resource?a=1"
+    assert sleeps == []
+
+
+def test_the_date_header_gives_the_providers_time(stub, sleeps):
+    provider_time = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    stub.add(Answer(headers={"Date": format_datetime(provider_time, usegmt=True)}))
+    api = client(sleeps)
+    api.get_json(stub.url())
+    assert api.server_now() == provider_time
+    assert 0 <= api.server_clock() - provider_time.timestamp() < 5
+
+
+# ---- 429 --------------------------------------------------------------------------------------------------
+
+
+def test_429_honours_retry_after_in_seconds(stub, sleeps):
+    stub.add(Answer(429, headers={"Retry-After": "2"}), Answer(body={"n": 1}))
+    api = client(sleeps)
+    assert api.get_json(stub.url()) == {"n": 1}
+    assert sleeps == [2.0] and api.stats.rate_limited == 1 and api.stats.requests == 2
+
+
+def test_429_honours_retry_after_as_an_http_date(stub, sleeps):
+    when = datetime.now(UTC) + timedelta(seconds=3)
+    stub.add(Answer(429, headers={"Retry-After": format_datetime(when, usegmt=True)}), Answer())
+    client(sleeps).get_json(stub.url())
+    assert 1.0 <= sleeps[0] <= 3.0
+
+
+def test_429_without_retry_after_waits_at_least_one_second(stub, sleeps):
+    stub.add(Answer(429), Answer(429, headers={"Retry-After": "0"}), Answer())
+    client(sleeps, retry=RetryPolicy(max_attempts=4, base_seconds=0.01)).get_json(stub.url())
+    assert len(sleeps) == 2 and min(sleeps) >= 1.0
+
+
+# ---- 5xx, resets, timeouts, truncated bodies ----------------------------------------------------------------
+
+
+def test_5xx_backs_off_exponentially_and_gives_up_after_the_bound(stub, sleeps):
+    stub.add(*[Answer(503, body={"error": "unavailable"}) for _ in range(4)])
+    with pytest.raises(RetriesExhausted, match="HTTP 503; gave up after 4 attempts"):
+        client(sleeps).get_json(stub.url())
+    assert len(stub.received) == 4 and len(sleeps) == 3
+    for attempt, wait in enumerate(sleeps, 1):
+        ceiling = min(3.0, 0.5 * 2 ** (attempt - 1))
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_5xx_then_success_recovers(stub, sleeps):
+    stub.add(Answer(500), Answer(502), Answer(body=[1, 2]))
+    assert client(sleeps).get_json(stub.url()) == [1, 2]
+    assert len(sleeps) == 2
+
+
+def test_a_reset_connection_is_retried(stub, sleeps):
+    stub.add(Answer(reset=True), Answer(body={"after": "reset"}))
+    assert client(sleeps).get_json(stub.url()) == {"after": "reset"}
+    assert len(stub.received) == 2
+
+
+def test_a_timeout_is_retried(stub, sleeps):
+    stub.add(Answer(delay=0.6), Answer(body={"fast": True}))
+    assert client(sleeps, timeout=(1.0, 0.2)).get_json(stub.url()) == {"fast": True}
+    assert len(sleeps) == 1
+
+
+def test_truncated_json_is_retried(stub, sleeps):
+    stub.add(Answer(body=b'{"records": [1, 2'), Answer(body={"records": [1, 2, 3]}))
+    assert client(sleeps).post_json(stub.url(), json_body={"q": 1}) == {"records": [1, 2, 3]}
+    assert len(stub.received) == 2 and stub.received[1].body == b'{"q": 1}'
+
+
+def test_a_body_cut_short_of_its_length_is_retried(stub, sleeps):
+    stub.add(Answer(body={"records": list(range(100))}, cut=True), Answer(body={"records": []}))
+    assert client(sleeps).get_json(stub.url()) == {"records": []}
+
+
+# ---- 401 / 403 / other 4xx --------------------------------------------------------------------------------------
+
+
+def test_401_refreshes_the_credentials_once_and_retries(stub, sleeps):
+    auth = CountingRefresh()
+    stub.add(Answer(401), Answer(body={"ok": 1}))
+    assert client(sleeps, auth=auth).get_json(stub.url()) == {"ok": 1}
+    assert [r.headers["Authorization"] for r in stub.received] == ["Token 1", "Token 2"]
+    assert auth.refreshes == 1 and sleeps == []
+
+
+def test_a_second_401_is_an_authentication_error(stub, sleeps):
+    auth = CountingRefresh()
+    stub.add(Answer(401, body={"error": "invalid token"}), Answer(401, body={"error": "invalid token"}))
+    with pytest.raises(AuthenticationError, match=r"HTTP 401 .*invalid token"):
+        client(sleeps, auth=auth).get_json(stub.url())
+    assert auth.refreshes == 1 and len(stub.received) == 2
+
+
+def test_401_without_a_way_to_refresh_fails_at_once(stub, sleeps):
+    stub.add(Answer(401, body={"error": "bad signature"}))
+    with pytest.raises(AuthenticationError, match="bad signature"):
+        client(sleeps).get_json(stub.url())
+    assert len(stub.received) == 1
+
+
+def test_403_is_permission_denied_at_once_with_status_body_and_hint(stub, sleeps):
+    stub.add(Answer(403, body={"error": "Not Authorized"}))
+    api = client(sleeps, explain=lambda response: f"hint for {response.status_code}")
+    with pytest.raises(PermissionDenied) as info:
+        api.get_json(stub.url())
+    assert "HTTP 403" in str(info.value) and "Not Authorized" in str(info.value)
+    assert str(info.value).endswith("hint for 403")
+    assert len(stub.received) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_4xx_are_fatal_at_once_with_status_and_body(stub, sleeps, status):
+    stub.add(Answer(status, body={"message": "start is required"}))
+    with pytest.raises(ProviderRequestError) as info:
+        client(sleeps).post_json(stub.url("/search?offset=0"), json_body={})
+    assert info.value.status == status and "start is required" in info.value.body
+    assert f"HTTP {status} from POST http://127.0.0.1:" in str(info.value)
+    assert "offset=0" not in str(info.value)  # the query string stays out of messages
+    assert len(stub.received) == 1
+
+
+def test_an_expected_304_is_returned(stub, sleeps):
+    stub.add(Answer(304, body=b""))
+    assert client(sleeps).request("GET", stub.url(), ok_status=(304,)).status_code == 304
+
+
+def test_secrets_of_the_auth_strategy_are_registered_with_the_masker(sleeps):
+    from airflow.sdk._shared.secrets_masker import redact
+
+    client(sleeps, auth=BasicAuth("account", "dal:personal-token-value"))
+    assert "dal:personal-token-value" not in redact("token is dal:personal-token-value")

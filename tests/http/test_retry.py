@@ -1,0 +1,52 @@
+"""Retry policy: exponential backoff with jitter, bounded; 429 waits from Retry-After, never under 1 s."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import requests
+
+from cxsync.http.retry import RETRIABLE_EXCEPTIONS, RETRIABLE_STATUS, RetryPolicy, parse_retry_after
+
+
+def test_backoff_grows_exponentially_keeps_half_its_ceiling_and_is_capped():
+    policy = RetryPolicy(base_seconds=2, max_seconds=20)
+    rng = random.Random(1)
+    for attempt in range(1, 10):
+        ceiling = min(20, 2 * 2 ** (attempt - 1))
+        for _ in range(20):
+            assert ceiling / 2 <= policy.backoff(attempt, rng) <= ceiling
+
+
+def test_jitter_spreads_the_waits():
+    policy = RetryPolicy()
+    rng = random.Random(7)
+    assert len({round(policy.backoff(3, rng), 6) for _ in range(10)}) == 10
+
+
+def test_retry_after_in_seconds_and_as_an_http_date():
+    assert parse_retry_after("5") == 5.0
+    assert parse_retry_after(" 0.5 ") == 0.5
+    assert parse_retry_after("-3") == 0.0
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    assert 28 <= parse_retry_after(format_datetime(when, usegmt=True)) <= 30
+    assert parse_retry_after(format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)) == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+def test_a_429_wait_honours_retry_after_but_never_goes_under_the_minimum_or_over_the_cap():
+    policy = RetryPolicy(base_seconds=0.01, max_seconds=60, min_rate_limit_wait=1.0)
+    assert policy.rate_limit_wait(1, "7") == 7.0
+    assert policy.rate_limit_wait(1, "0") == 1.0
+    assert policy.rate_limit_wait(1, "3600") == 60.0
+    assert 1.0 <= policy.rate_limit_wait(1, None) <= 1.0 + 1e-9  # tiny backoff lifted to the minimum
+    assert policy.rate_limit_wait(1, "garbage") == 1.0
+
+
+def test_what_is_retriable():
+    assert {429, 500, 502, 503, 504} == set(RETRIABLE_STATUS)
+    for exc in (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+        assert issubclass(exc, RETRIABLE_EXCEPTIONS)
+    assert not any(code in RETRIABLE_STATUS for code in (400, 401, 403, 404))
