@@ -141,6 +141,7 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
     return {
         "helpdesk_main": {
             "conn_type": "helpdesk",
+            "description": "Sandbox HelpDesk, personal access token (Basic auth)",
             "host": host,
             "schema": "http",
             "port": port,
@@ -150,6 +151,8 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
         },
         "helpdesk_oauth": {
             "conn_type": "helpdesk",
+            "description": "Sandbox HelpDesk, OAuth 2 app; approve it with the connect command (authorize page "
+            "at accounts_url) or get a refresh token from POST /_sandbox/helpdesk/oauth/refresh-token",
             "host": host,
             "schema": "http",
             "port": port,
