@@ -95,3 +95,12 @@ def test_sqlite_engine_uses_wal_and_a_busy_timeout(tmp_path):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
     finally:
         engine.dispose()
+
+
+def test_a_warehouse_other_than_postgres_or_sqlite_is_refused_plainly():
+    import types
+
+    fake_driver = types.SimpleNamespace(paramstyle="pyformat", version_info=(1, 0, 0), Error=Exception)
+    engine = sa.create_engine("mysql+pymysql://qa@db/cx", module=fake_driver)
+    with pytest.raises(ValueError, match="runs on PostgreSQL or SQLite, not mysql"):
+        Warehouse(engine)

@@ -75,7 +75,15 @@ class RetentionResult:
 class Warehouse:
     """One warehouse database; the same code on SQLite and PostgreSQL."""
 
+    SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+
     def __init__(self, engine: sa.Engine):
+        if engine.dialect.name not in self.SUPPORTED_DIALECTS:
+            # Upserts use each dialect's ON CONFLICT; anything else would fail later, less clearly.
+            raise ValueError(
+                f"the cxsync warehouse runs on PostgreSQL or SQLite, not {engine.dialect.name}: "
+                "point the warehouse connection at a postgres or sqlite database"
+            )
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
