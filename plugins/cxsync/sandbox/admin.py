@@ -9,17 +9,20 @@
 - `GET  /_sandbox/switches[/{provider}]`        per-credential switches
 - `PUT|DELETE /_sandbox/switches/{provider}/{credential}`  merge `{name: value}` / drop all switches of it
 
-Ground truth answer: `{"provider", "at", "count", "interactions": [...]}`; each interaction is the world's
-neutral shape (LivePerson: see `liveperson.LivePersonWorld.ground_truth`).
+Ground truth answer: `{"provider", "at", "interactions": [...], "count"}`; each interaction is the world's
+neutral shape (LivePerson: see `liveperson_world.LivePersonWorld.ground_truth`). Worlds that offer
+`iter_ground_truth(at)` are streamed.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cxsync.sandbox.core import PROVIDER_NAMES, Sandbox, parse_duration, parse_instant
 
@@ -105,10 +108,24 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             when: datetime = parse_instant(at) if at else sandbox.clock.now()
         except ValueError as exc:
             raise HTTPException(400, detail=f"at: {exc}") from exc
-        interactions = world.ground_truth(when)
-        return JSONResponse(
-            {"provider": name, "at": when.isoformat(), "count": len(interactions), "interactions": interactions}
-        )
+        iterate = getattr(world, "iter_ground_truth", None)
+        if iterate is None:
+            interactions = world.ground_truth(when)
+            return JSONResponse(
+                {"provider": name, "at": when.isoformat(), "count": len(interactions), "interactions": interactions}
+            )
+
+        def stream() -> Iterator[bytes]:
+            # Streamed, so 100,000 conversations of truth never sit in memory as one document.
+            yield b'{"provider":' + json.dumps(name).encode() + b',"at":"' + when.isoformat().encode() + b'"'
+            yield b',"interactions":['
+            count = 0
+            for item in iterate(when):
+                yield (b"," if count else b"") + json.dumps(item, separators=(",", ":")).encode()
+                count += 1
+            yield b'],"count":' + str(count).encode() + b"}"
+
+        return StreamingResponse(stream(), media_type="application/json")
 
     @router.get("/switches")
     def switches_all() -> dict[str, Any]:

@@ -338,13 +338,13 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     def render(header: Header, now_ms: int, sections: tuple[str, ...], allow_partial: bool) -> bytes:
         w = world()
         if allow_partial and sandbox.roll(PROVIDER, FAULT_IS_PARTIAL):
-            return _encode(w.record(header, now_ms, sections, partial=True))
+            return w.record(header, now_ms, sections, partial=True)
         closed = header.close_ms <= now_ms
         state = ("C", w.deletion_epoch(now_ms)) if closed else ("O", now_ms, w.deletion_epoch(now_ms))
         key = (header.conversation_id, sections, state)
         cached = w.rendered.get(key)
         if cached is None:
-            cached = w.rendered.put(key, _encode(w.record(header, now_ms, sections)))
+            cached = w.rendered.put(key, w.record(header, now_ms, sections))
         return cached
 
     def page_body(meta: dict[str, Any], parts: list[bytes]) -> bytes:

@@ -23,6 +23,7 @@ import bisect
 import random
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -118,12 +119,57 @@ _NOTES = (
     "Possible fraud, check the payment logs",
 )
 _SENT_BY_STYLES = (("Agent", "Consumer"), ("agent", "consumer"), ("AGENT", "CONSUMER"))
+_ENCODE = msgspec.json.Encoder().encode
+_SEQ_STEPS = (1, 1, 1, 2, 3)
+_FILE_TYPES = ("PNG", "JPG", "PDF")
+_CAPTIONS = ("receipt", "screenshot", "photo of the parcel")
+# Rich content is a JSON document in a string, as LivePerson sends it.
+_BOT_CARDS = {
+    line: msgspec.json.encode(
+        {
+            "type": "vertical",
+            "elements": [
+                {"type": "text", "text": line},
+                {
+                    "type": "button",
+                    "title": "Orders",
+                    "click": {"actions": [{"type": "publishText", "text": "Orders"}]},
+                },
+            ],
+        }
+    ).decode()
+    for line in _BOT_LINES
+}
+_AGENT_CARD = msgspec.json.encode(
+    {
+        "type": "vertical",
+        "elements": [
+            {"type": "text", "text": "Your order status"},
+            {"type": "image", "url": "https://example.com/t.png"},
+        ],
+    }
+).decode()
+
+
+# messageData JSON of every text and card, encoded once.
+_TEXT_DATA = {
+    text: _ENCODE({"msg": {"text": text}}).decode() for text in (*_CONSUMER_LINES, *_AGENT_LINES, *_BOT_LINES, *_NOTES)
+}
+_RICH_DATA = {
+    card: _ENCODE({"richContent": {"content": card}}).decode() for card in (*_BOT_CARDS.values(), _AGENT_CARD)
+}
+_MINUTE_PREFIX: dict[int, str] = {}
 
 
 def fmt_time(ms: int) -> str:
-    """LivePerson's time strings: `2016-08-29 14:30:24.565+0000`."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return f"{dt:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}+0000"
+    """LivePerson's time strings: `2016-08-29 14:30:24.565+0000`. Hot: minute prefixes are cached."""
+    minute, rest = divmod(ms, 60_000)
+    prefix = _MINUTE_PREFIX.get(minute)
+    if prefix is None:
+        if len(_MINUTE_PREFIX) > 200_000:
+            _MINUTE_PREFIX.clear()
+        prefix = _MINUTE_PREFIX[minute] = f"{datetime.fromtimestamp(minute * 60, tz=UTC):%Y-%m-%d %H:%M}:"
+    return f"{prefix}{rest // 1000:02d}.{rest % 1000:03d}+0000"
 
 
 def fmt_date(ms: int) -> str:
@@ -183,9 +229,10 @@ class Agent:
     created_ms: int
     deleted_ms: int | None
 
-    @property
-    def id_text(self) -> str:
-        return str(self.id)
+    id_text: str = ""  # str(id), precomputed: it is read for every message
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_text", str(self.id))
 
     @property
     def type_name(self) -> str:
@@ -319,8 +366,8 @@ class Conversation:
 
     skeleton: Skeleton
     message_times: list[int]
-    message_records: list[dict[str, Any]]
-    truths: list[dict[str, Any]]
+    message_records: list[bytes]  # each message's JSON
+    truths: list[tuple[Any, ...]]  # per message: what the ground truth reports
     consumer: dict[str, Any]
     info_static: dict[str, Any]
     sent_by_style: tuple[str, str]
@@ -375,8 +422,11 @@ class LivePersonWorld:
         self.bots = [a for a in self.agents if a.user_type == 2]
         self._deletions = sorted(a.deleted_ms for a in self.agents if a.deleted_ms is not None)
         self._days: LRUCache[tuple[list[Header], list[int]]] = LRUCache(int(opts["lp_day_cache"]))
-        self._conversations: LRUCache[Conversation] = LRUCache(4096)
-        self.rendered: LRUCache[bytes] = LRUCache(8192)  # record bytes, used by the router
+        # Recently used skeletons (a few KB each), full conversations and rendered records: enough for the
+        # pages a client is reading, bounded whatever the volume.
+        self._skeletons: LRUCache[Skeleton] = LRUCache(16_384)
+        self._conversations: LRUCache[Conversation] = LRUCache(2048)
+        self.rendered: LRUCache[bytes] = LRUCache(2048)  # record bytes, used by the router
         self.searches: LRUCache[list[Header]] = LRUCache(32)  # search results, used by the router
         self.auth: Any = None  # a LivePersonAuth, set by liveperson.init_world
 
@@ -458,6 +508,9 @@ class LivePersonWorld:
         return header
 
     def skeleton(self, day: int, k: int) -> Skeleton:
+        return self._skeletons.get_or_create((day, k), lambda: self._build_skeleton(day, k))
+
+    def _build_skeleton(self, day: int, k: int) -> Skeleton:
         rng = random.Random(f"{self.seed}:lp:{day}:{k}")
         conv_id = make_conversation_id(rng, day, k)
         start = day * DAY_MS + int(rng.random() * DAY_MS)
@@ -467,7 +520,9 @@ class LivePersonWorld:
         bots = [a.index for a in self.bots]
         use_bot = bool(bots) and (not humans or rng.random() < 0.3)
         bot_only = use_bot and (not humans or rng.random() < 0.25)
-        long_gap_at = rng.randint(1, max(1, n - 1)) if rng.random() < 0.12 else -1
+        # Messaging is asynchronous: a quarter of the conversations pause for hours, so conversations open at
+        # any moment keep receiving messages later.
+        long_gap_at = rng.randint(1, max(1, n - 1)) if rng.random() < 0.25 else -1
 
         messages: list[tuple[int, int, int]] = []
         participants: list[tuple[int, int, str]] = []
@@ -494,7 +549,7 @@ class LivePersonWorld:
         for i in range(1, n):
             gap = min(600_000, max(2_000, int(rng.expovariate(1 / 40_000))))
             if i == long_gap_at:
-                gap = rng.randint(2 * 3_600_000, 30 * 3_600_000)  # messaging is asynchronous: hours of silence
+                gap = rng.randint(3_600_000, 30 * 3_600_000)
             t += gap
             if use_bot and i <= bot_turns:
                 role = BOT if i % 2 == 1 else CONSUMER
@@ -570,109 +625,63 @@ class LivePersonWorld:
             "consumerName": first,
             "dialogId": conv_id,
         }
-        records: list[dict[str, Any]] = []
-        truths: list[dict[str, Any]] = []
+        records: list[bytes] = []
+        truths: list[tuple[Any, ...]] = []
+        rnd = rng.random  # the hot loop draws with random() alone: several times cheaper than choice/randint
+        agents = self.agents
+        account = self.account_id
         seq = 0
         for n, (t, role, agent_idx) in enumerate(sk.messages):
             if n:
-                seq += rng.choice((1, 1, 1, 2, 3))  # ordered, not contiguous
-            agent = self.agents[agent_idx] if agent_idx >= 0 else None
-            participant = agent.id_text if agent else consumer_id
+                seq += _SEQ_STEPS[int(rnd() * 5)]  # ordered, not contiguous
+            participant = agents[agent_idx].id_text if agent_idx >= 0 else consumer_id
             sent_by = style[1] if role == CONSUMER else style[0]
-            if rng.random() < 0.05:
+            if rnd() < 0.05:
                 sent_by = sent_by.lower() if sent_by[0].isupper() else sent_by.capitalize()
             audience = "ALL"
-            text: str | None
+            text: str | None = None
             file: dict[str, Any] | None = None
             rich: str | None = None
-            draw = rng.random()
+            draw = rnd()
             if role == CONSUMER:
                 if draw < 0.06:
                     mtype = "HOSTED_FILE"
-                    ext = rng.choice(("PNG", "JPG", "PDF"))
+                    ext = _FILE_TYPES[int(rnd() * 3)]
                     file = {
-                        "relativePath": f"/v1/AUTH/{self.account_id}/{rng.getrandbits(48):012x}.{ext.lower()}",
+                        "relativePath": f"/v1/AUTH/{account}/{rng.getrandbits(48):012x}.{ext.lower()}",
                         "fileType": ext,
-                        "caption": rng.choice(("receipt", "screenshot", "photo of the parcel")),
+                        "caption": _CAPTIONS[int(rnd() * 3)],
                     }
-                    text = None
-                    data: dict[str, Any] = {"file": file}
+                    data = _ENCODE({"file": file}).decode()
                 else:
-                    mtype, text = "TEXT_PLAIN", rng.choice(_CONSUMER_LINES)
-                    data = {"msg": {"text": text}}
+                    mtype, text = "TEXT_PLAIN", _CONSUMER_LINES[int(rnd() * len(_CONSUMER_LINES))]
+                    data = _TEXT_DATA[text]
             elif role == BOT:
+                line = _BOT_LINES[int(rnd() * len(_BOT_LINES))]
                 if draw < 0.3:
-                    mtype = "RICH_CONTENT"
-                    text = None
-                    rich = msgspec.json.encode(
-                        {
-                            "type": "vertical",
-                            "elements": [
-                                {"type": "text", "text": rng.choice(_BOT_LINES)},
-                                {
-                                    "type": "button",
-                                    "title": "Orders",
-                                    "click": {"actions": [{"type": "publishText", "text": "Orders"}]},
-                                },
-                            ],
-                        }
-                    ).decode()
-                    data = {"richContent": {"content": rich}}
+                    mtype, rich = "RICH_CONTENT", _BOT_CARDS[line]
+                    data = _RICH_DATA[rich]
                 else:
-                    mtype, text = "TEXT_PLAIN", rng.choice(_BOT_LINES)
-                    data = {"msg": {"text": text}}
+                    mtype, text = "TEXT_PLAIN", line
+                    data = _TEXT_DATA[text]
+            elif draw < 0.06:
+                mtype, text, audience = "TEXT_PLAIN", _NOTES[int(rnd() * len(_NOTES))], "AGENTS_AND_MANAGERS"
+                data = _TEXT_DATA[text]
+            elif draw < 0.12:
+                mtype, rich = "RICH_CONTENT", _AGENT_CARD
+                data = _RICH_DATA[rich]
             else:
-                if draw < 0.06:
-                    mtype, text, audience = "TEXT_PLAIN", rng.choice(_NOTES), "AGENTS_AND_MANAGERS"
-                    data = {"msg": {"text": text}}
-                elif draw < 0.12:
-                    mtype = "RICH_CONTENT"
-                    text = None
-                    rich = msgspec.json.encode(
-                        {
-                            "type": "vertical",
-                            "elements": [
-                                {"type": "text", "text": "Your order status"},
-                                {"type": "image", "url": "https://example.com/track.png"},
-                            ],
-                        }
-                    ).decode()
-                    data = {"richContent": {"content": rich}}
-                else:
-                    mtype, text = "TEXT_PLAIN", rng.choice(_AGENT_LINES)
-                    data = {"msg": {"text": text}}
+                mtype, text = "TEXT_PLAIN", _AGENT_LINES[int(rnd() * len(_AGENT_LINES))]
+                data = _TEXT_DATA[text]
             message_id = f"ms::conv:{conv_id}::msg:{n}"
+            # Pre-serialised: every value spliced in is JSON-safe (ids, names, times) or already JSON (data).
             records.append(
-                {
-                    "type": mtype,
-                    "messageData": data,
-                    "messageId": message_id,
-                    "audience": audience,
-                    "seq": seq,
-                    "dialogId": conv_id,
-                    "participantId": participant,
-                    "source": "APP",
-                    "time": fmt_time(t),
-                    "timeL": t,
-                    "device": "undefined",
-                    "sentBy": sent_by,
-                }
+                f'{{"type":"{mtype}","messageData":{data},"messageId":"{message_id}","audience":"{audience}",'
+                f'"seq":{seq},"dialogId":"{conv_id}","participantId":"{participant}","source":"APP",'
+                f'"time":"{fmt_time(t)}","timeL":{t},"device":"undefined","sentBy":"{sent_by}"}}'.encode()
             )
-            truths.append(
-                {
-                    "message_id": message_id,
-                    "seq": seq,
-                    "sent_at": from_ms(t).isoformat(),
-                    "sent_by": sent_by,
-                    "sender_type": ("customer", "agent", "bot")[role],
-                    "participant_id": participant,
-                    "type": mtype,
-                    "text": text,
-                    "file": file,
-                    "rich_content": rich,
-                    "is_private": audience == "AGENTS_AND_MANAGERS",
-                }
-            )
+            # Ground truth is built from these only when asked for.
+            truths.append((message_id, seq, t, sent_by, role, participant, mtype, text, file, rich, audience))
         source = rng.choice(("APP", "SHARK", "SMS", "FACEBOOK", "WhatsApp Business"))
         info_static = {
             "conversationId": conv_id,
@@ -763,8 +772,10 @@ class LivePersonWorld:
 
     def record(
         self, header: Header, now_ms: int, sections: tuple[str, ...] = ALL_SECTIONS, partial: bool = False
-    ) -> dict[str, Any]:
-        """The conversation record as msgHist serves it at `now_ms`, with the requested sections."""
+    ) -> bytes:
+        """The conversation record's JSON as msgHist serves it at `now_ms`, with the requested sections.
+
+        `partial`: `info.isPartial` true and the messages cut in half (what a truncated record looks like)."""
         st = self.state(header, now_ms)
         conv: Conversation = st["conv"]
         closed: bool = st["closed"]
@@ -807,11 +818,6 @@ class LivePersonWorld:
         want = set(sections)
         if "campaign" in want:
             rec["campaign"] = conv.campaign
-        if "messageRecords" in want:
-            msgs = conv.message_records[: st["n_visible"]]
-            if partial and len(msgs) > 1:
-                msgs = msgs[: len(msgs) // 2]
-            rec["messageRecords"] = msgs
         if "agentParticipants" in want:
             rec["agentParticipants"] = [self._participant(conv, p, now_ms) for p in st["participants"]]
         if "consumerParticipants" in want:
@@ -858,7 +864,13 @@ class LivePersonWorld:
             rec["summary"] = {"text": conv.summary_text, "lastUpdatedTime": header.close_ms}
         if "sdes" in want:
             rec["sdes"] = conv.sdes
-        return rec
+        raw = _ENCODE(rec)
+        if "messageRecords" not in want:
+            return raw
+        msgs = conv.message_records[: st["n_visible"]]
+        if partial and len(msgs) > 1:
+            msgs = msgs[: len(msgs) // 2]
+        return raw[:-1] + b',"messageRecords":[' + b",".join(msgs) + b"]}"
 
     def _participant(self, conv: Conversation, p: tuple[int, int, str], now_ms: int) -> dict[str, Any]:
         agent = self.agents[p[0]]
@@ -927,21 +939,40 @@ class LivePersonWorld:
         sender_type (customer|agent|bot), participant_id, type, text (None unless text), file, rich_content,
         is_private`. Times are ISO 8601 UTC. Ordered by start time.
         """
+        return list(self.iter_ground_truth(at))
+
+    def iter_ground_truth(self, at: datetime) -> Iterator[dict[str, Any]]:
+        """`ground_truth`, one conversation at a time (the admin API streams it)."""
         now_ms = to_ms(at)
-        out: list[dict[str, Any]] = []
         for day in self.data_days(now_ms):
             headers, _ = self.day_headers(day)
             for header in headers:
                 if header.start_ms <= now_ms:
-                    out.append(self.truth(header, now_ms))
-        return out
+                    yield self.truth(header, now_ms)
 
     def truth(self, header: Header, now_ms: int) -> dict[str, Any]:
         st = self.state(header, now_ms)
         conv: Conversation = st["conv"]
         latest: Agent | None = st["latest"]
         closed = st["closed"]
-        messages = [dict(m) for m in conv.truths[: st["n_visible"]]]
+        messages = [
+            {
+                "message_id": message_id,
+                "seq": seq,
+                "sent_at": from_ms(t).isoformat(),
+                "sent_by": sent_by,
+                "sender_type": ("customer", "agent", "bot")[role],
+                "participant_id": participant,
+                "type": mtype,
+                "text": text,
+                "file": file,
+                "rich_content": rich,
+                "is_private": audience == "AGENTS_AND_MANAGERS",
+            }
+            for message_id, seq, t, sent_by, role, participant, mtype, text, file, rich, audience in conv.truths[
+                : st["n_visible"]
+            ]
+        ]
         return {
             "interaction_id": header.conversation_id,
             "status": "CLOSE" if closed else "OPEN",
