@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port", file=sys.stderr)
         return 2
+    # Listening before the connections are printed: a client that reads them and connects at once is queued in
+    # the backlog while the server starts, never refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     print(
         f"# cxsync sandbox on http://{args.host}:{port} (seed {sandbox.seed}, clock {sandbox.clock.now().isoformat()})"
