@@ -252,11 +252,10 @@ class HelpDeskHook(BaseHook):
             used.add(cursor)
 
     def server_now(self) -> datetime:
-        """The provider's time from the latest `Date` header (one cheap request if none seen yet)."""
-        client = self.get_conn()
-        if client.server_time is None:
-            self.licenses()
-        return client.server_now()
+        """The provider's time now: the `Date` of a fresh cheap request (`/v1/licenses`), not a cached one,
+        so a window end or watermark is never behind the provider's clock by the age of an old answer."""
+        self.licenses()
+        return self.get_conn().server_now()
 
     # ---- connection test ----------------------------------------------------------------------------
 
