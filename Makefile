@@ -9,6 +9,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# Only folders that exist: git does not keep an empty bench/ in a fresh clone.
+LINT_PATHS := $(wildcard plugins dags tests bench)
 
 .PHONY: venv test demo bench lint clean
 
@@ -22,7 +24,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check plugins dags tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -32,8 +34,8 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check plugins dags tests bench
-	$(VENV)/bin/ruff format --check plugins dags tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache

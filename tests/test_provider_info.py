@@ -158,3 +158,16 @@ print(json.dumps({"widgets": widgets, "behaviours": behaviours, "providers": sor
     assert lp["relabeling"]["login"] == "App Key / Client ID"
     assert lp["placeholders"]["host"] == "api.liveperson.net"
     assert found["behaviours"]["helpdesk"]["relabeling"]["password"] == "Personal Access Token / Client Secret"
+
+
+def test_pointing_airflows_plugins_folder_at_the_package_is_harmless(tmp_path):
+    # cxsync is a provider, not a plugin. Airflow execs every .py file of its plugins folder as a
+    # top-level module; plugins/.airflowignore keeps it from running cxsync's modules that way.
+    env = _airflow_env(tmp_path)
+    env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    done = subprocess.run([str(airflow_cli), "plugins", "--output", "json"], env=env, capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "python -m cxsync" not in done.stdout + done.stderr
+    assert "Failed to import plugin" not in done.stdout + done.stderr
