@@ -11,6 +11,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from cxsync import pipeline
 from cxsync.config import ConfigError
@@ -197,6 +198,38 @@ def test_unmappable_ticket_is_rejected_and_the_run_goes_on(hd, warehouse):
     assert counts["cx_rejected_records"] == 1 and counts["cx_interactions"] == len(wanted) - 1
 
 
+def test_window_survives_rate_limits_and_server_errors(hd):
+    hd.derive("hd_patient", extra={"rate_limit_min_wait": 0.05, "retry_max_seconds": 0.2, "max_attempts": 12})
+    hd.faults(rate_limit_rps=25, p_5xx=0.15, p_reset=0.05, p_truncate=0.05)
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    source = HelpDeskSource(integration("hd_patient"))
+    records, rejected = load(source, source.window(start, end))
+    assert rejected == [] and set(records) == created_in(truth, start, end)
+    expected = expected_from_truth(truth)
+    assert all(r.message_count == expected[i]["message_count"] for i, r in records.items())
+    assert hd.fault_count("rate_limit") > 0 and hd.fault_count("5xx") > 0
+
+
+class VanishingHook(HelpDeskHook):
+    """One listed ticket is gone (404) by the time it is fetched, as after a purge from trash."""
+
+    def ticket(self, ticket_id):
+        return super().ticket(ticket_id + "0" if ticket_id == self.gone_id else ticket_id)
+
+
+def test_a_ticket_gone_between_list_and_fetch_is_skipped_with_a_warning(hd, caplog):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=2), T0 - timedelta(days=1)
+    wanted = sorted(created_in(truth, start, end))
+    hook = VanishingHook("helpdesk_main")
+    hook.gone_id = wanted[-1]
+    source = HelpDeskSource(integration(), hook=hook)
+    records, rejected = load(source, source.window(start, end))
+    assert set(records) == set(wanted[:-1]) and rejected == []
+    assert f"ticket {wanted[-1]} was listed but is gone (404)" in caplog.text
+
+
 # ---- the pipeline on a warehouse: exactly the ground truth --------------------------------------------------
 
 
@@ -216,24 +249,28 @@ def test_backfill_then_incremental_equals_ground_truth_and_reruns_change_nothing
     assert {t["silo"] for t in truth} >= {"tickets", "archive", "spam"}
     assert warehouse_view(warehouse, "hd_test") == expected_from_truth(truth)
 
-    # A day later: new tickets, replies, notes, status changes, archiving, an agent deleted.
+    # Nights later: new tickets, replies, notes, status changes, archiving, agents deleted.
+    inserted = status_changes = deleted_agents = 0
     before = expected_from_truth(truth)
-    hd.advance("1d")
-    source = HelpDeskSource(integration())
-    result = pipeline.load_changes(source.integration, source, warehouse)
-    roster = pipeline.sync_roster(source.integration, source, warehouse)
-    after = expected_from_truth(hd.truth())
-    assert warehouse_view(warehouse, "hd_test") == after
-    assert result["inserted"] == len(set(after) - set(before)) > 0
-    assert any(after[i]["provider_status"] != before[i]["provider_status"] for i in before)
-    assert result["watermark"] == "2025-03-15T09:30:00.000000Z"
-    assert roster["marked_deleted"] == 1
+    for step in ("1d", "7h", "3d"):
+        now = hd.advance(step)
+        source = HelpDeskSource(integration())
+        result = pipeline.load_changes(source.integration, source, warehouse)
+        deleted_agents += pipeline.sync_roster(source.integration, source, warehouse)["marked_deleted"]
+        after = expected_from_truth(hd.truth())
+        assert warehouse_view(warehouse, "hd_test") == after, step
+        assert result["inserted"] == len(set(after) - set(before))
+        assert result["watermark"] == now.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        inserted += result["inserted"]
+        status_changes += sum(after[i]["provider_status"] != before[i]["provider_status"] for i in before)
+        before = after
+    assert inserted > 0 and status_changes > 0 and deleted_agents >= 1
 
     # Re-running each step changes nothing.
     snapshot = warehouse_snapshot(warehouse, "hd_test")
     again = pipeline.load_changes(source.integration, source, warehouse)
     assert (again["inserted"], again["updated"], again["rejected"]) == (0, 0, 0)
-    for page in source.changes(T0, hd.now()):  # the whole day's changes, written once more
+    for page in source.changes(T0, hd.now()):  # every change since the backfill, written once more
         stats = warehouse.write_interactions("hd_test", page.records, rejected=page.rejected)
         assert (stats.inserted, stats.updated, stats.unchanged) == (0, 0, len(page.records))
     for result in backfill(source, warehouse):
@@ -260,3 +297,20 @@ def test_retention_dry_run_counts_and_the_real_run_deletes(hd, warehouse):
     real = pipeline.apply_retention(source.integration, warehouse, dry_run=False, now=now)
     assert (real["cx_interactions"], real["cx_messages"]) == (len(old), old_messages)
     assert set(warehouse_view(warehouse, "hd_test")) == set(expected) - old
+
+
+def test_a_ticket_deleted_at_helpdesk_keeps_its_warehouse_copy(hd, warehouse):
+    """DELETE moves a ticket to `trash`, which cxsync does not read: our copy stays until our own retention."""
+    source = HelpDeskSource(integration())
+    backfill(source, warehouse)
+    loaded = warehouse_view(warehouse, "hd_test")
+    victim = sorted(loaded)[0]
+    conn = hd.connection("helpdesk_main")
+    deleted = requests.delete(f"{hd.url}/v1/tickets/{victim}", auth=(conn["login"], conn["password"]),
+                              headers={"User-Agent": "cxsync-tests/1.0"}, timeout=10)
+    assert deleted.status_code == 204
+    assert {t["interaction_id"]: t["silo"] for t in hd.truth()}[victim] == "trash"
+    hd.advance("1h")
+    source = HelpDeskSource(integration())
+    pipeline.load_changes(source.integration, source, warehouse)
+    assert warehouse_view(warehouse, "hd_test")[victim] == loaded[victim]
