@@ -96,6 +96,12 @@ def test_an_open_conversation_has_no_end():
         assert (record.status, record.provider_status, record.ended_at) == ("open", "OPEN", None)
 
 
+def test_the_retrieval_time_duration_of_an_open_conversation_is_not_stored():
+    opened = m.map_conversation(conversation(status="OPEN", endTime="undefined", endTimeL=-1, duration=5000))
+    closed = m.map_conversation(conversation(duration=1_200_000))
+    assert "duration" not in opened.raw["info"] and closed.raw["info"]["duration"] == 1_200_000
+
+
 def test_times_from_strings_when_the_epoch_fields_are_missing():
     rec = conversation()
     del rec["info"]["startTimeL"], rec["info"]["endTimeL"]

@@ -190,6 +190,10 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
     times += [m.sent_at for m in messages if m.sent_at is not None]
     times += _event_times(record.get("agentParticipants")) + _event_times(record.get("transfers"))
     raw = {k: v for k, v in record.items() if k != "messageRecords"}  # messages keep their own raw
+    if status == "open" and "duration" in info:
+        # An open conversation's duration runs until the moment of retrieval: storing it would make
+        # every re-read look like a change.
+        raw["info"] = {k: v for k, v in info.items() if k != "duration"}
     return InteractionRecord(
         interaction_id=conversation_id,
         provider=PROVIDER,
