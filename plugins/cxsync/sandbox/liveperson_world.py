@@ -20,6 +20,7 @@ strings in others.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import zlib
 from array import array
@@ -421,6 +422,8 @@ class LivePersonWorld:
         self.humans = [a for a in self.agents if a.user_type == 1]
         self.bots = [a for a in self.agents if a.user_type == 2]
         self._deletions = sorted(a.deleted_ms for a in self.agents if a.deleted_ms is not None)
+        self._eligible: dict[int, list[int]] = {}
+        self._bot_indexes = [a.index for a in self.bots]
         self._days: LRUCache[tuple[list[Header], list[int]]] = LRUCache(int(opts["lp_day_cache"]))
         # Recently used skeletons (a few KB each), full conversations and rendered records: enough for the
         # pages a client is reading, bounded whatever the volume.
@@ -507,6 +510,16 @@ class LivePersonWorld:
             return None
         return header
 
+    def _eligible_humans(self, at_ms: int) -> list[int]:
+        """Humans not deleted at `at_ms` (who can take a conversation then); one list per deletion epoch."""
+        epoch = self.deletion_epoch(at_ms)
+        cached = self._eligible.get(epoch)
+        if cached is None:
+            cached = self._eligible[epoch] = [
+                a.index for a in self.humans if a.deleted_ms is None or a.deleted_ms > at_ms
+            ]
+        return cached
+
     def skeleton(self, day: int, k: int) -> Skeleton:
         return self._skeletons.get_or_create((day, k), lambda: self._build_skeleton(day, k))
 
@@ -516,8 +529,8 @@ class LivePersonWorld:
         start = day * DAY_MS + int(rng.random() * DAY_MS)
         n = draw_count(rng, self.message_spec)
         skill = rng.choice(SKILLS)[0]
-        humans = [a.index for a in self.humans if a.deleted_ms is None or a.deleted_ms > start]
-        bots = [a.index for a in self.bots]
+        humans = self._eligible_humans(start)
+        bots = self._bot_indexes
         use_bot = bool(bots) and (not humans or rng.random() < 0.3)
         bot_only = use_bot and (not humans or rng.random() < 0.25)
         # Messaging is asynchronous: a quarter of the conversations pause for hours, so conversations open at
@@ -546,8 +559,13 @@ class LivePersonWorld:
         )
         reader_at = rng.randint(1, n - 1) if (n > 2 and len(humans) > 1 and rng.random() < 0.06) else -1
 
+        rnd, log = rng.random, math.log
         for i in range(1, n):
-            gap = min(600_000, max(2_000, int(rng.expovariate(1 / 40_000))))
+            gap = int(-log(1.0 - rnd()) * 40_000)  # exponential, mean 40 s, clamped to 2 s..10 min
+            if gap < 2_000:
+                gap = 2_000
+            elif gap > 600_000:
+                gap = 600_000
             if i == long_gap_at:
                 gap = rng.randint(3_600_000, 30 * 3_600_000)
             t += gap
@@ -574,7 +592,7 @@ class LivePersonWorld:
                 if i == reader_at:
                     manager = rng.choice([h for h in humans if h != current])
                     participants.append((manager, t - gap // 2, "READER"))
-                role = HUMAN if current >= 0 and rng.random() < 0.5 else CONSUMER
+                role = HUMAN if current >= 0 and rnd() < 0.5 else CONSUMER
                 if current >= 0 and i == (bot_turns + 1 if use_bot else 1):
                     role = HUMAN  # the agent greets first
             messages.append((t, role, current if role != CONSUMER else -1))
