@@ -8,7 +8,7 @@ Endpoints (every service resolves to the sandbox's own host; clients add the con
 - `POST /messaging_history/api/account/{id}/conversations/search?offset&limit&sort&v&source`
 - `POST /messaging_history/api/account/{id}/conversations/conversation/search?source`
 Choices where the notes leave room: `sort` defaults to `start:asc`; `start.to` of -1 means "now"; the
-3-month cap is calendar months after the rounded `from`; an empty result is a 200 with count 0; the Users
+3-month cap is calendar months after `from` as sent (before rounding); an empty result is a 200 with count 0; the Users
 API returns every field unless `select` names some (`$all` = every field).
 """
 
@@ -443,14 +443,16 @@ def _range(body: dict[str, Any], name: str, now_ms: int) -> tuple[int, int]:
     value = body.get(name)
     if not isinstance(value, dict) or "from" not in value or "to" not in value:
         raise bad_request(f"{name} must be an object with from and to (epoch milliseconds)")
-    low = ten_minutes_down(_epoch(value["from"], f"{name}.from"))
-    high = _epoch(value["to"], f"{name}.to")
-    high = ten_minutes_up(now_ms if high == -1 else high)
-    if low > high:
+    raw_low = _epoch(value["from"], f"{name}.from")
+    raw_high = _epoch(value["to"], f"{name}.to")
+    if raw_high == -1:
+        raw_high = now_ms
+    if raw_low > raw_high:
         raise bad_request(f"{name}.from is after {name}.to")
-    if high > three_months_after(low):
+    # The cap applies to the range as sent, so an exact 3-month window is not refused for its rounding.
+    if raw_high > three_months_after(raw_low):
         raise bad_request(f"the {name} range may span at most three months")
-    return low, high
+    return ten_minutes_down(raw_low), ten_minutes_up(raw_high)
 
 
 def _search_filters(body: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
