@@ -95,7 +95,7 @@ def cli_server():
             "--lp-conversations-per-day",
             "10",
             "--lp-rate-limit",
-            "50",
+            "20",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -146,7 +146,12 @@ def test_serves_prints_connections_and_stops_on_sigterm(cli_server):
         auth=auth,
     )
     assert no_source.status_code == 400
-    assert requests.get(f"{base}/_sandbox/faults/liveperson").json()["rate_limit_rps"] == 50
+    assert requests.get(f"{base}/_sandbox/faults/liveperson").json()["rate_limit_rps"] == 20
+    csds = f"{base}/api/account/{extra['account_id']}/service/msgHist/baseURI.json?version=1.0"
+    with requests.Session() as session:
+        answers = [session.get(csds, timeout=5) for _ in range(150)]  # faster than 20/s: --lp-rate-limit bites
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and all(r.headers.get("Retry-After") for r in limited)
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
