@@ -375,6 +375,14 @@ FAULT_BODIES = {
         503: {"error": "service_unavailable", "message": "Service unavailable"},
     },
 }
+# The OAuth token URL answers in its own dialect (helpdesk.md, section 2).
+TOKEN_URL_429 = {"error": "temporarily_unavailable", "error_description": "Too many requests, try again later"}
+
+
+def fault_body(provider: str, status: int, path: str) -> dict:
+    if provider == "helpdesk" and status == 429 and path.startswith("/v2/token"):
+        return TOKEN_URL_429
+    return FAULT_BODIES[provider][status]
 
 
 def endpoint_name(scope: Scope) -> str:
@@ -435,7 +443,7 @@ class FaultMiddleware:
         if wait > 0.0:
             sandbox.counters.count_fault(provider, FAULT_RATE_LIMIT)
             extra = [(b"retry-after", str(max(1, math.ceil(wait))).encode())] if settings.retry_after else []
-            await _send_json(stamped_send, 429, FAULT_BODIES[provider][429], extra)
+            await _send_json(stamped_send, 429, fault_body(provider, 429, scope.get("path", "")), extra)
             count()
             return
         if sandbox.roll(provider, FAULT_RESET) and abort_connection(scope):
