@@ -216,7 +216,7 @@ class LivePersonSource(Source):
                 for record in records:
                     key = record_key(record)
                     seen.add(key)
-                    digest = _digest(record)
+                    digest = _digest(mapping.stable_view(record))
                     if yielded.get(key) == digest:
                         continue  # moved across a page boundary, or seen in an earlier pass: already written
                     if keep is not None and not keep(record):

@@ -139,6 +139,17 @@ def is_partial(record: Any) -> bool:
     return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
 
 
+def stable_view(record: Any) -> Any:
+    """The record without what depends on the moment it was read: an open conversation's `duration` runs
+    until retrieval, so keeping it would make every re-read look like a change."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("info"), Mapping):
+        return record
+    info = record["info"]
+    if "duration" not in info or str(info.get("status", "")).upper() != "OPEN":
+        return record
+    return {**record, "info": {k: v for k, v in info.items() if k != "duration"}}
+
+
 def participant_types(record: Mapping[str, Any]) -> dict[str, str]:
     """participant id -> lower-case user type name ("human", "bot", "system") from `agentParticipants`."""
     types: dict[str, str] = {}
@@ -189,11 +200,7 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
     times = [t for t in (started_at, ended_at) if t is not None]
     times += [m.sent_at for m in messages if m.sent_at is not None]
     times += _event_times(record.get("agentParticipants")) + _event_times(record.get("transfers"))
-    raw = {k: v for k, v in record.items() if k != "messageRecords"}  # messages keep their own raw
-    if status == "open" and "duration" in info:
-        # An open conversation's duration runs until the moment of retrieval: storing it would make
-        # every re-read look like a change.
-        raw["info"] = {k: v for k, v in info.items() if k != "duration"}
+    raw = {k: v for k, v in stable_view(record).items() if k != "messageRecords"}  # messages keep their own raw
     return InteractionRecord(
         interaction_id=conversation_id,
         provider=PROVIDER,
