@@ -343,3 +343,27 @@ def test_server_now_is_the_providers_clock_and_follows_it(lp):
     assert hook.server_now() == lp.now()  # 2025: far from this machine's clock
     lp.advance("3h")
     assert hook.server_now() == lp.now()
+
+
+def test_a_users_401_while_history_works_is_still_read_as_the_missing_permission(monkeypatch):
+    """The notes allow 401 or 403 for a key without Users: a scripted stand-in answers 401."""
+    from support.http_stub import Answer, Stub
+
+    stub = Stub()
+    try:
+        csds = Answer(body={"baseURIs": [{"service": s, "account": "1", "baseURI": "127.0.0.1"}
+                                         for s in ("msgHist", "accountConfigReadOnly")]})
+        history = Answer(body={"_metadata": {"count": 0, "shardsStatusResult": {"partialResult": False}},
+                               "conversationHistoryRecords": []})
+        stub.add(csds, Answer(401, body={"error": "Not Authenticated"}), csds, history)
+        set_connection(monkeypatch, "lp_stub", {
+            "conn_type": "liveperson", "host": "127.0.0.1", "port": stub.server.server_address[1], "schema": "http",
+            "login": "key", "password": "secret", "extra": {"account_id": "1", "access_token": "t",
+                                                            "access_token_secret": "ts", **FAST_EXTRAS}})
+        with pytest.raises(PermissionDenied) as info:
+            LivePersonHook("lp_stub").users()
+        assert str(info.value).startswith(users_permission_message("lp_stub")) and "HTTP 401" in str(info.value)
+        assert [r.path.split("?")[0].rsplit("/", 1)[-1] for r in stub.received] == [
+            "baseURI.json", "users", "baseURI.json", "search"]
+    finally:
+        stub.stop()
