@@ -37,7 +37,7 @@ from cxsync.http import (
     Token,
     TokenCache,
 )
-from cxsync.http.client import mask_secret
+from cxsync.http.client import RequestStats, mask_secret
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class LivePersonHook(BaseHook):
         return self._conn().account_id
 
     @property
-    def stats(self):
+    def stats(self) -> RequestStats:
         """Request counts of this hook (requests, retries, rate-limited, by status)."""
         return self._client().stats
 
