@@ -108,8 +108,14 @@ class AirflowEnv:
     # ---- running --------------------------------------------------------------------------------------
 
     def airflow(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check:
             assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
         return done

@@ -23,17 +23,34 @@ pytestmark = pytest.mark.slow
 
 LP = "lp_e2e"
 NOUSERS = "lp_e2e_nousers"
-NO_FAULTS = {"rate_limit_rps": None, "p_5xx": 0.0, "p_reset": 0.0, "p_slow": 0.0, "p_truncate": 0.0,
-             "p_partial": 0.0, "p_is_partial": 0.0}
+NO_FAULTS = {
+    "rate_limit_rps": None,
+    "p_5xx": 0.0,
+    "p_reset": 0.0,
+    "p_slow": 0.0,
+    "p_truncate": 0.0,
+    "p_partial": 0.0,
+    "p_is_partial": 0.0,
+}
 
 
 @pytest.fixture(scope="module")
 def env(airflow_env):
     airflow_env.add_integrations(
-        {"id": LP, "provider": "liveperson", "label": "LivePerson e2e (OAuth 1.0)", "conn_id": "liveperson_main",
-         "backfill_weeks": 1, "retention": {"value": 3, "unit": "days"}},
-        {"id": NOUSERS, "provider": "liveperson", "label": "LivePerson key without Users",
-         "conn_id": "liveperson_nousers"},
+        {
+            "id": LP,
+            "provider": "liveperson",
+            "label": "LivePerson e2e (OAuth 1.0)",
+            "conn_id": "liveperson_main",
+            "backfill_weeks": 1,
+            "retention": {"value": 3, "unit": "days"},
+        },
+        {
+            "id": NOUSERS,
+            "provider": "liveperson",
+            "label": "LivePerson key without Users",
+            "conn_id": "liveperson_nousers",
+        },
     )
     airflow_env.sandbox("PUT", "/faults/liveperson", NO_FAULTS)
     return airflow_env
@@ -52,8 +69,11 @@ def test_roster_backfill_incremental_and_retention_dags_land_exactly_the_ground_
     assert roster.succeeded, roster.tail()
     wh = env.warehouse()
     with wh.engine.connect() as conn:
-        agents = conn.execute(sa.select(t.agents.c.agent_id, t.agents.c.is_deleted, t.agents.c.role)
-                              .where(t.agents.c.integration_id == LP)).all()
+        agents = conn.execute(
+            sa.select(t.agents.c.agent_id, t.agents.c.is_deleted, t.agents.c.role).where(
+                t.agents.c.integration_id == LP
+            )
+        ).all()
     assert len(agents) == 7 and any(row.is_deleted for row in agents)
     assert {row.role for row in agents} == {"agent", "bot"}
 

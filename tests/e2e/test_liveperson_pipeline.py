@@ -46,8 +46,9 @@ def sqlite_warehouse(tmp_path) -> Warehouse:
 
 
 def integration(conn_id: str = "liveperson_main", **kwargs) -> Integration:
-    return Integration(id=kwargs.pop("id", "lp_main"), provider="liveperson", conn_id=conn_id, label="LivePerson",
-                       **kwargs)
+    return Integration(
+        id=kwargs.pop("id", "lp_main"), provider="liveperson", conn_id=conn_id, label="LivePerson", **kwargs
+    )
 
 
 def each_task(integ: Integration) -> Callable[[], LivePersonSource]:
@@ -173,8 +174,9 @@ def test_retention_honours_dry_run_and_a_second_run_deletes_nothing(lp, sqlite_w
     again = pipeline.apply_retention(integ, sqlite_warehouse, dry_run=False, now=now)
     assert again["cx_interactions"] == again["cx_messages"] == 0
     with sqlite_warehouse.engine.connect() as conn:
-        log = conn.execute(sa.select(t.retention_log.c.dry_run, t.retention_log.c.interactions_deleted)
-                           .order_by(t.retention_log.c.id)).all()
+        log = conn.execute(
+            sa.select(t.retention_log.c.dry_run, t.retention_log.c.interactions_deleted).order_by(t.retention_log.c.id)
+        ).all()
     assert [tuple(row) for row in log] == [(True, len(old)), (False, len(old)), (False, 0)]
 
 

@@ -45,10 +45,16 @@ def last_hour(now: datetime) -> dict:
 
 
 def test_connection_defaults(monkeypatch):
-    set_connection(monkeypatch, "lp_defaults", {
-        "conn_type": "liveperson", "login": "key", "password": "secret-value-1",
-        "extra": {"account_id": 123, "access_token": "tok-value", "access_token_secret": "tok-secret-1"},
-    })
+    set_connection(
+        monkeypatch,
+        "lp_defaults",
+        {
+            "conn_type": "liveperson",
+            "login": "key",
+            "password": "secret-value-1",
+            "extra": {"account_id": 123, "access_token": "tok-value", "access_token_secret": "tok-secret-1"},
+        },
+    )
     s = LivePersonHook("lp_defaults")._conn()
     assert (s.csds_host, s.scheme, s.port) == ("api.liveperson.net", "https", None)
     assert (s.account_id, s.auth_type, s.source, s.users_api_version) == ("123", "oauth1", "cxsync", "4.0")
@@ -70,8 +76,12 @@ def test_connection_defaults(monkeypatch):
     ],
 )
 def test_bad_connection_fields_are_named_in_the_error(monkeypatch, change, message):
-    conn = {"conn_type": "liveperson", "login": "key", "password": "secret",
-            "extra": {"account_id": "1", "access_token": "t", "access_token_secret": "s"}}
+    conn = {
+        "conn_type": "liveperson",
+        "login": "key",
+        "password": "secret",
+        "extra": {"account_id": "1", "access_token": "t", "access_token_secret": "s"},
+    }
     change(conn)
     set_connection(monkeypatch, "lp_bad", conn)
     with pytest.raises(ConnectionSettingError, match="'lp_bad'") as info:
@@ -82,8 +92,16 @@ def test_bad_connection_fields_are_named_in_the_error(monkeypatch, change, messa
 
 
 def test_oauth2_needs_no_access_token(monkeypatch):
-    set_connection(monkeypatch, "lp_o2", {"conn_type": "liveperson", "login": "client", "password": "secret",
-                                          "extra": {"account_id": "1", "auth_type": "oauth2"}})
+    set_connection(
+        monkeypatch,
+        "lp_o2",
+        {
+            "conn_type": "liveperson",
+            "login": "client",
+            "password": "secret",
+            "extra": {"account_id": "1", "auth_type": "oauth2"},
+        },
+    )
     assert LivePersonHook("lp_o2")._conn().auth_type == "oauth2"
 
 
@@ -151,10 +169,25 @@ def test_an_unknown_account_fails_with_a_plain_csds_message(lp, monkeypatch):
 
 
 def test_an_unreachable_csds_answers_the_test_button_in_plain_words(monkeypatch):
-    set_connection(monkeypatch, "lp_nowhere", {
-        "conn_type": "liveperson", "host": "127.0.0.1", "port": 9, "schema": "http", "login": "k", "password": "s",
-        "extra": {"account_id": "1", "access_token": "t", "access_token_secret": "s", **FAST_EXTRAS,
-                  "max_attempts": 2}})
+    set_connection(
+        monkeypatch,
+        "lp_nowhere",
+        {
+            "conn_type": "liveperson",
+            "host": "127.0.0.1",
+            "port": 9,
+            "schema": "http",
+            "login": "k",
+            "password": "s",
+            "extra": {
+                "account_id": "1",
+                "access_token": "t",
+                "access_token_secret": "s",
+                **FAST_EXTRAS,
+                "max_attempts": 2,
+            },
+        },
+    )
     ok, message = LivePersonHook("lp_nowhere").test_connection()
     assert not ok
     assert message.startswith("Step 1 of 4, service discovery (CSDS at http://127.0.0.1) failed")
@@ -263,9 +296,16 @@ def test_the_ui_test_button_path_through_airflows_connection_model(lp, monkeypat
 
     for conn_id, expect in (("liveperson_main", True), ("liveperson_nousers", False)):
         data = lp.connections()[conn_id]
-        conn = Connection(conn_id=f"transient_{conn_id}", conn_type="liveperson", host=data["host"],
-                          port=data["port"], schema=data["schema"], login=data["login"], password=data["password"],
-                          extra=json.dumps(data["extra"]))
+        conn = Connection(
+            conn_id=f"transient_{conn_id}",
+            conn_type="liveperson",
+            host=data["host"],
+            port=data["port"],
+            schema=data["schema"],
+            login=data["login"],
+            password=data["password"],
+            extra=json.dumps(data["extra"]),
+        )
         monkeypatch.setenv(f"AIRFLOW_CONN_TRANSIENT_{conn_id.upper()}", conn.get_uri())
         ok, message = conn.test_connection()
         assert ok is expect, message
@@ -285,8 +325,12 @@ def test_secrets_are_registered_with_the_masker(lp):
     sent = recorded(hook2)
     hook2.users()
     token = sent[-1].headers["Authorization"].split(" ", 1)[1]
-    for secret in (oauth1["password"], oauth1["extra"]["access_token_secret"],
-                   lp.connections()["liveperson_oauth2"]["password"], token):
+    for secret in (
+        oauth1["password"],
+        oauth1["extra"]["access_token_secret"],
+        lp.connections()["liveperson_oauth2"]["password"],
+        token,
+    ):
         assert secret not in redact(f"log line with {secret} inside")
 
 
@@ -351,19 +395,41 @@ def test_a_users_401_while_history_works_is_still_read_as_the_missing_permission
 
     stub = Stub()
     try:
-        csds = Answer(body={"baseURIs": [{"service": s, "account": "1", "baseURI": "127.0.0.1"}
-                                         for s in ("msgHist", "accountConfigReadOnly")]})
-        history = Answer(body={"_metadata": {"count": 0, "shardsStatusResult": {"partialResult": False}},
-                               "conversationHistoryRecords": []})
+        csds = Answer(
+            body={
+                "baseURIs": [
+                    {"service": s, "account": "1", "baseURI": "127.0.0.1"} for s in ("msgHist", "accountConfigReadOnly")
+                ]
+            }
+        )
+        history = Answer(
+            body={
+                "_metadata": {"count": 0, "shardsStatusResult": {"partialResult": False}},
+                "conversationHistoryRecords": [],
+            }
+        )
         stub.add(csds, Answer(401, body={"error": "Not Authenticated"}), csds, history)
-        set_connection(monkeypatch, "lp_stub", {
-            "conn_type": "liveperson", "host": "127.0.0.1", "port": stub.server.server_address[1], "schema": "http",
-            "login": "key", "password": "secret", "extra": {"account_id": "1", "access_token": "t",
-                                                            "access_token_secret": "ts", **FAST_EXTRAS}})
+        set_connection(
+            monkeypatch,
+            "lp_stub",
+            {
+                "conn_type": "liveperson",
+                "host": "127.0.0.1",
+                "port": stub.server.server_address[1],
+                "schema": "http",
+                "login": "key",
+                "password": "secret",
+                "extra": {"account_id": "1", "access_token": "t", "access_token_secret": "ts", **FAST_EXTRAS},
+            },
+        )
         with pytest.raises(PermissionDenied) as info:
             LivePersonHook("lp_stub").users()
         assert str(info.value).startswith(users_permission_message("lp_stub")) and "HTTP 401" in str(info.value)
         assert [r.path.split("?")[0].rsplit("/", 1)[-1] for r in stub.received] == [
-            "baseURI.json", "users", "baseURI.json", "search"]
+            "baseURI.json",
+            "users",
+            "baseURI.json",
+            "search",
+        ]
     finally:
         stub.stop()

@@ -24,10 +24,12 @@ def test_oauth1_signs_every_request_with_hmac_sha1_in_the_header(stub, sleeps):
     assert params["oauth_consumer_key"] == "app-key" and params["oauth_token"] == "access-token"
     # The signature an OAuth 1.0 server computes from what it received (key: appSecret&accessTokenSecret).
     uri = stub.url(received.path)
-    collected = signature.collect_parameters(uri_query=uri.split("?", 1)[1], headers={"Authorization": header},
-                                             exclude_oauth_signature=True)
-    base = signature.signature_base_string("POST", signature.base_string_uri(uri),
-                                           signature.normalize_parameters(collected))
+    collected = signature.collect_parameters(
+        uri_query=uri.split("?", 1)[1], headers={"Authorization": header}, exclude_oauth_signature=True
+    )
+    base = signature.signature_base_string(
+        "POST", signature.base_string_uri(uri), signature.normalize_parameters(collected)
+    )
     assert unquote(params["oauth_signature"]) == signature.sign_hmac_sha1(base, "app-secret", "token-secret")
     assert auth.secrets() == ["app-secret", "token-secret"]
 

@@ -37,18 +37,46 @@ def conversation(**info_overrides) -> dict:
         "transfers": [{"timeL": START + 900_000, "reason": "Skill"}],
         "messageRecords": [
             # Deliberately out of order, with non-contiguous seq and varying sentBy case.
-            {"messageId": "ms::conv:c-1::msg:2", "seq": 4, "timeL": START + 60_000, "sentBy": "agent",
-             "participantId": "3677470410", "audience": "ALL", "type": "TEXT_PLAIN",
-             "messageData": {"msg": {"text": "Hello! Let me look."}}},
-            {"messageId": "ms::conv:c-1::msg:0", "seq": 0, "timeL": START + 5_000, "sentBy": "CONSUMER",
-             "participantId": CONSUMER, "audience": "ALL", "type": "TEXT_PLAIN",
-             "messageData": {"msg": {"text": "Hi, my order"}}},
-            {"messageId": "ms::conv:c-1::msg:1", "seq": 1, "timeL": START + 20_000, "sentBy": "Agent",
-             "participantId": "4100000000", "audience": "ALL", "type": "TEXT_PLAIN",
-             "messageData": {"msg": {"text": "I'm the virtual assistant"}}},
-            {"messageId": "ms::conv:c-1::msg:3", "seq": 7, "timeL": START + 70_000, "sentBy": "Agent",
-             "participantId": 3677470410, "audience": "AGENTS_AND_MANAGERS", "type": "TEXT_PLAIN",
-             "messageData": {"msg": {"text": "Refund approved by supervisor"}}},
+            {
+                "messageId": "ms::conv:c-1::msg:2",
+                "seq": 4,
+                "timeL": START + 60_000,
+                "sentBy": "agent",
+                "participantId": "3677470410",
+                "audience": "ALL",
+                "type": "TEXT_PLAIN",
+                "messageData": {"msg": {"text": "Hello! Let me look."}},
+            },
+            {
+                "messageId": "ms::conv:c-1::msg:0",
+                "seq": 0,
+                "timeL": START + 5_000,
+                "sentBy": "CONSUMER",
+                "participantId": CONSUMER,
+                "audience": "ALL",
+                "type": "TEXT_PLAIN",
+                "messageData": {"msg": {"text": "Hi, my order"}},
+            },
+            {
+                "messageId": "ms::conv:c-1::msg:1",
+                "seq": 1,
+                "timeL": START + 20_000,
+                "sentBy": "Agent",
+                "participantId": "4100000000",
+                "audience": "ALL",
+                "type": "TEXT_PLAIN",
+                "messageData": {"msg": {"text": "I'm the virtual assistant"}},
+            },
+            {
+                "messageId": "ms::conv:c-1::msg:3",
+                "seq": 7,
+                "timeL": START + 70_000,
+                "sentBy": "Agent",
+                "participantId": 3677470410,
+                "audience": "AGENTS_AND_MANAGERS",
+                "type": "TEXT_PLAIN",
+                "messageData": {"msg": {"text": "Refund approved by supervisor"}},
+            },
         ],
     }
 
@@ -134,11 +162,16 @@ def test_system_messages_and_system_participants():
 
 def test_file_and_rich_content_messages_are_kept_with_a_caption_or_a_description():
     rec = conversation()
-    rec["messageRecords"][0].update(type="HOSTED_FILE", messageData={
-        "file": {"relativePath": "/v1/x.png", "fileType": "PNG", "caption": "receipt"}})
-    rich = {"type": "vertical", "elements": [{"type": "text", "text": "Your order status"},
-                                             {"type": "button", "title": "Orders", "click": {
-                                                 "actions": [{"type": "publishText", "text": "Orders"}]}}]}
+    rec["messageRecords"][0].update(
+        type="HOSTED_FILE", messageData={"file": {"relativePath": "/v1/x.png", "fileType": "PNG", "caption": "receipt"}}
+    )
+    rich = {
+        "type": "vertical",
+        "elements": [
+            {"type": "text", "text": "Your order status"},
+            {"type": "button", "title": "Orders", "click": {"actions": [{"type": "publishText", "text": "Orders"}]}},
+        ],
+    }
     rec["messageRecords"][1].update(type="RICH_CONTENT", messageData={"richContent": {"content": json.dumps(rich)}})
     rec["messageRecords"][2].update(type="HOSTED_FILE", messageData={"file": {"fileType": "PDF"}})
     messages = {x.message_id: x for x in m.map_conversation(rec).messages}
@@ -193,10 +226,19 @@ def test_helpers_for_paging():
 
 def user(**overrides) -> dict:
     base = {
-        "id": 3677470410, "pid": "abc", "deleted": False, "loginName": "ava.smith0@example.com", "fullName": "",
-        "nickname": "Ava S.", "email": "ava.smith0@example.com", "isEnabled": True, "skillIds": [1101, 1103],
-        "memberOf": {"agentGroupId": "2201", "assignmentDate": "2025-01-01 00:00:00"}, "profileIds": [3],
-        "userTypeId": 1, "isApiUser": False,
+        "id": 3677470410,
+        "pid": "abc",
+        "deleted": False,
+        "loginName": "ava.smith0@example.com",
+        "fullName": "",
+        "nickname": "Ava S.",
+        "email": "ava.smith0@example.com",
+        "isEnabled": True,
+        "skillIds": [1101, 1103],
+        "memberOf": {"agentGroupId": "2201", "assignmentDate": "2025-01-01 00:00:00"},
+        "profileIds": [3],
+        "userTypeId": 1,
+        "isApiUser": False,
     }
     base.update(overrides)
     return base

@@ -52,8 +52,9 @@ class LPSandbox:
         return self.admin("PUT", "/faults/liveperson", settings)
 
     def no_faults(self) -> None:
-        self.faults(rate_limit_rps=None, p_5xx=0.0, p_reset=0.0, p_slow=0.0, p_truncate=0.0, p_partial=0.0,
-                    p_is_partial=0.0)
+        self.faults(
+            rate_limit_rps=None, p_5xx=0.0, p_reset=0.0, p_slow=0.0, p_truncate=0.0, p_partial=0.0, p_is_partial=0.0
+        )
 
     def switch(self, credential: str, **values: Any) -> dict:
         return self.admin("PUT", f"/switches/liveperson/{credential}", values)
@@ -189,8 +190,16 @@ def actual_interaction(record: Any) -> dict[str, Any]:
         "customer_id": record.customer_id,
         "message_count": record.message_count,
         "messages": [
-            {"message_id": m.message_id, "seq": m.seq, "sent_at": m.sent_at, "sender_type": m.sender_type,
-             "sender_id": m.sender_id, "text": m.text, "is_private": m.is_private, "message_type": m.message_type}
+            {
+                "message_id": m.message_id,
+                "seq": m.seq,
+                "sent_at": m.sent_at,
+                "sender_type": m.sender_type,
+                "sender_id": m.sender_id,
+                "text": m.text,
+                "is_private": m.is_private,
+                "message_type": m.message_type,
+            }
             for m in record.messages
         ],
     }
@@ -206,18 +215,35 @@ def warehouse_interactions(engine: Any, integration_id: str) -> dict[str, dict[s
     with engine.connect() as conn:
         for row in conn.execute(sa.select(t.interactions).where(t.interactions.c.integration_id == integration_id)):
             out[row.interaction_id] = {
-                "interaction_id": row.interaction_id, "status": row.status, "provider_status": row.provider_status,
-                "started_at": row.started_at, "ended_at": row.ended_at, "updated_at": row.updated_at,
-                "agent_id": row.agent_id, "customer_id": row.customer_id, "message_count": row.message_count,
+                "interaction_id": row.interaction_id,
+                "status": row.status,
+                "provider_status": row.provider_status,
+                "started_at": row.started_at,
+                "ended_at": row.ended_at,
+                "updated_at": row.updated_at,
+                "agent_id": row.agent_id,
+                "customer_id": row.customer_id,
+                "message_count": row.message_count,
                 "messages": [],
             }
-        query = sa.select(t.messages).where(t.messages.c.integration_id == integration_id).order_by(
-            t.messages.c.interaction_id, t.messages.c.seq)
+        query = (
+            sa.select(t.messages)
+            .where(t.messages.c.integration_id == integration_id)
+            .order_by(t.messages.c.interaction_id, t.messages.c.seq)
+        )
         for m in conn.execute(query):
             out[m.interaction_id]["messages"].append(
-                {"message_id": m.message_id, "seq": m.seq, "sent_at": m.sent_at, "sender_type": m.sender_type,
-                 "sender_id": m.sender_id, "text": m.text, "is_private": m.is_private,
-                 "message_type": m.message_type})
+                {
+                    "message_id": m.message_id,
+                    "seq": m.seq,
+                    "sent_at": m.sent_at,
+                    "sender_type": m.sender_type,
+                    "sender_id": m.sender_id,
+                    "text": m.text,
+                    "is_private": m.is_private,
+                    "message_type": m.message_type,
+                }
+            )
     return out
 
 

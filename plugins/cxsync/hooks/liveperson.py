@@ -63,9 +63,9 @@ def users_permission_message(conn_id: str, detail: str = "") -> str:
     """The one plain answer for the most common first-setup failure (Test button and roster sync alike)."""
     text = (
         f"LivePerson connection {conn_id!r}: the Users API refused these credentials, while conversation "
-        "history (Messaging Interactions) works. The App Key / API client lacks the \"Users\" permission. "
+        'history (Messaging Interactions) works. The App Key / API client lacks the "Users" permission. '
         "Fix: in LivePerson Conversational Cloud, edit the same App Key / API client this connection uses "
-        "and enable \"Users\" (Administration > Users), then run the roster sync (or the Test button) again."
+        'and enable "Users" (Administration > Users), then run the roster sync (or the Test button) again.'
     )
     return f"{text} [{detail}]" if detail else text
 
@@ -93,8 +93,10 @@ class LivePersonSettings:
     tunables: ClientTunables
 
     def __repr__(self) -> str:
-        return (f"LivePersonSettings(conn_id={self.conn_id!r}, account_id={self.account_id!r}, "
-                f"csds={self.scheme}://{self.csds_host}, auth_type={self.auth_type!r})")
+        return (
+            f"LivePersonSettings(conn_id={self.conn_id!r}, account_id={self.account_id!r}, "
+            f"csds={self.scheme}://{self.csds_host}, auth_type={self.auth_type!r})"
+        )
 
     @classmethod
     def from_connection(cls, conn: Any) -> LivePersonSettings:
@@ -128,10 +130,13 @@ class LivePersonSettings:
         access_token = text("access_token")
         access_token_secret = text("access_token_secret")
         if auth_type == "oauth1" and not (access_token and access_token_secret):
-            missing = [n for n, v in (("access_token", access_token), ("access_token_secret", access_token_secret))
-                       if not v]
-            raise fail(f"OAuth 1.0 needs the extra(s) {', '.join('`' + m + '`' for m in missing)} of the App Key "
-                       "(or set extra `auth_type` to oauth2 for client credentials)")
+            missing = [
+                n for n, v in (("access_token", access_token), ("access_token_secret", access_token_secret)) if not v
+            ]
+            raise fail(
+                f"OAuth 1.0 needs the extra(s) {', '.join('`' + m + '`' for m in missing)} of the App Key "
+                "(or set extra `auth_type` to oauth2 for client credentials)"
+            )
         source = text("source", DEFAULT_SOURCE) or DEFAULT_SOURCE
         if len(source) > MAX_SOURCE_LENGTH:
             raise fail(f"extra `source` must be at most {MAX_SOURCE_LENGTH} characters, got {len(source)}")
@@ -263,8 +268,7 @@ class LivePersonHook(BaseHook):
 
     def resolve(self, service: str) -> str:
         """The origin (`scheme://host[:port]`) of one LivePerson service, from CSDS; cached per hook."""
-        fresh = (self._hosts_resolved_at is not None
-                 and time.monotonic() - self._hosts_resolved_at < CSDS_CACHE_SECONDS)
+        fresh = self._hosts_resolved_at is not None and time.monotonic() - self._hosts_resolved_at < CSDS_CACHE_SECONDS
         if not fresh:
             self._hosts = {}
             self._resolve_all()
@@ -293,7 +297,9 @@ class LivePersonHook(BaseHook):
             raise ProviderRequestError(
                 f"LivePerson CSDS at {s.csds_host} does not know service {service!r} for account "
                 f"{s.account_id!r} (HTTP {exc.status}): check the extra `account_id` and the CSDS host of "
-                f"connection {s.conn_id!r}. {exc}", status=exc.status, body=exc.body,
+                f"connection {s.conn_id!r}. {exc}",
+                status=exc.status,
+                body=exc.body,
             ) from None
         base = answer.get("baseURI") if isinstance(answer, dict) else None
         if not base:
@@ -326,8 +332,9 @@ class LivePersonHook(BaseHook):
         url = f"{self.resolve(SENTINEL)}/sentinel/api/v2/account/{s.account_id}/app/token"
         form = {"client_id": s.key, "client_secret": s.secret, "grant_type": "client_credentials"}
         try:
-            response = client.request("POST", url, data=form, auth=NoAuth(),
-                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = client.request(
+                "POST", url, data=form, auth=NoAuth(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+            )
         except (AuthenticationError, PermissionDenied, ProviderRequestError) as exc:
             raise TokenRefused(
                 f"LivePerson sentinel refused the OAuth 2.0 client credentials of connection {s.conn_id!r} "
@@ -344,9 +351,13 @@ class LivePersonHook(BaseHook):
                 f"(HTTP {response.status_code}); the client credentials could not be exchanged for a token"
             ) from None
         mask_secret(token.access_token)
-        log.info("LivePerson %r: new OAuth 2.0 token from sentinel%s", s.conn_id,
-                 "" if token.expires_at is None else
-                 f", valid until {datetime.fromtimestamp(token.expires_at, UTC).isoformat()} (provider clock)")
+        log.info(
+            "LivePerson %r: new OAuth 2.0 token from sentinel%s",
+            s.conn_id,
+            ""
+            if token.expires_at is None
+            else f", valid until {datetime.fromtimestamp(token.expires_at, UTC).isoformat()} (provider clock)",
+        )
         return token
 
     # ---- error hints -----------------------------------------------------------------------------
@@ -357,14 +368,20 @@ class LivePersonHook(BaseHook):
         path = response.url or ""
         if status == 401 and "/le-users/" not in path:
             if s.auth_type == "oauth1":
-                return (f"LivePerson refused the OAuth 1.0 signature of connection {s.conn_id!r}: check the App Key "
-                        "(login), App Secret (password), `access_token` and `access_token_secret`: all four must "
-                        "belong to the same App Key of this account.")
-            return (f"LivePerson refused the OAuth 2.0 token of connection {s.conn_id!r} even after fetching a "
-                    "new one: check the API client's permissions and that it belongs to this account.")
+                return (
+                    f"LivePerson refused the OAuth 1.0 signature of connection {s.conn_id!r}: check the App Key "
+                    "(login), App Secret (password), `access_token` and `access_token_secret`: all four must "
+                    "belong to the same App Key of this account."
+                )
+            return (
+                f"LivePerson refused the OAuth 2.0 token of connection {s.conn_id!r} even after fetching a "
+                "new one: check the API client's permissions and that it belongs to this account."
+            )
         if status == 403 and "/messaging_history/" in path:
-            return (f"The credentials of connection {s.conn_id!r} lack the conversation history permission: enable "
-                    "\"Data > Conversation History / Messaging Interactions\" on the same App Key / API client.")
+            return (
+                f"The credentials of connection {s.conn_id!r} lack the conversation history permission: enable "
+                '"Data > Conversation History / Messaging Interactions" on the same App Key / API client.'
+            )
         return None
 
     # ---- Users API (accountConfigReadOnly) --------------------------------------------------------
@@ -408,8 +425,8 @@ class LivePersonHook(BaseHook):
             return AuthenticationError(f"{_one_line(probe)} (The Users API refused them too: {_first_line(exc)})")
         except PermissionDenied:
             return PermissionDenied(
-                f"LivePerson connection {s.conn_id!r}: the credentials are accepted but lack both the \"Users\" "
-                "(Administration > Users) and the \"Conversation History\" (Data) permissions: enable both on "
+                f'LivePerson connection {s.conn_id!r}: the credentials are accepted but lack both the "Users" '
+                '(Administration > Users) and the "Conversation History" (Data) permissions: enable both on '
                 f"the same App Key / API client. [{_first_line(exc)}]"
             )
         except CxsyncError:
@@ -423,15 +440,18 @@ class LivePersonHook(BaseHook):
     def _history_url(self, path: str) -> str:
         return f"{self.resolve(MSG_HIST)}/messaging_history/api/account/{self._conn().account_id}/{path}"
 
-    def search_conversations(self, body: Mapping[str, Any], *, offset: int = 0,
-                             limit: int = SEARCH_PAGE_LIMIT) -> dict[str, Any]:
+    def search_conversations(
+        self, body: Mapping[str, Any], *, offset: int = 0, limit: int = SEARCH_PAGE_LIMIT
+    ) -> dict[str, Any]:
         """One page of `conversations/search`, sorted by start time ascending."""
         params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self._conn().source}
-        return self._answer(self._client().post_json(self._history_url("conversations/search"), params=params,
-                                                     json_body=dict(body)))
+        return self._answer(
+            self._client().post_json(self._history_url("conversations/search"), params=params, json_body=dict(body))
+        )
 
-    def conversations_by_id(self, conversation_ids: Sequence[str],
-                            content_to_retrieve: Sequence[str] | None = None) -> dict[str, Any]:
+    def conversations_by_id(
+        self, conversation_ids: Sequence[str], content_to_retrieve: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """`conversations/conversation/search` for up to 100 ids."""
         ids = [str(i) for i in conversation_ids]
         if not ids or len(ids) > BY_ID_BATCH:
@@ -440,15 +460,20 @@ class LivePersonHook(BaseHook):
         if content_to_retrieve:
             body["contentToRetrieve"] = list(content_to_retrieve)
         params = {"source": self._conn().source}
-        return self._answer(self._client().post_json(self._history_url("conversations/conversation/search"),
-                                                     params=params, json_body=body))
+        return self._answer(
+            self._client().post_json(
+                self._history_url("conversations/conversation/search"), params=params, json_body=body
+            )
+        )
 
     def _answer(self, answer: Any) -> dict[str, Any]:
         if answer is None:  # 204: nothing found
             return {"_metadata": {"count": 0}, "conversationHistoryRecords": []}
         if not isinstance(answer, dict):
-            raise ProviderRequestError(f"LivePerson msgHist answer of connection {self._conn().conn_id!r} is not "
-                                       f"an object: {str(answer)[:200]}")
+            raise ProviderRequestError(
+                f"LivePerson msgHist answer of connection {self._conn().conn_id!r} is not "
+                f"an object: {str(answer)[:200]}"
+            )
         return answer
 
     def probe_history(self) -> dict[str, Any]:
@@ -477,8 +502,10 @@ class LivePersonHook(BaseHook):
             if s.auth_type == "oauth2":
                 self.resolve(SENTINEL)
         except CxsyncError as exc:
-            return False, (f"Step 1 of 4, service discovery (CSDS at {s.scheme}://{s.csds_host}) failed for account "
-                           f"{s.account_id!r}: {exc}")
+            return False, (
+                f"Step 1 of 4, service discovery (CSDS at {s.scheme}://{s.csds_host}) failed for account "
+                f"{s.account_id!r}: {exc}"
+            )
         except Exception as exc:  # the UI must get an answer, not a stack trace
             return False, f"Step 1 of 4, service discovery (CSDS) failed: {type(exc).__name__}: {exc}"
         done.append(f"CSDS resolved account {s.account_id}")
@@ -516,8 +543,9 @@ class LivePersonHook(BaseHook):
         if users_error is not None:
             return False, users_permission_message(s.conn_id, _first_line(users_error))
         count = (answer.get("_metadata") or {}).get("count")
-        history = "conversation history answered" + (f" ({count} conversation(s) in the last hour)"
-                                                      if isinstance(count, int) else "")
+        history = "conversation history answered" + (
+            f" ({count} conversation(s) in the last hour)" if isinstance(count, int) else ""
+        )
         done.append(f"the Users API (v{s.users_api_version}) listed {len(users)} user(s)")
         done.append(history)
         return True, f"LivePerson connection {s.conn_id!r} works with {auth_name}: " + "; ".join(done) + "."

@@ -78,11 +78,10 @@ def extra_number(
             raise ValueError
         number = float(value)
     except (TypeError, ValueError):
-        raise ConnectionSettingError(
-            f"connection {conn_id!r}: extra `{key}` must be a number, got {value!r}"
-        ) from None
+        raise ConnectionSettingError(f"connection {conn_id!r}: extra `{key}` must be a number, got {value!r}") from None
     if number < minimum or (integer and number != int(number)):
         kind = "a whole number" if integer else "a number"
-        raise ConnectionSettingError(f"connection {conn_id!r}: extra `{key}` must be {kind} >= {minimum:g}, "
-                                     f"got {value!r}")
+        raise ConnectionSettingError(
+            f"connection {conn_id!r}: extra `{key}` must be {kind} >= {minimum:g}, got {value!r}"
+        )
     return number

@@ -51,8 +51,15 @@ BY_ID_BATCH = 100
 # 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
 MAX_RANGE = timedelta(days=88)
 CONTENT_TO_RETRIEVE = (
-    "messageRecords", "agentParticipants", "consumerParticipants", "transfers", "interactions", "dialogs",
-    "conversationSurveys", "summary", "sdes",
+    "messageRecords",
+    "agentParticipants",
+    "consumerParticipants",
+    "transfers",
+    "interactions",
+    "dialogs",
+    "conversationSurveys",
+    "summary",
+    "sdes",
 )
 
 
@@ -170,7 +177,8 @@ class LivePersonSource(Source):
 
             body = {"start": {"from": lo_ms, "to": hi_ms - 1}}
             label = f"window {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M}" + (
-                f" (part {n} of {len(pieces)})" if len(pieces) > 1 else "")
+                f" (part {n} of {len(pieces)})" if len(pieces) > 1 else ""
+            )
             yield from self._query(body, label, keep=inside)
 
     def changes(self, since: datetime | None, until: datetime) -> Iterator[Page]:
@@ -187,13 +195,15 @@ class LivePersonSource(Source):
                 body["latestUpdateTime"] = {"from": to_ms(updated_from)}
             what = f"updated since {updated_from:%Y-%m-%d %H:%M}" if updated_from else "first run"
             label = f"changes ({what}, started {lo:%Y-%m-%d %H:%M}..{hi:%Y-%m-%d %H:%M})" + (
-                f" part {n} of {len(pieces)}" if len(pieces) > 1 else "")
+                f" part {n} of {len(pieces)}" if len(pieces) > 1 else ""
+            )
             yield from self._query(body, label)
 
     # ---- paging -----------------------------------------------------------------------------------
 
-    def _query(self, filters: Mapping[str, Any], label: str,
-               keep: Callable[[Any], bool] | None = None) -> Iterator[Page]:
+    def _query(
+        self, filters: Mapping[str, Any], label: str, keep: Callable[[Any], bool] | None = None
+    ) -> Iterator[Page]:
         """Page one search to its end; page it again when its result set moved while paging."""
         body = {**filters, "status": ["OPEN", "CLOSE"], "contentToRetrieve": list(self.options.content_to_retrieve)}
         yielded: dict[str, str] = {}  # id -> digest of the copy already yielded (dedupe, newest copy wins)
@@ -225,21 +235,35 @@ class LivePersonSource(Source):
                         continue
                     yielded[key] = digest
                     fresh.append(record)
-                yield self._page(fresh, f"{label}: page {page_no} of {pages}"
-                                        + (f" (pass {attempt})" if attempt > 1 else ""))
+                yield self._page(
+                    fresh, f"{label}: page {page_no} of {pages}" + (f" (pass {attempt})" if attempt > 1 else "")
+                )
                 offset += PAGE_LIMIT
                 if offset >= count or not records:
                     break
             if last_count == first_count and len(seen) >= last_count:
                 if outside:
-                    log.info("%s: %d conversation(s) outside the window were left to the neighbouring window "
-                             "(LivePerson rounds the range to 10 minutes)", label, outside)
+                    log.info(
+                        "%s: %d conversation(s) outside the window were left to the neighbouring window "
+                        "(LivePerson rounds the range to 10 minutes)",
+                        label,
+                        outside,
+                    )
                 return
-            log.warning("%s: the result set moved while paging (count %s at the start, %s at the end, %d distinct "
-                        "conversations seen); paging it again (%d of %d)", label, first_count, last_count, len(seen),
-                        attempt, self.options.repage_limit)
-        raise RetriableError(f"{label}: the result set kept changing while paging "
-                             f"({self.options.repage_limit + 1} passes); try again later")
+            log.warning(
+                "%s: the result set moved while paging (count %s at the start, %s at the end, %d distinct "
+                "conversations seen); paging it again (%d of %d)",
+                label,
+                first_count,
+                last_count,
+                len(seen),
+                attempt,
+                self.options.repage_limit,
+            )
+        raise RetriableError(
+            f"{label}: the result set kept changing while paging "
+            f"({self.options.repage_limit + 1} passes); try again later"
+        )
 
     def _search_page(self, body: Mapping[str, Any], offset: int, label: str) -> dict[str, Any]:
         """One page; an answer flagged `partialResult` (shards missing) is asked again, bounded."""
@@ -248,11 +272,18 @@ class LivePersonSource(Source):
             if not _partial_result(answer):
                 return answer
             if attempt <= self.options.partial_retries:
-                log.warning("%s: LivePerson answered offset %d only partially (partialResult); asking again "
-                            "(%d of %d)", label, offset, attempt, self.options.partial_retries)
+                log.warning(
+                    "%s: LivePerson answered offset %d only partially (partialResult); asking again (%d of %d)",
+                    label,
+                    offset,
+                    attempt,
+                    self.options.partial_retries,
+                )
                 self.hook.backoff(attempt)
-        raise RetriableError(f"{label}: LivePerson answered offset {offset} only partially (partialResult: true) "
-                             f"{self.options.partial_retries + 1} times; an incomplete answer is never accepted")
+        raise RetriableError(
+            f"{label}: LivePerson answered offset {offset} only partially (partialResult: true) "
+            f"{self.options.partial_retries + 1} times; an incomplete answer is never accepted"
+        )
 
     def _complete(self, records: list[Any], label: str) -> list[Any]:
         """Records flagged `isPartial` fetched again by id, up to 100 per request, bounded."""
@@ -278,8 +309,10 @@ class LivePersonSource(Source):
                 self.hook.backoff(attempt)
         else:
             missing = [w for w in wanted if w not in fetched]
-            raise RetriableError(f"{label}: {len(missing)} conversation(s) stayed truncated (isPartial) after "
-                                 f"re-fetching by id, e.g. {missing[:3]}; a truncated transcript is never stored")
+            raise RetriableError(
+                f"{label}: {len(missing)} conversation(s) stayed truncated (isPartial) after "
+                f"re-fetching by id, e.g. {missing[:3]}; a truncated transcript is never stored"
+            )
         log.info("%s: %d truncated conversation(s) (isPartial) fetched again by id", label, len(wanted))
         return [fetched.get(mapping.conversation_key(r) or "", r) if mapping.is_partial(r) else r for r in records]
 
@@ -304,8 +337,11 @@ class LivePersonSource(Source):
         try:
             self._bot_ids = mapping.bot_ids_of(self.hook.users())
         except FatalError as exc:
-            log.warning("could not read the Users API to tell bots from agents (%s); agents without a user type "
-                        "in the record count as human", str(exc).splitlines()[0])
+            log.warning(
+                "could not read the Users API to tell bots from agents (%s); agents without a user type "
+                "in the record count as human",
+                str(exc).splitlines()[0],
+            )
             self._bot_ids = set()
         return self._bot_ids
 
@@ -315,8 +351,11 @@ def _untyped_agent_messages(record: Any) -> bool:
         return False
     types = mapping.participant_types(record)
     for message in record.get("messageRecords") or []:
-        if (isinstance(message, Mapping) and str(message.get("sentBy", "")).lower() == "agent"
-                and mapping.as_text(message.get("participantId")) not in types):
+        if (
+            isinstance(message, Mapping)
+            and str(message.get("sentBy", "")).lower() == "agent"
+            and mapping.as_text(message.get("participantId")) not in types
+        ):
             return True
     return False
 

@@ -238,8 +238,9 @@ def channel_of(info: Mapping[str, Any]) -> str:
     return f"messaging:{source.lower()}" if source else "messaging"
 
 
-def map_messages(record: Mapping[str, Any], conversation_id: str, *,
-                 bot_ids: Collection[str] = ()) -> list[MessageRecord]:
+def map_messages(
+    record: Mapping[str, Any], conversation_id: str, *, bot_ids: Collection[str] = ()
+) -> list[MessageRecord]:
     items = record.get("messageRecords")
     if items is None:
         return []
@@ -271,15 +272,17 @@ def map_messages(record: Mapping[str, Any], conversation_id: str, *,
     return out
 
 
-def map_message(item: Mapping[str, Any], types: Mapping[str, str], bots: Collection[str], *,
-                where: str) -> MessageRecord:
+def map_message(
+    item: Mapping[str, Any], types: Mapping[str, str], bots: Collection[str], *, where: str
+) -> MessageRecord:
     message_id = as_text(item.get("messageId"))
     if not message_id:
         raise MappingError(f"{where}: `messageId` is missing")
     sent_at = read_time(item, "timeL", "time", f"{where} ({message_id}) time")
     participant = as_text(item.get("participantId"))
-    sender_type = sender_type_of(item.get("sentBy"), types.get(participant or ""), participant in bots,
-                                 where=f"{where} ({message_id})")
+    sender_type = sender_type_of(
+        item.get("sentBy"), types.get(participant or ""), participant in bots, where=f"{where} ({message_id})"
+    )
     audience = (as_text(item.get("audience")) or "ALL").upper()
     return MessageRecord(
         message_id=message_id,
