@@ -33,9 +33,23 @@ def hd(hd_sandbox) -> HelpDeskAdmin:
 def start_command(conn_id: str, env: dict[str, str]) -> tuple[subprocess.Popen, str, list[str]]:
     """Run the command; return it, the authorize URL it printed, and the lines printed so far."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cxsync.helpdesk_oauth", "--conn-id", conn_id, "--port", "0", "--no-browser",
-         "--timeout", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "cxsync.helpdesk_oauth",
+            "--conn-id",
+            conn_id,
+            "--port",
+            "0",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
     )
     lines: list[str] = []
     for line in process.stdout:
@@ -114,8 +128,7 @@ with create_session() as session:
 
 
 def run_python(script: str, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
@@ -126,8 +139,9 @@ def run_connect_in_background(conn_id: str) -> tuple[threading.Thread, queue.Que
 
     def run() -> None:
         try:
-            outcome["result"] = connect(conn_id, port=0, open_browser=False, timeout=20,
-                                        out=io.StringIO(), on_authorize_url=urls.put)
+            outcome["result"] = connect(
+                conn_id, port=0, open_browser=False, timeout=20, out=io.StringIO(), on_authorize_url=urls.put
+            )
         except Exception as exc:
             outcome["error"] = exc
 
@@ -174,5 +188,7 @@ def test_a_token_connection_is_refused_before_anything_starts(hd):
 
 def test_authorize_url_shape():
     url = authorize_url("https://accounts.livechat.com/", "abc", "http://127.0.0.1:8976/callback", "s1")
-    assert url == ("https://accounts.livechat.com/?response_type=code&client_id=abc"
-                   "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8976%2Fcallback&state=s1")
+    assert url == (
+        "https://accounts.livechat.com/?response_type=code&client_id=abc"
+        "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8976%2Fcallback&state=s1"
+    )

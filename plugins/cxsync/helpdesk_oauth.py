@@ -86,8 +86,9 @@ class CallbackListener:
                 self._answer(200 if ok else 400, message)
 
             def _answer(self, status: int, message: str) -> None:
-                body = (f"<!doctype html><meta charset=utf-8><title>cxsync</title>"
-                        f"<p>{html.escape(message)}</p>").encode()
+                body = (
+                    f"<!doctype html><meta charset=utf-8><title>cxsync</title><p>{html.escape(message)}</p>"
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -121,8 +122,10 @@ class CallbackListener:
             if described:
                 self.error += f" ({described})"
         elif not secrets.compare_digest(one("state"), self.expected_state):
-            self.error = ("the redirect's `state` does not match the one this command sent: the answer does not "
-                          "belong to this sign-in (an old tab, or a forged request); nothing was stored")
+            self.error = (
+                "the redirect's `state` does not match the one this command sent: the answer does not "
+                "belong to this sign-in (an old tab, or a forged request); nothing was stored"
+            )
         elif not one("code"):
             self.error = "the redirect carries no authorization `code`"
         else:
@@ -155,8 +158,7 @@ class CallbackListener:
 
 
 def authorize_url(accounts_url: str, client_id: str, redirect_uri: str, state: str) -> str:
-    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
-                       "state": state})
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state})
     return f"{accounts_url.rstrip('/')}/?{query}"
 
 
@@ -175,11 +177,15 @@ def connect(
     extra = dict(airflow_conn.extra_dejson or {})
     client_id, client_secret = (airflow_conn.login or "").strip(), airflow_conn.password or ""
     if not client_id or not client_secret:
-        raise ConnectError(f"connection {conn_id!r} needs the OAuth app's client_id as login and client_secret as "
-                           "password (Developers Console > Apps > your app)")
+        raise ConnectError(
+            f"connection {conn_id!r} needs the OAuth app's client_id as login and client_secret as "
+            "password (Developers Console > Apps > your app)"
+        )
     if str(extra.get("auth_type") or "token").lower() != AUTH_OAUTH2:
-        raise ConnectError(f"connection {conn_id!r} has auth_type {extra.get('auth_type') or 'token'!r}: set its "
-                           "extra `auth_type` to `oauth2` first, with the app's client_id and client_secret")
+        raise ConnectError(
+            f"connection {conn_id!r} has auth_type {extra.get('auth_type') or 'token'!r}: set its "
+            "extra `auth_type` to `oauth2` first, with the app's client_id and client_secret"
+        )
     mask_secret(client_secret)
     accounts_url = str(extra.get("accounts_url") or "https://accounts.livechat.com").rstrip("/")
 
@@ -187,8 +193,10 @@ def connect(
     try:
         listener = CallbackListener(port, state)
     except OSError as exc:
-        raise ConnectError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another --port "
-                           "(and register that redirect URI in the app)") from None
+        raise ConnectError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another --port "
+            "(and register that redirect URI in the app)"
+        ) from None
     url = authorize_url(accounts_url, client_id, listener.redirect_uri, state)
     print(f"Redirect URI (must be registered in the app): {listener.redirect_uri}", file=out)
     print("Open this URL in a browser, sign in to HelpDesk and approve the app:", file=out)
@@ -200,16 +208,24 @@ def connect(
     print(f"Waiting up to {timeout:g} s for the redirect on {listener.redirect_uri} ...", file=out, flush=True)
     callback = listener.wait(timeout)
 
-    client = ApiClient(name="HelpDesk accounts", user_agent=settings.USER_AGENT,
-                       retry=RetryPolicy(max_attempts=3, base_seconds=1.0, max_seconds=5.0))
+    client = ApiClient(
+        name="HelpDesk accounts",
+        user_agent=settings.USER_AGENT,
+        retry=RetryPolicy(max_attempts=3, base_seconds=1.0, max_seconds=5.0),
+    )
     try:
-        tokens = request_token(client, f"{accounts_url}/v2/token", {
-            "grant_type": "authorization_code",
-            "code": callback.code,  # parse_qs already URL-decoded it (`dal%3A...` -> `dal:...`)
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "redirect_uri": listener.redirect_uri,  # identical to the one in the authorize URL
-        }, conn_id=conn_id)
+        tokens = request_token(
+            client,
+            f"{accounts_url}/v2/token",
+            {
+                "grant_type": "authorization_code",
+                "code": callback.code,  # parse_qs already URL-decoded it (`dal%3A...` -> `dal:...`)
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "redirect_uri": listener.redirect_uri,  # identical to the one in the authorize URL
+            },
+            conn_id=conn_id,
+        )
     finally:
         client.close()
     refresh_token = tokens.get("refresh_token")
@@ -222,14 +238,19 @@ def connect(
     result.account_id = account_id
     who = f"account {account_id}" if account_id else "the account"
     if result.connection_json is None:
-        print(f"Connected {who}: the refresh token is stored in connection {conn_id!r} ({result.stored_in}).",
-              file=out)
+        print(f"Connected {who}: the refresh token is stored in connection {conn_id!r} ({result.stored_in}).", file=out)
     else:
         var = f"AIRFLOW_CONN_{conn_id.upper()}"
-        print(f"Connected {who}, but connection {conn_id!r} comes from the {result.stored_in} and cannot be "
-              "changed from here.", file=out)
-        print(f"Put this JSON there instead (e.g. {var}='<json>'). It contains the client secret and the refresh "
-              "token: keep it secret.", file=out)
+        print(
+            f"Connected {who}, but connection {conn_id!r} comes from the {result.stored_in} and cannot be "
+            "changed from here.",
+            file=out,
+        )
+        print(
+            f"Put this JSON there instead (e.g. {var}='<json>'). It contains the client secret and the refresh "
+            "token: keep it secret.",
+            file=out,
+        )
         print(result.connection_json, file=out)
     return result
 
@@ -275,8 +296,15 @@ def _update_in_metadata_db(conn_id: str, changes: dict[str, Any]) -> bool:
 def connection_json(conn: Any, extra_changes: dict[str, Any]) -> str:
     """The connection as `AIRFLOW_CONN_<ID>` JSON, with `extra_changes` merged into its extra."""
     extra = {**dict(conn.extra_dejson or {}), **extra_changes}
-    fields = {"conn_type": conn.conn_type or "helpdesk", "host": conn.host, "schema": conn.schema, "port": conn.port,
-              "login": conn.login, "password": conn.password, "extra": extra}
+    fields = {
+        "conn_type": conn.conn_type or "helpdesk",
+        "host": conn.host,
+        "schema": conn.schema,
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "extra": extra,
+    }
     return json.dumps({k: v for k, v in fields.items() if v not in (None, "")}, sort_keys=True)
 
 
@@ -287,14 +315,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cxsync.helpdesk_oauth",
         description="Authorize cxsync for HelpDesk with OAuth 2 (once) and store the refresh token in the "
-                    "Airflow connection.",
+        "Airflow connection.",
     )
     parser.add_argument("--conn-id", required=True, help="the helpdesk connection (auth_type oauth2)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"loopback port of the redirect URI (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"loopback port of the redirect URI (default {DEFAULT_PORT}; 0 = any free port)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="only print the URL, do not open a browser")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
-                        help=f"seconds to wait for the redirect (default {DEFAULT_TIMEOUT_SECONDS:g})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for the redirect (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
     try:
         connect(args.conn_id, port=args.port, open_browser=not args.no_browser, timeout=args.timeout)
@@ -305,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         if isinstance(exc, AirflowNotFoundException):
-            print(f"error: connection {args.conn_id!r} not found: create it first (type helpdesk, auth_type oauth2)",
-                  file=sys.stderr)
+            print(
+                f"error: connection {args.conn_id!r} not found: create it first (type helpdesk, auth_type oauth2)",
+                file=sys.stderr,
+            )
             return 1
         raise
     return 0

@@ -33,10 +33,20 @@ def env(airflow_env):
     token_conn = airflow_env.connection("helpdesk_main")
     airflow_env.set_connection(WRONG_SCHEME, {**token_conn, "password": f"Bearer {token_conn['password']}"})
     airflow_env.add_integrations(
-        {"id": HD, "provider": "helpdesk", "label": "HelpDesk e2e (token)", "conn_id": "helpdesk_main",
-         "backfill_weeks": 1, "retention": {"value": 4, "unit": "days"}},
-        {"id": WRONG_SCHEME, "provider": "helpdesk", "label": "HelpDesk token pasted as a Bearer header",
-         "conn_id": WRONG_SCHEME},
+        {
+            "id": HD,
+            "provider": "helpdesk",
+            "label": "HelpDesk e2e (token)",
+            "conn_id": "helpdesk_main",
+            "backfill_weeks": 1,
+            "retention": {"value": 4, "unit": "days"},
+        },
+        {
+            "id": WRONG_SCHEME,
+            "provider": "helpdesk",
+            "label": "HelpDesk token pasted as a Bearer header",
+            "conn_id": WRONG_SCHEME,
+        },
     )
     airflow_env.sandbox("PUT", "/faults/helpdesk", NO_FAULTS)
     return airflow_env
@@ -72,8 +82,9 @@ def test_roster_backfill_incremental_and_retention_dags_land_exactly_the_ground_
     assert roster.succeeded, roster.tail()
     wh = env.warehouse()
     with wh.engine.connect() as conn:
-        agents = conn.execute(sa.select(t.agents.c.agent_id, t.agents.c.role, t.agents.c.group_ids)
-                              .where(t.agents.c.integration_id == HD)).all()
+        agents = conn.execute(
+            sa.select(t.agents.c.agent_id, t.agents.c.role, t.agents.c.group_ids).where(t.agents.c.integration_id == HD)
+        ).all()
     assert len(agents) >= 6 and {row.role for row in agents} >= {"owner", "normal"}
 
     t0 = now_of(env)
@@ -96,8 +107,11 @@ def test_roster_backfill_incremental_and_retention_dags_land_exactly_the_ground_
     runs = [*loaded_by_backfill, (at_t1, lambda r: datetime.fromisoformat(r["updated_at"]) >= t0 - OVERLAP)]
     assert warehouse_view(wh, HD) == expected_from_truth(seen_by(runs))
     assert parse_watermark(wh.get_watermark(HD, "interactions")) == t1
-    changed = [iid for iid, r in at_t1.items()
-               if iid in at_t0 and r["provider_status"] != at_t0[iid]["provider_status"] and started(r) >= week_start]
+    changed = [
+        iid
+        for iid, r in at_t1.items()
+        if iid in at_t0 and r["provider_status"] != at_t0[iid]["provider_status"] and started(r) >= week_start
+    ]
     assert changed, "a day of the sandbox changes some ticket's status"
 
     snapshot = warehouse_snapshot(wh, HD)

@@ -75,8 +75,11 @@ def test_token_sent_as_bearer_header_value_fails_in_plain_words(hd):
 def test_wrong_scheme_explained_when_the_api_answers_with_a_bearer_challenge(hd):
     """A personal token that reaches the API as Bearer gets a Bearer challenge; the hint names the scheme."""
     conn = hd.connection("helpdesk_main")
-    raw = requests.get(f"{hd.url}/v1/licenses", timeout=10,
-                       headers={"Authorization": f"Bearer {conn['password']}", "User-Agent": settings.USER_AGENT})
+    raw = requests.get(
+        f"{hd.url}/v1/licenses",
+        timeout=10,
+        headers={"Authorization": f"Bearer {conn['password']}", "User-Agent": settings.USER_AGENT},
+    )
     assert raw.status_code == 401 and "Bearer" in raw.headers["WWW-Authenticate"]
     hook = HelpDeskHook("helpdesk_main")
     hint = hook._explain(raw)
@@ -260,8 +263,11 @@ def test_keyset_paging_walks_many_pages_without_gaps_or_repeats(hd_sandbox):
     # Tickets created in the same second (bulk imports) are where a value-only cursor would lose rows.
     created = [t["started_at"] for t in truth]
     assert len(set(created)) < len(created)
-    newest_first = [row["ID"] for page in hook.ticket_pages(silo="tickets", sort_by="updatedAt", order="desc",
-                                                             page_size=4) for row in page]
+    newest_first = [
+        row["ID"]
+        for page in hook.ticket_pages(silo="tickets", sort_by="updatedAt", order="desc", page_size=4)
+        for row in page
+    ]
     assert sorted(newest_first) == sorted(expected) and len(newest_first) == len(set(newest_first))
 
 
@@ -286,8 +292,15 @@ def test_a_cursor_that_does_not_advance_stops_with_a_clear_error(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        conn = {"conn_type": "helpdesk", "host": "127.0.0.1", "port": server.server_address[1], "schema": "http",
-                "login": "acc", "password": "dal:x", "extra": {"requests_per_second": 0}}
+        conn = {
+            "conn_type": "helpdesk",
+            "host": "127.0.0.1",
+            "port": server.server_address[1],
+            "schema": "http",
+            "login": "acc",
+            "password": "dal:x",
+            "extra": {"requests_per_second": 0},
+        }
         monkeypatch.setenv("AIRFLOW_CONN_HD_STUCK", json.dumps(conn))
         pages = HelpDeskHook("hd_stuck").ticket_pages(silo="tickets", sort_by="createdAt", order="asc", page_size=2)
         with pytest.raises(PagingStalled, match="the keyset cursor does not advance") as stalled:

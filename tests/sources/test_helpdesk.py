@@ -42,8 +42,11 @@ def load(source: HelpDeskSource, pages) -> tuple[dict, list]:
 
 
 def created_in(truth: list[dict], start: datetime, end: datetime) -> set[str]:
-    return {t["interaction_id"] for t in truth if t["silo"] in ("tickets", "archive")
-            and start <= datetime.fromisoformat(t["started_at"]) < end}
+    return {
+        t["interaction_id"]
+        for t in truth
+        if t["silo"] in ("tickets", "archive") and start <= datetime.fromisoformat(t["started_at"]) < end
+    }
 
 
 # ---- roster -----------------------------------------------------------------------------------------------
@@ -91,8 +94,11 @@ def test_adjacent_windows_split_a_day_without_gaps_or_overlaps(hd):
     """Windows are half-open [start, end): a ticket created exactly at a cut belongs to the later window."""
     truth = hd.truth()
     day = T0 - timedelta(days=3)
-    on_that_day = sorted(datetime.fromisoformat(t["started_at"]) for t in truth
-                         if day <= datetime.fromisoformat(t["started_at"]) < day + timedelta(days=1))
+    on_that_day = sorted(
+        datetime.fromisoformat(t["started_at"])
+        for t in truth
+        if day <= datetime.fromisoformat(t["started_at"]) < day + timedelta(days=1)
+    )
     cut = on_that_day[len(on_that_day) // 2]
     cuts = [day, cut, cut + timedelta(microseconds=500_000), day + timedelta(days=1)]
     source = HelpDeskSource(integration(page_size=5))
@@ -128,8 +134,11 @@ def test_window_is_right_when_the_server_ignores_the_date_filter(hd):
     records, _ = load(source, source.window(start, end))
     assert set(records) == created_in(truth, start, end)
     # Sorted by createdAt: paging stops at the first ticket past the window, long before the end of the list.
-    all_pages = sum(1 for silo in ("tickets", "archive") for _ in hook.ticket_pages(
-        silo=silo, sort_by="createdAt", order="asc", page_size=4))
+    all_pages = sum(
+        1
+        for silo in ("tickets", "archive")
+        for _ in hook.ticket_pages(silo=silo, sort_by="createdAt", order="asc", page_size=4)
+    )
     hook.list_pages = 0
     load(source, source.window(start, end))
     assert hook.list_pages < all_pages - 3
@@ -147,8 +156,11 @@ def test_changes_pick_up_new_tickets_messages_and_status_changes(hd):
     records, rejected = load(source, source.changes(T0, now))
     assert rejected == []
     floor = T0 - timedelta(minutes=10)
-    changed = {t["interaction_id"] for t in after
-               if t["silo"] in ("tickets", "archive") and datetime.fromisoformat(t["updated_at"]) >= floor}
+    changed = {
+        t["interaction_id"]
+        for t in after
+        if t["silo"] in ("tickets", "archive") and datetime.fromisoformat(t["updated_at"]) >= floor
+    }
     assert set(records) == changed
     new = {i for i in changed if i not in before}
     status_changed = {i for i in changed if i in before and before[i]["provider_status"] != records[i].provider_status}
@@ -164,12 +176,16 @@ def test_first_incremental_run_looks_back_the_configured_hours(hd):
     source = HelpDeskSource(integration(first_run_lookback_hours=36))
     records, _ = load(source, source.changes(None, T0))
     floor = T0 - timedelta(hours=36)
-    assert set(records) == {t["interaction_id"] for t in truth if t["silo"] in ("tickets", "archive")
-                            and datetime.fromisoformat(t["updated_at"]) >= floor}
+    assert set(records) == {
+        t["interaction_id"]
+        for t in truth
+        if t["silo"] in ("tickets", "archive") and datetime.fromisoformat(t["updated_at"]) >= floor
+    }
 
 
-@pytest.mark.parametrize(("option", "value"), [("overlap_minutes", -1), ("page_size", 500),
-                                               ("first_run_lookback_hours", "a day")])
+@pytest.mark.parametrize(
+    ("option", "value"), [("overlap_minutes", -1), ("page_size", 500), ("first_run_lookback_hours", "a day")]
+)
 def test_bad_options_name_the_integration_and_option(option, value):
     with pytest.raises(ConfigError, match=f"integration 'hd_test': option `{option}`"):
         HelpDeskSource(integration(**{option: value}))
@@ -306,8 +322,12 @@ def test_a_ticket_deleted_at_helpdesk_keeps_its_warehouse_copy(hd, warehouse):
     loaded = warehouse_view(warehouse, "hd_test")
     victim = sorted(loaded)[0]
     conn = hd.connection("helpdesk_main")
-    deleted = requests.delete(f"{hd.url}/v1/tickets/{victim}", auth=(conn["login"], conn["password"]),
-                              headers={"User-Agent": "cxsync-tests/1.0"}, timeout=10)
+    deleted = requests.delete(
+        f"{hd.url}/v1/tickets/{victim}",
+        auth=(conn["login"], conn["password"]),
+        headers={"User-Agent": "cxsync-tests/1.0"},
+        timeout=10,
+    )
     assert deleted.status_code == 204
     assert {t["interaction_id"]: t["silo"] for t in hd.truth()}[victim] == "trash"
     hd.advance("1h")

@@ -12,14 +12,29 @@ from cxsync.sources import helpdesk_mapping as m
 
 
 def _event(eid, kind, date, author_type="agent", author_id="a1", **payload):
-    return {"ID": eid, "type": kind, "date": date,
-            "author": {"type": author_type, "ID": author_id, "name": "N", "email": "n@example.com"}, **payload}
+    return {
+        "ID": eid,
+        "type": kind,
+        "date": date,
+        "author": {"type": author_type, "ID": author_id, "name": "N", "email": "n@example.com"},
+        **payload,
+    }
 
 
 def _message(eid, date, text="hi", private=False, author_type="client", author_id="c1", attachments=()):
-    return _event(eid, "message", date, author_type, author_id,
-                  message={"text": text, "richTextHtml": f"<p>{text}</p>" if text else "", "isPrivate": private,
-                           "attachments": list(attachments)})
+    return _event(
+        eid,
+        "message",
+        date,
+        author_type,
+        author_id,
+        message={
+            "text": text,
+            "richTextHtml": f"<p>{text}</p>" if text else "",
+            "isPrivate": private,
+            "attachments": list(attachments),
+        },
+    )
 
 
 def _ticket(**changes):
@@ -41,11 +56,20 @@ def _ticket(**changes):
         "customFields": {},
         "events": [
             _message(3, "2025-03-10T10:00:00Z", "My parcel is late"),
-            _event(5, "assignment", "2025-03-10T10:05:00Z", "system", None,
-                   assignment={"old": {"team": {"ID": "t1"}, "agent": None},
-                               "new": {"team": {"ID": "t1"}, "agent": {"ID": "a1"}}}),
-            _message(6, "2025-03-10T11:00:00Z", "Checked the carrier log", private=True, author_type="agent",
-                     author_id="a1"),
+            _event(
+                5,
+                "assignment",
+                "2025-03-10T10:05:00Z",
+                "system",
+                None,
+                assignment={
+                    "old": {"team": {"ID": "t1"}, "agent": None},
+                    "new": {"team": {"ID": "t1"}, "agent": {"ID": "a1"}},
+                },
+            ),
+            _message(
+                6, "2025-03-10T11:00:00Z", "Checked the carrier log", private=True, author_type="agent", author_id="a1"
+            ),
             _message(8, "2025-03-10T12:00:00Z", "It ships Friday", author_type="agent", author_id="a1"),
             _event(9, "status", "2025-03-10T12:00:00Z", status={"old": "open", "new": "pending"}),
         ],
@@ -79,10 +103,18 @@ def test_ticket_maps_to_interaction_with_messages_and_private_notes():
     assert rec.raw["shortID"] == "ABC1"
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    ("open", "open"), ("pending", "open"), ("onhold", "open"), ("solved", "closed"), ("closed", "closed"),
-    ("Solved", "closed"), ("something_new", "open"),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("open", "open"),
+        ("pending", "open"),
+        ("onhold", "open"),
+        ("solved", "closed"),
+        ("closed", "closed"),
+        ("Solved", "closed"),
+        ("something_new", "open"),
+    ],
+)
 def test_status_mapping_keeps_the_raw_status(status, expected):
     rec = m.map_ticket(_ticket(status=status)).record
     assert rec.status == expected
@@ -150,14 +182,17 @@ def test_unassigned_ticket_has_no_agent():
     assert m.map_ticket(ticket).record.agent_id is None
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"ID": None}, "no `ID`"),
-    ({"ID": ""}, "no `ID`"),
-    ({"createdAt": None}, "`createdAt`"),
-    ({"createdAt": "yesterday"}, "`createdAt`"),
-    ({"status": None}, "`status`"),
-    ({"events": "nope"}, "`events`"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ID": None}, "no `ID`"),
+        ({"ID": ""}, "no `ID`"),
+        ({"createdAt": None}, "`createdAt`"),
+        ({"createdAt": "yesterday"}, "`createdAt`"),
+        ({"status": None}, "`status`"),
+        ({"events": "nope"}, "`events`"),
+    ],
+)
 def test_unmappable_ticket_is_rejected_with_the_reason(change, reason):
     mapped = m.map_ticket(_ticket(**change))
     assert mapped.record is None
@@ -173,8 +208,10 @@ def test_non_object_ticket_is_rejected():
 
 
 def test_a_bad_message_event_is_rejected_alone_and_the_ticket_still_loads():
-    events = _ticket()["events"] + [{"type": "message", "date": "2025-03-10T13:00:00Z", "message": {"text": "x"}},
-                                    _event(30, "message", "2025-03-10T13:30:00Z", message="not an object")]
+    events = _ticket()["events"] + [
+        {"type": "message", "date": "2025-03-10T13:00:00Z", "message": {"text": "x"}},
+        _event(30, "message", "2025-03-10T13:30:00Z", message="not an object"),
+    ]
     mapped = m.map_ticket(_ticket(events=events))
     assert mapped.record.message_count == 3
     assert len(mapped.rejected) == 2
@@ -189,24 +226,40 @@ def test_mapping_does_not_change_its_input():
     assert ticket == before
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2025-03-10T10:00:00Z", datetime(2025, 3, 10, 10, tzinfo=UTC)),
-    ("2025-03-10T10:00:00.250Z", datetime(2025, 3, 10, 10, 0, 0, 250000, tzinfo=UTC)),
-    ("2025-03-10T12:00:00+02:00", datetime(2025, 3, 10, 10, tzinfo=UTC)),
-    ("2025-03-10T10:00:00", datetime(2025, 3, 10, 10, tzinfo=UTC)),
-    ("", None), (None, None), ("not a date", None), (12345, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-03-10T10:00:00Z", datetime(2025, 3, 10, 10, tzinfo=UTC)),
+        ("2025-03-10T10:00:00.250Z", datetime(2025, 3, 10, 10, 0, 0, 250000, tzinfo=UTC)),
+        ("2025-03-10T12:00:00+02:00", datetime(2025, 3, 10, 10, tzinfo=UTC)),
+        ("2025-03-10T10:00:00", datetime(2025, 3, 10, 10, tzinfo=UTC)),
+        ("", None),
+        (None, None),
+        ("not a date", None),
+        (12345, None),
+    ],
+)
 def test_parse_time(value, expected):
     assert m.parse_time(value) == expected
 
 
 def test_agent_maps_roles_status_and_teams():
-    agent = {"ID": "a1", "email": "ben@example.com", "name": "Ben", "roles": ["normal", "owner"],
-             "teamIDs": ["t2", "t1"], "status": "active"}
+    agent = {
+        "ID": "a1",
+        "email": "ben@example.com",
+        "name": "Ben",
+        "roles": ["normal", "owner"],
+        "teamIDs": ["t2", "t1"],
+        "status": "active",
+    }
     rec = m.map_agent(agent)
     assert isinstance(rec, AgentRecord)
-    assert (rec.agent_id, rec.login_name, rec.display_name, rec.email) == ("a1", "ben@example.com", "Ben",
-                                                                            "ben@example.com")
+    assert (rec.agent_id, rec.login_name, rec.display_name, rec.email) == (
+        "a1",
+        "ben@example.com",
+        "Ben",
+        "ben@example.com",
+    )
     assert rec.role == "owner"
     assert rec.is_enabled is True and rec.is_deleted is False
     assert rec.group_ids == ["t2", "t1"]
@@ -240,8 +293,20 @@ def test_every_sandbox_ticket_maps_like_its_ground_truth():
         assert interaction_as_truth(mapped.record) == truth_subset(expected), expected["interaction_id"]
 
 
-TRUTH_KEYS = ("interaction_id", "provider", "status", "provider_status", "subject", "started_at", "updated_at",
-              "ended_at", "agent_id", "customer_id", "message_count", "messages")
+TRUTH_KEYS = (
+    "interaction_id",
+    "provider",
+    "status",
+    "provider_status",
+    "subject",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "agent_id",
+    "customer_id",
+    "message_count",
+    "messages",
+)
 MESSAGE_TRUTH_KEYS = ("message_id", "seq", "sent_at", "sender_type", "sender_id", "text", "is_private")
 
 
@@ -257,13 +322,27 @@ def iso(moment: datetime | None) -> str | None:
 
 def interaction_as_truth(rec) -> dict:
     return {
-        "interaction_id": rec.interaction_id, "provider": rec.provider, "status": rec.status,
-        "provider_status": rec.provider_status, "subject": rec.subject, "started_at": iso(rec.started_at),
-        "updated_at": iso(rec.updated_at), "ended_at": iso(rec.ended_at), "agent_id": rec.agent_id,
-        "customer_id": rec.customer_id, "message_count": rec.message_count,
+        "interaction_id": rec.interaction_id,
+        "provider": rec.provider,
+        "status": rec.status,
+        "provider_status": rec.provider_status,
+        "subject": rec.subject,
+        "started_at": iso(rec.started_at),
+        "updated_at": iso(rec.updated_at),
+        "ended_at": iso(rec.ended_at),
+        "agent_id": rec.agent_id,
+        "customer_id": rec.customer_id,
+        "message_count": rec.message_count,
         "messages": [
-            {"message_id": x.message_id, "seq": x.seq, "sent_at": iso(x.sent_at), "sender_type": x.sender_type,
-             "sender_id": x.sender_id, "text": x.text, "is_private": x.is_private}
+            {
+                "message_id": x.message_id,
+                "seq": x.seq,
+                "sent_at": iso(x.sent_at),
+                "sender_type": x.sender_type,
+                "sender_id": x.sender_id,
+                "text": x.text,
+                "is_private": x.is_private,
+            }
             for x in rec.messages
         ],
     }

@@ -163,8 +163,14 @@ def hd_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., HelpDe
 
 
 def integration(conn_id: str = "helpdesk_main", integration_id: str = "hd_test", **options: Any) -> Integration:
-    return Integration(id=integration_id, provider="helpdesk", conn_id=conn_id, label=integration_id,
-                       retention=Retention(30, "days"), options=options)
+    return Integration(
+        id=integration_id,
+        provider="helpdesk",
+        conn_id=conn_id,
+        label=integration_id,
+        retention=Retention(30, "days"),
+        options=options,
+    )
 
 
 class AuthorizePage(HTMLParser):
@@ -212,10 +218,17 @@ def expected_from_truth(truth: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             continue
         ticket = t["ticket"]
         out[t["interaction_id"]] = {
-            "provider": "helpdesk", "status": t["status"], "provider_status": t["provider_status"],
-            "subject": t["subject"], "channel": ticket["source"]["type"], "started_at": t["started_at"],
-            "updated_at": t["updated_at"], "ended_at": t["ended_at"], "agent_id": t["agent_id"],
-            "customer_id": t["customer_id"], "message_count": t["message_count"],
+            "provider": "helpdesk",
+            "status": t["status"],
+            "provider_status": t["provider_status"],
+            "subject": t["subject"],
+            "channel": ticket["source"]["type"],
+            "started_at": t["started_at"],
+            "updated_at": t["updated_at"],
+            "ended_at": t["ended_at"],
+            "agent_id": t["agent_id"],
+            "customer_id": t["customer_id"],
+            "message_count": t["message_count"],
             "raw": {**ticket, "events": [e for e in ticket["events"] if e["type"] != "message"]},
             "messages": [
                 {k: m[k] for k in ("message_id", "seq", "sent_at", "sender_type", "sender_id", "text", "is_private")}
@@ -239,21 +252,37 @@ def warehouse_view(warehouse: Any, integration_id: str) -> dict[str, dict[str, A
     with warehouse.engine.connect() as conn:
         for row in conn.execute(sa.select(t.interactions).where(t.interactions.c.integration_id == integration_id)):
             out[row.interaction_id] = {
-                "provider": row.provider, "status": row.status, "provider_status": row.provider_status,
-                "subject": row.subject, "channel": row.channel, "started_at": _iso(row.started_at),
-                "updated_at": _iso(row.updated_at), "ended_at": _iso(row.ended_at), "agent_id": row.agent_id,
-                "customer_id": row.customer_id, "message_count": row.message_count, "raw": json.loads(row.raw),
+                "provider": row.provider,
+                "status": row.status,
+                "provider_status": row.provider_status,
+                "subject": row.subject,
+                "channel": row.channel,
+                "started_at": _iso(row.started_at),
+                "updated_at": _iso(row.updated_at),
+                "ended_at": _iso(row.ended_at),
+                "agent_id": row.agent_id,
+                "customer_id": row.customer_id,
+                "message_count": row.message_count,
+                "raw": json.loads(row.raw),
                 "messages": [],
             }
         messages = conn.execute(
-            sa.select(t.messages).where(t.messages.c.integration_id == integration_id)
+            sa.select(t.messages)
+            .where(t.messages.c.integration_id == integration_id)
             .order_by(t.messages.c.interaction_id, t.messages.c.seq)
         )
         for m in messages:
-            out[m.interaction_id]["messages"].append({
-                "message_id": m.message_id, "seq": m.seq, "sent_at": _iso(m.sent_at), "sender_type": m.sender_type,
-                "sender_id": m.sender_id, "text": m.text, "is_private": bool(m.is_private),
-            })
+            out[m.interaction_id]["messages"].append(
+                {
+                    "message_id": m.message_id,
+                    "seq": m.seq,
+                    "sent_at": _iso(m.sent_at),
+                    "sender_type": m.sender_type,
+                    "sender_id": m.sender_id,
+                    "text": m.text,
+                    "is_private": bool(m.is_private),
+                }
+            )
     return out
 
 

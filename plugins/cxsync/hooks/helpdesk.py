@@ -95,8 +95,14 @@ class HelpDeskConnection:
             extra, conn_id=conn_id, default_requests_per_second=DEFAULT_REQUESTS_PER_SECOND
         )
         return cls(
-            conn_id=conn_id, auth_type=auth_type, api_url=_api_url(conn), login=login, secret=secret,
-            refresh_token=refresh_token, accounts_url=accounts_url, tunables=tunables,
+            conn_id=conn_id,
+            auth_type=auth_type,
+            api_url=_api_url(conn),
+            login=login,
+            secret=secret,
+            refresh_token=refresh_token,
+            accounts_url=accounts_url,
+            tunables=tunables,
         )
 
 
@@ -134,8 +140,9 @@ class HelpDeskHook(BaseHook):
 
     def _build_client(self) -> ApiClient:
         conn = self.connection
-        tunables = conn.tunables or ClientTunables.from_extras({}, conn_id=conn.conn_id,
-                                                               default_requests_per_second=None)
+        tunables = conn.tunables or ClientTunables.from_extras(
+            {}, conn_id=conn.conn_id, default_requests_per_second=None
+        )
         client = ApiClient(
             name="HelpDesk",
             user_agent=settings.USER_AGENT,
@@ -148,7 +155,8 @@ class HelpDeskHook(BaseHook):
             client.auth = BasicAuth(conn.login, conn.secret)
         else:
             self._tokens = TokenCache(
-                lambda: self._fetch_access_token(client), clock=client.server_clock,
+                lambda: self._fetch_access_token(client),
+                clock=client.server_clock,
                 on_new_token=lambda token: mask_secret(token.access_token),
             )
             client.auth = BearerAuth(self._tokens)
@@ -164,26 +172,37 @@ class HelpDeskHook(BaseHook):
                 f"connection {conn.conn_id!r} uses OAuth 2 but has no refresh token yet: run "
                 f"`python -m cxsync.helpdesk_oauth --conn-id {conn.conn_id}` once to authorize the app"
             )
-        payload = request_token(client, conn.token_url, {
-            "grant_type": "refresh_token",
-            "refresh_token": conn.refresh_token,
-            "client_id": conn.login,
-            "client_secret": conn.secret,
-        }, conn_id=conn.conn_id)
+        payload = request_token(
+            client,
+            conn.token_url,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": conn.refresh_token,
+                "client_id": conn.login,
+                "client_secret": conn.secret,
+            },
+            conn_id=conn.conn_id,
+        )
         new_refresh = payload.get("refresh_token")
         if isinstance(new_refresh, str) and new_refresh and new_refresh != conn.refresh_token:
             # Server-side apps keep their refresh token; if the server rotates it anyway, use the new one
             # for the rest of this run and tell the operator, as the stored one may stop working.
             mask_secret(new_refresh)
             self.connection = replace(conn, refresh_token=new_refresh)
-            log.warning("HelpDesk: the token server issued a new refresh token for connection %r; run "
-                        "`python -m cxsync.helpdesk_oauth --conn-id %s` if later runs fail to authenticate",
-                        conn.conn_id, conn.conn_id)
+            log.warning(
+                "HelpDesk: the token server issued a new refresh token for connection %r; run "
+                "`python -m cxsync.helpdesk_oauth --conn-id %s` if later runs fail to authenticate",
+                conn.conn_id,
+                conn.conn_id,
+            )
         if payload.get("account_id"):
             self._token_account_id = str(payload["account_id"])
         token = Token.from_response(payload, now=client.server_clock())
-        log.info("HelpDesk: new OAuth access token for connection %r%s", conn.conn_id,
-                 f", account {self._token_account_id}" if self._token_account_id else "")
+        log.info(
+            "HelpDesk: new OAuth access token for connection %r%s",
+            conn.conn_id,
+            f", account {self._token_account_id}" if self._token_account_id else "",
+        )
         return token
 
     # ---- API calls --------------------------------------------------------------------------------
@@ -280,8 +299,11 @@ class HelpDeskHook(BaseHook):
         finally:
             self.close()
         account = self._account_name(answers["/licenses"])
-        how = ("a personal access token (Basic auth)" if conn.auth_type == AUTH_TOKEN
-               else "OAuth 2 (refresh token, Bearer access tokens)")
+        how = (
+            "a personal access token (Basic auth)"
+            if conn.auth_type == AUTH_TOKEN
+            else "OAuth 2 (refresh token, Bearer access tokens)"
+        )
         agents = answers["/agents"]
         count = f"{len(agents)} agent(s)" if isinstance(agents, list) else "agents"
         return True, f"Connected to HelpDesk account {account} with {how}: {count}, teams and tickets are readable."
@@ -318,20 +340,26 @@ class HelpDeskHook(BaseHook):
         ]
         scheme, _, rest = conn.secret.strip().partition(" ")
         if rest and scheme.lower() in ("bearer", "basic", "token"):
-            hints.append(f"The password starts with the word `{scheme}`, as if it were a whole Authorization "
-                         "header: store only the token itself.")
+            hints.append(
+                f"The password starts with the word `{scheme}`, as if it were a whole Authorization "
+                "header: store only the token itself."
+            )
         elif _looks_like_jwt(conn.secret):
-            hints.append("The password looks like an OAuth access token (a JWT), which is sent as Bearer: for a "
-                         "personal access token use the token itself; for OAuth set extra `auth_type` to "
-                         "`oauth2` with the app's client_id and client_secret.")
+            hints.append(
+                "The password looks like an OAuth access token (a JWT), which is sent as Bearer: for a "
+                "personal access token use the token itself; for OAuth set extra `auth_type` to "
+                "`oauth2` with the app's client_id and client_secret."
+            )
         elif _looks_like_token(conn.login) and not _looks_like_token(conn.secret):
             hints.append("The login looks like a token and the password does not: are the two swapped?")
         elif not _looks_like_token(conn.secret):
             hints.append("The password has no region prefix (like `dal:`): check that the whole token was pasted.")
         if _server_mentions_bearer(response):
             hints.append("The server answered about a Bearer token: the token reached it with the wrong scheme.")
-        hints.append(f"A personal access token needs the scope `{PAT_SCOPE}`; create one in the Developers "
-                     "Console (Tools > Personal Access Tokens).")
+        hints.append(
+            f"A personal access token needs the scope `{PAT_SCOPE}`; create one in the Developers "
+            "Console (Tools > Personal Access Tokens)."
+        )
         return " ".join(hints)
 
 
@@ -352,7 +380,7 @@ def request_token(client: ApiClient, token_url: str, form: dict[str, str], *, co
         detail = f"{error}: {description}" if description else error
         hint = {
             "invalid_grant": "the refresh token or code is no longer valid: authorize again with "
-                             f"`python -m cxsync.helpdesk_oauth --conn-id {conn_id}`",
+            f"`python -m cxsync.helpdesk_oauth --conn-id {conn_id}`",
             "invalid_client": "the client_id (login) or client_secret (password) of the connection is wrong",
             "unauthorized_client": "this app may not use this grant type; check the app in the Developers Console",
         }.get(error)
@@ -449,11 +477,16 @@ def _explain_403(response: requests.Response) -> str:
     """Name the role or scope the server says is missing, when it says so."""
     said = _server_message(response)
     if "user-agent" in said.lower():
-        return (f"HelpDesk (or a firewall in front of it) blocked the request's User-Agent: {said} cxsync sends "
-                f"`{settings.USER_AGENT}`; a proxy that rewrites User-Agent headers would cause this.")
+        return (
+            f"HelpDesk (or a firewall in front of it) blocked the request's User-Agent: {said} cxsync sends "
+            f"`{settings.USER_AGENT}`; a proxy that rewrites User-Agent headers would cause this."
+        )
     roles = re.findall(r"'(owner|normal|viewer)'", said.split(";")[0])
-    missing = (f"The credential lacks the role HelpDesk asks for: {' or '.join(roles)}."
-               if roles else "The token lacks a scope, or the agent behind it lacks a role.")
+    missing = (
+        f"The credential lacks the role HelpDesk asks for: {' or '.join(roles)}."
+        if roles
+        else "The token lacks a scope, or the agent behind it lacks a role."
+    )
     return (
         f"HelpDesk accepted the credentials but refused access (403). {missing}"
         + (f" HelpDesk says: {said}" if said else "")
@@ -470,8 +503,12 @@ def _server_message(response: requests.Response) -> str:
         return " ".join((response.text or "").split())[:300]
     if isinstance(body, dict):
         error = body.get("error")
-        for value in (body.get("message"), error.get("message") if isinstance(error, dict) else None,
-                      body.get("error_description"), error if isinstance(error, str) else None):
+        for value in (
+            body.get("message"),
+            error.get("message") if isinstance(error, dict) else None,
+            body.get("error_description"),
+            error if isinstance(error, str) else None,
+        ):
             if isinstance(value, str) and value.strip():
                 return value.strip()
     return ""
@@ -488,4 +525,3 @@ def _license_id(licenses: Any) -> str:
         elif isinstance(item, str | int) and not isinstance(item, bool):
             return str(item)
     return ""
-

@@ -48,8 +48,9 @@ class HelpDeskSource(Source):
         self.first_run_lookback = timedelta(
             hours=_option(integration, options, "first_run_lookback_hours", DEFAULT_FIRST_RUN_LOOKBACK_HOURS)
         )
-        self.page_size = int(_option(integration, options, "page_size", MAX_PAGE_SIZE, minimum=1,
-                                     maximum=MAX_PAGE_SIZE))
+        self.page_size = int(
+            _option(integration, options, "page_size", MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+        )
 
     def close(self) -> None:
         self.hook.close()
@@ -80,8 +81,9 @@ class HelpDeskSource(Source):
         filters = {"createdDateFrom": _iso(start), "createdDateTo": _iso(_ceil_second(end))}
         seen: set[str] = set()
         for silo in SILOS:
-            pages = self.hook.ticket_pages(silo=silo, sort_by="createdAt", order="asc", page_size=self.page_size,
-                                           filters=filters)
+            pages = self.hook.ticket_pages(
+                silo=silo, sort_by="createdAt", order="asc", page_size=self.page_size, filters=filters
+            )
             for number, rows in enumerate(pages, start=1):
                 wanted: list[dict[str, Any]] = []
                 past_end = False
@@ -106,8 +108,11 @@ class HelpDeskSource(Source):
         first, from both silos; each one fetched again whole and upserted."""
         until = _utc(until)
         floor = _utc(since) - self.overlap if since is not None else until - self.first_run_lookback
-        log.info("HelpDesk changes: tickets updated since %s (%s), both silos", floor.isoformat(),
-                 f"watermark minus {self.overlap}" if since is not None else f"first run: {self.first_run_lookback}")
+        log.info(
+            "HelpDesk changes: tickets updated since %s (%s), both silos",
+            floor.isoformat(),
+            f"watermark minus {self.overlap}" if since is not None else f"first run: {self.first_run_lookback}",
+        )
         seen: set[str] = set()
         for silo in SILOS:
             pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
@@ -135,8 +140,9 @@ class HelpDeskSource(Source):
         for row in rows:
             ticket_id = row.get("ID") if isinstance(row, dict) else None
             if ticket_id in (None, ""):
-                rejected.append(RejectedRecord(mapping.INTERACTIONS_STREAM, None,
-                                               "a ticket list row without an `ID`", row))
+                rejected.append(
+                    RejectedRecord(mapping.INTERACTIONS_STREAM, None, "a ticket list row without an `ID`", row)
+                )
                 continue
             ticket_id = str(ticket_id)
             if ticket_id in seen:
@@ -162,8 +168,14 @@ class HelpDeskSource(Source):
             raise
 
 
-def _option(integration: Integration, options: dict[str, Any], name: str, default: float,
-            minimum: float = 0, maximum: float | None = None) -> float:
+def _option(
+    integration: Integration,
+    options: dict[str, Any],
+    name: str,
+    default: float,
+    minimum: float = 0,
+    maximum: float | None = None,
+) -> float:
     value = options.get(name, default)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
     if ok and maximum is not None:

@@ -80,8 +80,9 @@ def map_ticket(ticket: Any) -> MappedTicket:
     ticket_id = str(ticket_id)
     started_at = parse_time(ticket.get("createdAt"))
     if started_at is None:
-        return _reject_ticket(ticket_id, f"`createdAt` is missing or not an ISO 8601 time: {ticket.get('createdAt')!r}",
-                              ticket)
+        return _reject_ticket(
+            ticket_id, f"`createdAt` is missing or not an ISO 8601 time: {ticket.get('createdAt')!r}", ticket
+        )
     provider_status = ticket.get("status")
     if not isinstance(provider_status, str) or not provider_status.strip():
         return _reject_ticket(ticket_id, f"`status` is missing or not text: {provider_status!r}", ticket)
@@ -181,6 +182,7 @@ def html_to_text(markup: str) -> str:
 
 def _in_event_order(events: list[Any]) -> list[tuple[int, Any]]:
     """(position in the array, event), ordered by (date, ID); events without a date keep their place."""
+
     def key(item: tuple[int, Any]) -> tuple:
         position, event = item
         when = parse_time(event.get("date")) if isinstance(event, dict) else None
@@ -216,8 +218,7 @@ def _reject_ticket(key: str | None, reason: str, raw: Any) -> MappedTicket:
 def map_agent(agent: Any) -> AgentRecord | RejectedRecord:
     """`/v1/agents` row to an `AgentRecord`: `active` agents are enabled, `invited` ones not yet."""
     if not isinstance(agent, dict):
-        return RejectedRecord(AGENTS_STREAM, None, f"an agent must be a JSON object, got {type(agent).__name__}",
-                              agent)
+        return RejectedRecord(AGENTS_STREAM, None, f"an agent must be a JSON object, got {type(agent).__name__}", agent)
     agent_id = _text(agent.get("ID"))
     if not agent_id:
         return RejectedRecord(AGENTS_STREAM, None, "the agent has no `ID`", agent)
