@@ -24,6 +24,19 @@ def _secret(label: str, description: str) -> dict:
     return {"label": label, "description": description, "schema": {"type": ["string", "null"], "format": "password"}}
 
 
+def _number(label: str, description: str, default: float, minimum: float) -> dict:
+    return {"label": label, "description": description,
+            "schema": {"type": ["number", "null"], "default": default, "minimum": minimum}}
+
+
+# The request layer's tunables (cxsync.http.tunables), the same for every provider.
+_REQUEST_TUNABLES = {
+    "requests_per_second": _number("Requests per second", "Client-side rate limit; 0 turns it off.", 5, 0),
+    "timeout": _number("Read timeout (s)", "Seconds to wait for an answer before retrying.", 60, 1),
+    "max_attempts": _number("Attempts per request", "Tries per request on 429, 5xx, resets and timeouts.", 6, 1),
+}
+
+
 LIVEPERSON_CONNECTION = {
     "connection-type": "liveperson",
     "hook-class-name": "cxsync.hooks.liveperson.LivePersonHook",
@@ -54,11 +67,7 @@ LIVEPERSON_CONNECTION = {
         "access_token_secret": _secret("Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."),
         "source": _text("Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"),
         "users_api_version": _text("Users API version", "Value of the Users API `v` parameter.", "4.0"),
-        "requests_per_second": {
-            "label": "Requests per second",
-            "description": "Client-side rate limit for this connection.",
-            "schema": {"type": ["number", "null"], "default": 5},
-        },
+        **_REQUEST_TUNABLES,
     },
 }
 
@@ -92,11 +101,7 @@ HELPDESK_CONNECTION = {
         "accounts_url": _text(
             "Accounts URL", "OAuth 2 only: the token server.", "https://accounts.livechat.com"
         ),
-        "requests_per_second": {
-            "label": "Requests per second",
-            "description": "Client-side rate limit for this connection.",
-            "schema": {"type": ["number", "null"], "default": 5},
-        },
+        **_REQUEST_TUNABLES,
     },
 }
 
