@@ -177,6 +177,11 @@ def test_messages_follow_event_order_even_when_the_array_is_not_chronological():
     assert [x.seq for x in rec.messages] == [1, 2, 3]
 
 
+def test_subject_is_kept_as_written():
+    assert m.map_ticket(_ticket(subject="  Re: order 12  ")).record.subject == "  Re: order 12  "
+    assert m.map_ticket(_ticket(subject=None)).record.subject is None
+
+
 def test_unassigned_ticket_has_no_agent():
     ticket = _ticket(assignment={"team": {"ID": "t1", "name": "Support"}, "agent": None})
     assert m.map_ticket(ticket).record.agent_id is None

@@ -115,7 +115,7 @@ def map_ticket(ticket: Any) -> MappedTicket:
         provider_status=provider_status,
         started_at=started_at,
         channel=_text(_get(ticket, "source", "type")),
-        subject=_text(ticket.get("subject")),
+        subject=ticket["subject"] if isinstance(ticket.get("subject"), str) else None,  # as written, spaces kept
         ended_at=_ended_at(kept_events, ticket) if closed else None,
         updated_at=parse_time(ticket.get("updatedAt")),
         agent_id=_text(_get(ticket, "assignment", "agent", "ID")),
