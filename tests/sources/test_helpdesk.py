@@ -144,6 +144,26 @@ def test_window_is_right_when_the_server_ignores_the_date_filter(hd):
     assert hook.list_pages < all_pages - 3
 
 
+class FilterRefusingHook(HelpDeskHook):
+    """A server that answers 422 to the date filter: here it gets a value the sandbox validates and refuses."""
+
+    def ticket_pages(self, **kwargs):
+        if kwargs.get("filters"):
+            kwargs["filters"] = {name: "last tuesday" for name in kwargs["filters"]}
+        return super().ticket_pages(**kwargs)
+
+
+def test_window_lists_without_the_date_filter_when_the_server_refuses_it(hd, caplog):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=3), T0 - timedelta(days=2)
+    source = HelpDeskSource(integration(page_size=10), hook=FilterRefusingHook("helpdesk_main"))
+    records, _ = load(source, source.window(start, end))
+    assert set(records) == created_in(truth, start, end)
+    assert "HelpDesk refused the created-date filter (HTTP 422" in caplog.text
+    assert source.date_filter is False
+    assert hd.requests_to("helpdesk_tickets", "422") == 1  # asked once per run, not once per silo or window
+
+
 # ---- changes ----------------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ What to ask (api/helpdesk.md, section 4):
 - List rows may not carry every event, so each ticket is fetched whole with `GET /v1/tickets/{ID}`.
 - `window(start, end)` lists by `createdAt` ascending with `createdDateFrom`/`createdDateTo`. That filter
   is UNCONFIRMED, so every row is also checked here, and paging stops at the first row past `end`: a
-  server that ignores the filter costs pages, never wrong rows.
+  server that ignores the filter costs pages, never wrong rows; one that refuses it (400/422) is asked
+  again without it.
 - `changes(since, until)` lists by `updatedAt` descending and stops below `since - overlap`. No
   `updatedAt` range filter is known, so the newest-first order is what bounds the scan; and unlike an
   ascending scan it needs no way to start in the middle. A ticket changed while we page moves to the top,
@@ -52,6 +53,9 @@ class HelpDeskSource(Source):
             _option(integration, options, "page_size", MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
         )
 
+        # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
+        self.date_filter = True
+
     def close(self) -> None:
         self.hook.close()
 
@@ -78,13 +82,9 @@ class HelpDeskSource(Source):
     def window(self, start: datetime, end: datetime) -> Iterator[Page]:
         """Tickets created in [start, end), from both silos, one `Page` per list page."""
         start, end = _utc(start), _utc(end)
-        filters = {"createdDateFrom": _iso(start), "createdDateTo": _iso(_ceil_second(end))}
         seen: set[str] = set()
         for silo in SILOS:
-            pages = self.hook.ticket_pages(
-                silo=silo, sort_by="createdAt", order="asc", page_size=self.page_size, filters=filters
-            )
-            for number, rows in enumerate(pages, start=1):
+            for number, rows in enumerate(self._created_pages(silo, start, end), start=1):
                 wanted: list[dict[str, Any]] = []
                 past_end = False
                 for row in rows:
@@ -100,6 +100,36 @@ class HelpDeskSource(Source):
                     yield page
                 if past_end:
                     break  # sorted by createdAt: the rest is later still (the server ignored the filter)
+
+    def _created_pages(self, silo: str, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+        """List pages sorted by `createdAt`, with the date filter while the server takes it. A server that
+        rejects the (UNCONFIRMED) filter with 400/422 on the first page is asked again without it, for the
+        rest of this run; the caller's own filter and early stop keep the answer right."""
+        filters = {"createdDateFrom": _iso(start), "createdDateTo": _iso(_ceil_second(end))}
+        pages = self.hook.ticket_pages(
+            silo=silo,
+            sort_by="createdAt",
+            order="asc",
+            page_size=self.page_size,
+            filters=filters if self.date_filter else None,
+        )
+        try:
+            first = next(pages)
+        except StopIteration:
+            return
+        except ProviderRequestError as exc:
+            if not self.date_filter or exc.status not in (400, 422):
+                raise
+            self.date_filter = False
+            log.warning(
+                "HelpDesk refused the created-date filter (HTTP %s: %s); listing without it and filtering here",
+                exc.status,
+                exc.body,
+            )
+            yield from self._created_pages(silo, start, end)
+            return
+        yield first
+        yield from pages
 
     # ---- changes ---------------------------------------------------------------------------------------
 
