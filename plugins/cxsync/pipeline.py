@@ -7,6 +7,8 @@ watermark behind committed rows and logs progress (pages, conversations, message
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
+from cxsync import settings
 from cxsync.config import Integration, Retention
 from cxsync.sources.base import Page, Source
 from cxsync.warehouse import Warehouse, WriteStats, format_watermark, parse_watermark
@@ -101,7 +104,7 @@ def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) 
 
 def load_window(integration: Integration, source: Source, warehouse: Warehouse, window: Window) -> dict:
     progress = Progress(f"window {window}")
-    for page in source.window(window.start, window.end):
+    for page in read_ahead(source.window(window.start, window.end)):
         stats = warehouse.write_interactions(integration.id, page.records, rejected=page.rejected)
         progress.page_done(page, stats)
     result = progress.summary()
@@ -120,7 +123,7 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     progress = Progress(f"incremental {integration.id}")
     new_watermark = format_watermark(until)
     wrote_any = False
-    for page, is_last in _with_last(source.changes(since, until)):
+    for page, is_last in _with_last(read_ahead(source.changes(since, until))):
         stats = warehouse.write_interactions(
             integration.id, page.records, rejected=page.rejected,
             stream=INTERACTIONS_STREAM if is_last else None, watermark=new_watermark if is_last else None,
@@ -175,3 +178,67 @@ def _with_last(pages: Iterable[Page]) -> Iterator[tuple[Page, bool]]:
         yield current, False
         current = nxt
     yield current, True
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def read_ahead(pages: Iterable[Page], depth: int | None = None) -> Iterator[Page]:
+    """The same pages in the same order, fetched and mapped in a background thread while the caller writes
+    the previous ones: the provider's answer time and the warehouse's commit time overlap instead of adding
+    up. At most `depth` finished pages wait (settings.READ_AHEAD_PAGES; 0 reads in the caller's thread).
+
+    The source is used by that one thread only. Its errors are raised here, at the page where they
+    happened; when the caller stops early (or fails), the thread stops before its next page.
+    """
+    depth = settings.READ_AHEAD_PAGES if depth is None else depth
+    if depth <= 0:
+        yield from pages
+        return
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(pages)
+        try:
+            for page in iterator:
+                if not put(page):
+                    break
+            else:
+                put(_DONE)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            put(_Failed(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="cxsync-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                break
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        # A finished producer is joined at once; one still inside a request is left to end on its own
+        # (it stops before its next page) rather than holding the task's failure back.
+        worker.join(timeout=None if not worker.is_alive() else 5.0)

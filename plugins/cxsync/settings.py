@@ -26,6 +26,8 @@ WAREHOUSE_PATH_ENV = "CXSYNC_WAREHOUSE_PATH"
 WAREHOUSE_FILE_NAME = "cxsync.db"
 UPSERT_BATCH_ROWS = 500
 RETENTION_DELETE_BATCH = 5000
+# Pages fetched and mapped ahead (in a background thread) while the previous page is written; 0: none.
+READ_AHEAD_PAGES = 1
 
 # DAGs.
 DAG_TAG = "cxsync"

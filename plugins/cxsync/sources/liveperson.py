@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from cxsync.config import ConfigError
 from cxsync.errors import FatalError, RetriableError
 from cxsync.records import InteractionRecord, RejectedRecord
@@ -117,8 +119,17 @@ def record_key(record: Any) -> str:
     return key if key else "digest:" + _digest(record)
 
 
+_encode_sorted = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
+
+
 def _digest(record: Any) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    """A fingerprint of a record's content, only ever compared within one run (dedupe): msgspec's sorted
+    encoding is several times faster than `json.dumps`; what it refuses goes through `json`."""
+    try:
+        data = _encode_sorted(record)
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
+        data = json.dumps(record, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 class LivePersonSource(Source):

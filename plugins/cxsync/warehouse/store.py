@@ -15,21 +15,58 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cxsync import settings
-from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
+from cxsync.records import (
+    AgentRecord,
+    GroupRecord,
+    InteractionRecord,
+    MessageRecord,
+    RejectedRecord,
+    SkillRecord,
+)
 from cxsync.warehouse import schema as t
+from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.connect import make_engine, resolve_url
 
 log = logging.getLogger(__name__)
 
 
+_encode_sorted = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
+
+
 def to_json(value: Any) -> str | None:
+    """Canonical JSON text: keys sorted, compact, UTF-8 unescaped; what is not JSON becomes its `str()`.
+
+    msgspec does it about seven times faster than `json.dumps` (the load path encodes every message).
+    It writes float exponents in their shortest form (`1e16`, not `1e+16`), the non-JSON NaN and
+    infinities as null, and datetimes in RFC 3339; a value it refuses (a lone surrogate, an int beyond
+    64 bits) falls back to `json`.
+    """
     if value is None:
         return None
+    try:
+        return _encode_sorted(value).decode()
+    except _NOT_ENCODED:
+        return _json_dumps(value)
+
+
+_NOT_ENCODED = (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError)
+
+
+def _json_dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _canonical_bytes(value: Any) -> bytes:
+    """`to_json(value)` as UTF-8 (a lone surrogate passed through: digests must not fail on odd text)."""
+    try:
+        return _encode_sorted(value)
+    except _NOT_ENCODED:
+        return _json_dumps(value).encode(errors="surrogatepass")
 
 
 def format_watermark(moment: datetime) -> str:
@@ -86,6 +123,7 @@ class Warehouse:
             )
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._bulk_upserts: dict[str, BulkUpsert] = {}
 
     @classmethod
     def from_url(cls, url: str | sa.URL) -> Warehouse:
@@ -218,7 +256,11 @@ class Warehouse:
         for record in records:
             latest[record.interaction_id] = record  # the last copy in a batch wins
         now = datetime.now(UTC)
-        prepared = {iid: _interaction_row(integration_id, rec, now) for iid, rec in sorted(latest.items())}
+        prepared: dict[str, dict[str, Any]] = {}
+        message_raws: dict[str, list[str | None]] = {}  # each message's raw JSON, encoded once for hash and row
+        for iid, rec in sorted(latest.items()):
+            message_raws[iid] = [to_json(m.raw) for m in rec.messages]
+            prepared[iid] = _interaction_row(integration_id, rec, now, message_raws[iid])
 
         with self.engine.begin() as conn:
             existing: dict[str, str] = {}
@@ -238,31 +280,18 @@ class Warehouse:
             stats.updated = len(to_write) - stats.inserted
 
             if to_write:
-                stmt = self._insert(t.interactions)
-                cols = [c for c in prepared[to_write[0]] if c not in ("integration_id", "interaction_id")]
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["integration_id", "interaction_id"],
-                        set_={c: stmt.excluded[c] for c in cols},
-                        where=t.interactions.c.content_hash != stmt.excluded.content_hash,
-                    ),
-                    [prepared[iid] for iid in to_write],
+                self._bulk("interactions").execute(
+                    conn, [[prepared[iid][c] for c in INTERACTION_COLUMNS] for iid in to_write]
                 )
                 message_rows = [
-                    _message_row(integration_id, iid, m) for iid in to_write for m in latest[iid].messages
+                    _message_row(integration_id, iid, m, raw)
+                    for iid in to_write
+                    for m, raw in zip(latest[iid].messages, message_raws[iid], strict=True)
                 ]
-                message_rows.sort(key=lambda r: (r["interaction_id"], r["message_id"]))
-                if message_rows:
-                    mstmt = self._insert(t.messages)
-                    mcols = [c for c in message_rows[0] if c not in ("integration_id", "interaction_id", "message_id")]
-                    for chunk in _chunks(message_rows, settings.UPSERT_BATCH_ROWS * 4):
-                        conn.execute(
-                            mstmt.on_conflict_do_update(
-                                index_elements=["integration_id", "interaction_id", "message_id"],
-                                set_={c: mstmt.excluded[c] for c in mcols},
-                            ),
-                            chunk,
-                        )
+                message_rows.sort(key=_message_key)
+                upsert_messages = self._bulk("messages")
+                for chunk in _chunks(message_rows, settings.UPSERT_BATCH_ROWS * 4):
+                    upsert_messages.execute(conn, chunk)
                 stats.messages_written = len(message_rows)
                 # A changed interaction's messages are exactly the new set: drop the ones it no longer has.
                 for iid in to_write:
@@ -278,6 +307,20 @@ class Warehouse:
             if stream is not None and watermark is not None:
                 self._set_watermark(conn, integration_id, stream, watermark, now)
         return stats
+
+    def _bulk(self, which: str) -> BulkUpsert:
+        """The compiled upsert of interactions or messages, columns in the order `_interaction_row` and
+        `_message_row` build them."""
+        upsert = self._bulk_upserts.get(which)
+        if upsert is None:
+            if which == "interactions":
+                upsert = BulkUpsert(self.engine.dialect, t.interactions, INTERACTION_COLUMNS,
+                                    ["integration_id", "interaction_id"], only_if_changed="content_hash")
+            else:
+                upsert = BulkUpsert(self.engine.dialect, t.messages, MESSAGE_COLUMNS,
+                                    ["integration_id", "interaction_id", "message_id"])
+            self._bulk_upserts[which] = upsert
+        return upsert
 
     # ---- rejected records -----------------------------------------------------------------------
 
@@ -424,7 +467,9 @@ def _chunks(items: Sequence, size: int):
         yield items[start : start + size]
 
 
-def _interaction_row(integration_id: str, rec: InteractionRecord, now: datetime) -> dict[str, Any]:
+def _interaction_row(
+    integration_id: str, rec: InteractionRecord, now: datetime, message_raws: Sequence[str | None]
+) -> dict[str, Any]:
     row = {
         "integration_id": integration_id,
         "interaction_id": rec.interaction_id,
@@ -441,27 +486,41 @@ def _interaction_row(integration_id: str, rec: InteractionRecord, now: datetime)
         "message_count": rec.message_count,
         "raw": to_json(rec.raw),
     }
-    digest = hashlib.sha256()
-    digest.update(to_json({k: v for k, v in row.items() if k != "integration_id"}).encode())
-    for m in rec.messages:
-        digest.update(to_json([m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text,
-                               m.is_private, m.message_type, m.raw]).encode())
-    row["content_hash"] = digest.hexdigest()
+    row["content_hash"] = content_hash(row, rec.messages, message_raws)
     row["loaded_at"] = now
     return row
 
 
-def _message_row(integration_id: str, interaction_id: str, m) -> dict[str, Any]:
-    return {
-        "integration_id": integration_id,
-        "interaction_id": interaction_id,
-        "message_id": m.message_id,
-        "seq": m.seq,
-        "sent_at": m.sent_at,
-        "sender_type": m.sender_type,
-        "sender_id": m.sender_id,
-        "text": m.text,
-        "is_private": bool(m.is_private),
-        "message_type": m.message_type,
-        "raw": to_json(m.raw),
-    }
+def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message_raws: Sequence[str | None]) -> str:
+    """SHA-256 over the interaction's columns and every message with its raw JSON: equal iff nothing changed.
+
+    The digest input is the canonical JSON (`to_json`) of the row without `integration_id`, then of each
+    message's `[id, seq, sent_at, sender_type, sender_id, text, is_private, message_type, raw]`; times are
+    their `str()`. Each message's raw JSON is spliced in as already encoded for its row, never encoded twice.
+    """
+    digest = hashlib.sha256()
+    head = {k: (str(v) if isinstance(v, datetime) else v) for k, v in row.items() if k != "integration_id"}
+    digest.update(_canonical_bytes(head))
+    for m, raw in zip(messages, message_raws, strict=True):
+        sent_at = str(m.sent_at) if m.sent_at is not None else None
+        fields = [m.message_id, m.seq, sent_at, m.sender_type, m.sender_id, m.text, m.is_private, m.message_type]
+        digest.update(_canonical_bytes(fields)[:-1])
+        digest.update(b"," + (raw or "null").encode(errors="surrogatepass") + b"]")
+    return digest.hexdigest()
+
+
+MESSAGE_COLUMNS = ("integration_id", "interaction_id", "message_id", "seq", "sent_at", "sender_type", "sender_id",
+                   "text", "is_private", "message_type", "raw")
+INTERACTION_COLUMNS = ("integration_id", "interaction_id", "provider", "channel", "status", "provider_status",
+                       "subject", "started_at", "ended_at", "updated_at", "agent_id", "customer_id", "message_count",
+                       "raw", "content_hash", "loaded_at")
+
+
+def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw: str | None) -> tuple:
+    """A cx_messages row, values in MESSAGE_COLUMNS order."""
+    return (integration_id, interaction_id, m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text,
+            bool(m.is_private), m.message_type, raw)
+
+
+def _message_key(row: tuple) -> tuple[str, str]:
+    return row[1], row[2]

@@ -1,0 +1,117 @@
+"""Bulk upserts of many rows without SQLAlchemy's per-row work: the load path writes every message through here.
+
+SQLAlchemy Core builds a parameter dict per row and runs each value through its type (about 10 us a row,
+as much as SQLite needs to store it). `BulkUpsert` renders the `INSERT .. ON CONFLICT .. DO UPDATE` once per
+table, converts only the columns whose type has a bind processor (the same processors SQLAlchemy would
+apply, so the stored values are identical), and hands positional rows to the driver: `executemany` on
+sqlite3, `execute_values` (multi-row VALUES pages) on psycopg2. Any other driver gets the plain SQLAlchemy
+statement, unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Rows per multi-row VALUES statement on PostgreSQL.
+PG_PAGE_ROWS = 1000
+
+
+class BulkUpsert:
+    """Upsert positional rows (values in `columns` order) into `table`, keyed on `keys`.
+
+    `only_if_changed`: a conflicting row is updated only when this column's value differs (e.g. a content
+    hash), so an unchanged row is not rewritten.
+    """
+
+    def __init__(
+        self,
+        dialect: sa.Dialect,
+        table: sa.Table,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        only_if_changed: str | None = None,
+    ):
+        self.table = table
+        self.columns = list(columns)
+        self.keys = list(keys)
+        self.only_if_changed = only_if_changed
+        self.driver = dialect.driver if dialect.name in ("sqlite", "postgresql") else ""
+        self._fast = self.driver in ("pysqlite", "psycopg2")
+        quote = dialect.identifier_preparer.quote
+        names = [quote(c) for c in self.columns]
+        updates = [c for c in self.columns if c not in self.keys]
+        marks = "%s" if self.driver == "psycopg2" else "(" + ", ".join("?" * len(names)) + ")"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES {marks} "
+            f"ON CONFLICT ({', '.join(quote(k) for k in self.keys)}) DO UPDATE SET "
+            + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in updates)
+        )
+        if only_if_changed:
+            column = quote(only_if_changed)
+            sql += f" WHERE {quote(table.name)}.{column} <> excluded.{column}"
+        self.sql = sql
+        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, name in enumerate(self.columns):
+            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._processors.append((index, processor))
+        self._updates = updates
+
+    def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if not self._fast:
+            self._execute_core(conn, rows)
+            return
+        if self._processors:
+            try:
+                rows = self._convert(rows)
+            except Exception as exc:
+                # What SQLAlchemy raises when a type refuses a value (e.g. a naive datetime).
+                raise sa.exc.StatementError(
+                    f"({type(exc).__module__}.{type(exc).__name__}) {exc}", self.sql, None, exc
+                ) from exc
+        if self.driver == "psycopg2":
+            from psycopg2.extras import execute_values
+
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                execute_values(cursor, self.sql, rows, page_size=PG_PAGE_ROWS)
+            finally:
+                cursor.close()
+        else:
+            conn.exec_driver_sql(self.sql, [tuple(r) for r in rows] if self._processors else list(rows))
+
+    def _convert(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        processors = self._processors
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, processor in processors:
+                value = values[index]
+                if value is not None:
+                    values[index] = processor(value)
+            converted.append(values)
+        return converted
+
+    def _execute_core(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Any other driver: the same upsert through SQLAlchemy, one parameter dict per row."""
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(self.table)
+        where = None
+        if self.only_if_changed:
+            where = self.table.c[self.only_if_changed] != stmt.excluded[self.only_if_changed]
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=self.keys, set_={c: stmt.excluded[c] for c in self._updates}, where=where
+            ),
+            [dict(zip(self.columns, row, strict=True)) for row in rows],
+        )
