@@ -87,6 +87,7 @@ class WriteStats:
     messages_written: int = 0
     messages_removed: int = 0
     rejected: int = 0
+    stale: int = 0  # not written: the warehouse holds a copy the provider updated later
 
     def add(self, other: WriteStats) -> None:
         for name, value in asdict(other).items():
@@ -263,18 +264,27 @@ class Warehouse:
             prepared[iid] = _interaction_row(integration_id, rec, now, message_raws[iid])
 
         with self.engine.begin() as conn:
-            existing: dict[str, str] = {}
             ids = list(prepared)
+            self._lock_interactions(conn, integration_id, ids)
+            existing: dict[str, tuple[str, datetime | None]] = {}  # id -> (content hash, updated_at) as stored
             for chunk in _chunks(ids, settings.UPSERT_BATCH_ROWS):
-                existing.update(
-                    conn.execute(
-                        sa.select(t.interactions.c.interaction_id, t.interactions.c.content_hash).where(
-                            t.interactions.c.integration_id == integration_id,
-                            t.interactions.c.interaction_id.in_(chunk),
-                        )
-                    ).all()
-                )
-            to_write = [iid for iid in ids if existing.get(iid) != prepared[iid]["content_hash"]]
+                query = sa.select(
+                    t.interactions.c.interaction_id, t.interactions.c.content_hash, t.interactions.c.updated_at
+                ).where(t.interactions.c.integration_id == integration_id, t.interactions.c.interaction_id.in_(chunk))
+                existing.update((iid, (digest, updated)) for iid, digest, updated in conn.execute(query))
+            to_write = []
+            for iid in ids:
+                stored = existing.get(iid)
+                if stored is not None and stored[0] == prepared[iid]["content_hash"]:
+                    continue
+                if stored is not None and _older(prepared[iid]["updated_at"], stored[1]):
+                    # A copy read before the stored one (a backfill window that fetched before an
+                    # incremental run committed): writing it would put an older state back, for good.
+                    stats.stale += 1
+                    continue
+                to_write.append(iid)
+            if stats.stale:
+                log.info("%s: %d interaction(s) skipped: the warehouse holds a newer copy", integration_id, stats.stale)
             stats.unchanged = len(ids) - len(to_write)
             stats.inserted = sum(1 for iid in to_write if iid not in existing)
             stats.updated = len(to_write) - stats.inserted
@@ -321,6 +331,21 @@ class Warehouse:
                                     ["integration_id", "interaction_id", "message_id"])
             self._bulk_upserts[which] = upsert
         return upsert
+
+    def _lock_interactions(self, conn: sa.Connection, integration_id: str, ids: Sequence[str]) -> None:
+        """On PostgreSQL, transaction-scoped advisory locks on these interactions, taken in one sorted order (so
+        two writers never deadlock): writers of the same interaction take turns, and each decides what to write
+        on the other's committed copy. SQLite has no such locks: there the newer-copy check holds for writes that
+        follow each other (a window written after an incremental run committed), not for two racing writes."""
+        if self.dialect != "postgresql" or not ids:
+            return
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtext(:integration_id), k) "
+                "FROM (SELECT DISTINCT hashtext(i) AS k FROM unnest(CAST(:ids AS text[])) AS i ORDER BY k) AS keys"
+            ),
+            {"integration_id": integration_id, "ids": list(ids)},
+        )
 
     # ---- rejected records -----------------------------------------------------------------------
 
@@ -460,6 +485,11 @@ class Warehouse:
                     query = query.where(table.c.integration_id == integration_id)
                 out[table.name] = conn.execute(query).scalar_one()
         return out
+
+
+def _older(incoming: datetime | None, stored: datetime | None) -> bool:
+    """Whether an incoming copy is older than the stored one, by the provider's `updated_at` (unknown: not older)."""
+    return incoming is not None and stored is not None and incoming < stored
 
 
 def _chunks(items: Sequence, size: int):
