@@ -58,3 +58,82 @@ def test_threads_share_the_limit():
     for thread in threads:
         thread.join()
     assert time.monotonic() - started >= 19 / 50 * 0.9  # 20 requests at 50/s: at least ~0.38 s
+
+
+# ---- adaptive on 429 (AIMD) ------------------------------------------------------------------------------
+
+
+def accept(limiter: RateLimiter, clock: Clock, requests: int, every: float) -> None:
+    """`requests` answered requests, one every `every` seconds (or as the limiter paces them)."""
+    for _ in range(requests):
+        limiter.acquire()
+        limiter.on_success()
+        clock.now += every
+
+
+def test_a_429_cuts_the_pace_to_nine_tenths_of_what_the_server_accepted():
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 60, 0.05)  # 20 requests/s accepted for 3 s, unpaced
+    limiter.on_rate_limited()
+    assert limiter.cuts == 1 and abs(limiter.rate - 18.0) < 0.5
+    clock.slept.clear()
+    for _ in range(5):
+        limiter.acquire()
+    assert all(abs(w - 1 / limiter.rate) < 0.01 for w in clock.slept[1:])
+
+
+def test_the_pace_climbs_back_slowly_and_never_above_the_ceiling():
+    clock = Clock()
+    limiter = RateLimiter(20, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 40, 0.0)  # paced at the ceiling: 20/s
+    limiter.on_rate_limited()
+    cut = limiter.rate
+    assert cut < 20
+    clock.now += 10
+    limiter.acquire()
+    assert cut < limiter.rate < 20  # half a percent of the old pace per second
+    assert abs(limiter.rate - (cut + 10 * 0.005 * 20)) < 0.2
+    clock.now += 3600
+    limiter.acquire()
+    assert limiter.rate == 20
+
+
+def test_429s_of_one_episode_cut_once():
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 40, 0.05)
+    limiter.on_rate_limited()
+    clock.now += 0.5
+    limiter.on_rate_limited()  # a request already on its way when the first 429 came
+    assert limiter.cuts == 1
+
+
+def test_a_429_before_any_success_sets_no_pace():
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock.time, sleep=clock.sleep)
+    limiter.acquire()
+    limiter.on_rate_limited()
+    assert limiter.cuts == 0 and limiter.rate is None
+    assert [limiter.acquire() for _ in range(20)] == [0.0] * 20
+
+
+def test_the_accepted_rate_is_measured_over_at_least_a_second():
+    """A burst of 20 answered in 0.1 s says the server accepts 20 per second, not 200."""
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 20, 0.005)
+    limiter.on_rate_limited()
+    assert abs(limiter.rate - 18.0) < 0.01
+
+
+def test_the_client_slows_its_limiter_down_on_429(stub, sleeps):
+    from cxsync.http import ApiClient, RetryPolicy
+    from support.http_stub import Answer
+
+    stub.add(*[Answer(body={"n": n}) for n in range(5)], Answer(429, headers={"Retry-After": "1"}), Answer())
+    api = ApiClient(name="Test API", user_agent="t/1", sleep=sleeps, retry=RetryPolicy(max_attempts=3))
+    for _ in range(6):
+        api.get_json(stub.url())
+    assert api.rate_limiter.cuts == 1 and api.rate_limiter.rate is not None
+    assert api.stats.rate_limited == 1 and sleeps == [1.0]

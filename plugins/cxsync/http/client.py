@@ -4,8 +4,9 @@
 - 401 gets one retry after the auth strategy refreshes its credentials, then `AuthenticationError`;
 - 403 is `PermissionDenied`; any other 4xx but 429 is `ProviderRequestError`: fatal at once, with
   status and body in the message;
-- 429 waits (`Retry-After`, at least 1 s), 5xx / resets / timeouts / truncated JSON back off
-  exponentially with jitter; bounded, then `RetriesExhausted` (Airflow's task retry takes over).
+- 429 waits (`Retry-After`, at least 1 s) and slows the rate limiter down (AIMD); 5xx / resets /
+  timeouts / truncated JSON back off exponentially with jitter; bounded, then `RetriesExhausted`
+  (Airflow's task retry takes over).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class ApiClient:
             self._note(response)
             status = response.status_code
             if 200 <= status < 300 or status in ok_status:
+                self.rate_limiter.on_success()
                 return response
             if status == 401 and not refreshed and strategy.refresh():
                 refreshed = True
@@ -141,6 +143,7 @@ class ApiClient:
             if status in RETRIABLE_STATUS:
                 if status == 429:
                     self.stats.rate_limited += 1
+                    self.rate_limiter.on_rate_limited()  # pace below the server's limit from now on
                     retry_after = response.headers.get("Retry-After")
 
                     def wait(n, rng=None, _ra=retry_after):

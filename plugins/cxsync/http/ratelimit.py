@@ -1,40 +1,106 @@
-"""A client-side rate limit: at most `rate` requests per second, smoothly spaced."""
+"""A client-side rate limit: at most `rate` requests per second, smoothly spaced, slowing down on 429 (AIMD)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+# After a 429 the pace drops to this share of the rate the server was accepting (multiplicative decrease)...
+DECREASE = 0.9
+# ...then climbs back by this share of the pace before the cut, per second without a 429 (additive increase):
+# 10 % back in 20 s. Slow on purpose: a server's burst allowance hides an overshoot for a while, and every
+# 429 costs at least a second of waiting.
+RECOVERY_PER_SECOND = 0.005
+# A 429 within this many seconds of the last cut belongs to the same episode (retries, or requests that were
+# already on their way): one cut per episode.
+COOLDOWN_SECONDS = 2.0
+# The pace never drops below this (requests per second).
+MIN_RATE = 0.2
+# The accepted rate is measured over at least this many seconds (a burst's rate says nothing).
+MIN_MEASURE_SECONDS = 1.0
+
 
 class RateLimiter:
-    """Token bucket with a small burst. `rate=None` or 0 disables it.
+    """Token bucket with a small burst; `rate=None` or 0 sets no ceiling. Adaptive on 429 (AIMD).
 
     Providers publish no numbers (LivePerson, HelpDesk) but punish bursts with 429: pacing below
-    the limit is cheaper than recovering from it.
+    the limit is cheaper than recovering from it. `rate` is a ceiling the pace never exceeds. When the
+    server answers 429 anyway (its limit is lower, or other clients share the quota), `on_rate_limited`
+    cuts the pace to `DECREASE` x the rate the server accepted since the previous cut, and successes climb it
+    back towards the ceiling by `RECOVERY_PER_SECOND` of the pace at the cut per second. Without a ceiling and
+    without a 429 nothing is paced at all.
     """
 
     def __init__(self, rate: float | None, burst: float = 1.0, clock=time.monotonic, sleep=time.sleep):
-        self.rate = float(rate) if rate else None
+        self.ceiling = float(rate) if rate else None
+        self.rate = self.ceiling  # the current pace; None: unpaced
         self.capacity = max(1.0, float(burst))
         self._tokens = self.capacity
         self._clock = clock
         self._sleep = sleep
         self._last = clock()
         self._lock = threading.Lock()
+        self.cuts = 0
+        self._cut_at: float | None = None  # when the pace was last cut
+        self._cut_rate = 0.0  # the pace right after that cut
+        self._recovery = 0.0  # requests/s added per second since the cut
+        self._since = None  # start of the current measuring period: first request, or the last cut
+        self._accepted = 0  # successes since `_since`
 
     def acquire(self) -> float:
         """Block until a request may go; returns the seconds waited."""
-        if not self.rate:
-            return 0.0
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            if self._since is None:
+                self._since = now
+            rate = self._current_rate(now)
+            if not rate:
+                return 0.0
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * rate)
             self._last = now
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 return 0.0
-            wait = (1.0 - self._tokens) / self.rate
+            wait = (1.0 - self._tokens) / rate
             self._tokens = 0.0
             self._last = now + wait
         self._sleep(wait)
         return wait
+
+    def on_success(self) -> None:
+        """A request was answered (not 429): it counts towards the rate the server accepts."""
+        with self._lock:
+            self._accepted += 1
+
+    def on_rate_limited(self) -> None:
+        """The server answered 429: pace at `DECREASE` x the rate it accepted (once per episode)."""
+        with self._lock:
+            now = self._clock()
+            if self._cut_at is not None and now - self._cut_at < COOLDOWN_SECONDS:
+                return
+            since = self._since if self._since is not None else now
+            accepted = self._accepted / max(MIN_MEASURE_SECONDS, now - since)
+            current = self._current_rate(now)
+            base = min(current, accepted) if current else accepted
+            if base <= 0:
+                return  # nothing was accepted yet: the server's Retry-After wait is all we know to do
+            self.rate = max(MIN_RATE, DECREASE * base)
+            if self.ceiling is not None:
+                self.rate = min(self.rate, self.ceiling)
+            self.cuts += 1
+            self._cut_at = now
+            self._cut_rate = self.rate
+            self._recovery = RECOVERY_PER_SECOND * (current or base)
+            self._since = now
+            self._accepted = 0
+            self._tokens = min(self._tokens, 1.0)
+
+    def _current_rate(self, now: float) -> float | None:
+        """The pace now: the cut pace plus the additive recovery since, up to the ceiling."""
+        if self._cut_at is None:
+            return self.rate
+        rate = self._cut_rate + self._recovery * (now - self._cut_at)
+        if self.ceiling is not None:
+            rate = min(rate, self.ceiling)
+        self.rate = rate
+        return rate
