@@ -80,8 +80,9 @@ def test_shipped_integrations_use_the_connection_ids_of_the_examples():
     assert {i.conn_id for i in load_integrations(ROOT / "include" / "integrations.yaml").integrations} <= documented
 
 
-@pytest.mark.parametrize("table", [tbl for tbl in t.metadata.sorted_tables if tbl.name != "cx_schema_version"],
-                         ids=lambda tbl: tbl.name)
+@pytest.mark.parametrize(
+    "table", [tbl for tbl in t.metadata.sorted_tables if tbl.name != "cx_schema_version"], ids=lambda tbl: tbl.name
+)
 def test_every_table_and_column_is_described(table):
     assert f"**`{table.name}`**" in README
     for column in table.columns:
@@ -90,8 +91,19 @@ def test_every_table_and_column_is_described(table):
 
 
 def test_integrations_fields_and_pools_are_documented():
-    fields = ("id", "provider", "conn_id", "label", "description", "backfill_weeks", "retention", "schedule",
-              "conversation_analytics", "options", "warehouse_conn_id")
+    fields = (
+        "id",
+        "provider",
+        "conn_id",
+        "label",
+        "description",
+        "backfill_weeks",
+        "retention",
+        "schedule",
+        "conversation_analytics",
+        "options",
+        "warehouse_conn_id",
+    )
     for key in fields:
         assert f"| `{key}`" in README, key
     for provider, slots in settings.POOL_SLOTS.items():
