@@ -270,3 +270,34 @@ def load_helpdesk(sandbox: SandboxProcess, db: FloorDB, windows: list[tuple[date
                 params["next.value"], params["next.ID"] = rows[-1]["createdAt"], rows[-1]["ID"]
     session.close()
     return db.counts()
+
+
+def warm_up(sandbox: SandboxProcess, provider: str, windows: list[tuple[datetime, datetime]]) -> None:
+    """One small request per day window, so the sandbox has counted each search (LivePerson) and built its
+    ticket snapshot (HelpDesk) before anything is timed."""
+    if provider == "liveperson":
+        conn = sandbox.connections["liveperson_main"]
+        extra = conn["extra"]
+        auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
+        url = f"{sandbox.base_url}/messaging_history/api/account/{extra['account_id']}/conversations/search"
+        from cxsync.sources.liveperson import CONTENT_TO_RETRIEVE
+
+        with requests.Session() as session:
+            session.auth = auth
+            for lo, hi in windows:
+                lo_ms, hi_ms = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+                body = {
+                    "start": {"from": lo_ms, "to": hi_ms - 1},
+                    "status": ["OPEN", "CLOSE"],
+                    "contentToRetrieve": list(CONTENT_TO_RETRIEVE),
+                }
+                params = {"offset": 0, "limit": 1, "sort": "start:asc", "v": "2", "source": "cxsync"}
+                session.post(url, params=params, json=body, timeout=120).raise_for_status()
+    else:
+        conn = sandbox.connections["helpdesk_main"]
+        with requests.Session() as session:
+            session.auth = HTTPBasicAuth(conn["login"], conn["password"])
+            session.headers["User-Agent"] = "cxsync-floor/1"
+            for silo in ("tickets", "archive"):
+                params = {"silo": silo, "sortBy": "createdAt", "order": "asc", "pageSize": 1}
+                session.get(f"{sandbox.base_url}/v1/tickets", params=params, timeout=120).raise_for_status()

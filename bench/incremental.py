@@ -1,7 +1,7 @@
 """Incremental cost: after a 4-week backfill, a nightly run with about 1 % of conversations changed takes <= 5 %
 of the backfill's time, and its requests grow with the change, not with the history.
 
-For each provider, two sandboxes with the same daily volume and seed but 1 and 4 weeks of history: each is
+Two sandboxes with the same daily volumes and seed but 1 and 4 weeks of history: each provider's is
 backfilled completely (`pipeline.load_window` per day window, then `finish_backfill` sets the watermark), its
 clock is moved on by a few hours (new conversations arrive, open ones get messages and close), and
 `pipeline.load_changes` runs as the incremental DAG does. Requests are counted by the sandbox. On the 4-week
@@ -26,6 +26,7 @@ HISTORY_WEEKS = (1, 4) if not is_smoke() else (1, 2)
 CHANGE = {"liveperson": "4h", "helpdesk": "90m"}
 BIGGER_CHANGE = "1d"
 CONN_IDS = {"liveperson": "liveperson_main", "helpdesk": "helpdesk_main"}
+PROVIDERS = ("liveperson", "helpdesk")
 
 
 def backfill(provider: str, warehouse, weeks: int) -> float:
@@ -69,7 +70,10 @@ def _integration(provider: str):
     return Integration(id=f"inc_{provider}", provider=provider, conn_id=CONN_IDS[provider], label="incremental")
 
 
-def measure(provider: str, weeks: int, tmp: str) -> list[dict]:
+def measure(weeks: int, tmp: str) -> list[dict]:
+    """Both providers on one sandbox with `weeks` of history. Each incremental run covers the time since its
+    own watermark, so the clock moves to each provider's change in turn (shortest first)."""
+    from cxsync.sandbox.core import parse_duration
     from cxsync.warehouse import Warehouse
 
     options = {
@@ -79,34 +83,44 @@ def measure(provider: str, weeks: int, tmp: str) -> list[dict]:
         "hd_tickets_per_day": HD_PER_DAY,
         "hd_days": 7 * weeks + 1,
     }
+    runs = []
     with SandboxProcess(options=options) as sandbox:
         sandbox.export()
-        warehouse = Warehouse.from_url(f"sqlite:///{tmp}/{provider}_{weeks}.db")
-        warehouse.ensure_schema()
-        _warm(provider)
-        backfill_seconds = backfill(provider, warehouse, weeks)
-        history = warehouse.table_counts(_integration(provider).id)["cx_interactions"]
-        runs = []
-        changes = [CHANGE[provider]] + ([BIGGER_CHANGE] if weeks == max(HISTORY_WEEKS) else [])
-        for change in changes:
-            sandbox.advance(change)
+        warehouses, backfills, histories = {}, {}, {}
+        for provider in PROVIDERS:
+            warehouses[provider] = Warehouse.from_url(f"sqlite:///{tmp}/{provider}_{weeks}.db")
+            warehouses[provider].ensure_schema()
+            _warm(provider)
+            backfills[provider] = backfill(provider, warehouses[provider], weeks)
+            histories[provider] = warehouses[provider].table_counts(_integration(provider).id)["cx_interactions"]
+        steps = sorted(((parse_duration(CHANGE[p]), CHANGE[p], p) for p in PROVIDERS), key=lambda x: x[0])
+        if weeks == max(HISTORY_WEEKS):
+            steps += [(parse_duration(BIGGER_CHANGE), BIGGER_CHANGE, p) for p in PROVIDERS]
+        moved = {p: parse_duration("0s") for p in PROVIDERS}  # clock moved since each provider's last run
+        for delta, change, provider in steps:
+            # Move the clock until this provider's change has passed since its last run.
+            if delta > moved[provider]:
+                step = delta - moved[provider]
+                sandbox.advance(f"{step.total_seconds():.0f}s")
+                for p in PROVIDERS:
+                    moved[p] += step
             sandbox.reset_counters()
-            seconds, result = incremental(provider, warehouse)
-            requests = sandbox.requests_served(provider)
-            changed = result["inserted"] + result["updated"]
+            seconds, result = incremental(provider, warehouses[provider])
+            moved[provider] = parse_duration("0s")
             runs.append(
                 {
+                    "provider": provider,
                     "weeks": weeks,
                     "change": change,
-                    "history": history,
-                    "backfill_seconds": backfill_seconds,
+                    "history": histories[provider],
+                    "backfill_seconds": backfills[provider],
                     "seconds": seconds,
-                    "requests": requests,
-                    "changed": changed,
-                    "new": result["inserted"],
+                    "requests": sandbox.requests_served(provider),
+                    "changed": result["inserted"] + result["updated"],
                 }
             )
-        warehouse.dispose()
+        for warehouse in warehouses.values():
+            warehouse.dispose()
     return runs
 
 
@@ -123,8 +137,9 @@ def run() -> str:
     quiet_logs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for provider in ("liveperson", "helpdesk"):
-            runs = [r for weeks in HISTORY_WEEKS for r in measure(provider, weeks, tmp)]
+        every = [r for weeks in HISTORY_WEEKS for r in measure(weeks, tmp)]
+        for provider in PROVIDERS:
+            runs = [r for r in every if r["provider"] == provider]
             by = {(r["weeks"], r["change"]): r for r in runs}
             long = by[(max(HISTORY_WEEKS), CHANGE[provider])]
             short = by[(min(HISTORY_WEEKS), CHANGE[provider])]

@@ -13,16 +13,18 @@ import time
 import requests
 from requests_oauthlib import OAuth1
 
+from bench._support import is_smoke
 from cxsync.sandbox.core import Sandbox
 from cxsync.sandbox.liveperson_auth import MAIN_KEY
 from cxsync.sandbox.server import SandboxServer
 
 TITLE = "Sandbox: a LivePerson page of 100 conversations x 20 messages"
 
-CONVERSATIONS_PER_DAY = 1000
-DAYS = 30
-COLD_PAGES = 250
-WARM_REPEATS = 250
+SMOKE = is_smoke()  # tests/bench: a toy size, only to keep the code running
+CONVERSATIONS_PER_DAY = 1000 if not SMOKE else 100
+DAYS = 30 if not SMOKE else 10
+COLD_PAGES = 250 if not SMOKE else 3
+WARM_REPEATS = 250 if not SMOKE else 3
 NOW = "2025-03-14T09:30:00+00:00"
 NOW_MS = 1_741_944_600_000
 DAY_MS = 86_400_000
