@@ -392,7 +392,7 @@ def test_oauth_step_connects_through_the_authorize_page_and_a_rerun_replaces_the
         outputs.append(capsys.readouterr().out)
 
     for out, stored in zip(outputs, seen, strict=True):
-        assert "added to the metadata database (replacing an earlier one), auth_type oauth2, no refresh token" in out
+        assert "added to the metadata database (replacing any earlier one), auth_type oauth2, no refresh token" in out
         assert "$ python -m cxsync.helpdesk_oauth --conn-id helpdesk_oauth --port 0 --no-browser" in out
         assert "pressed Approve; the page sent the browser on to http://127.0.0.1:" in out
         assert "the command's loopback listener answered 200: 'cxsync: HelpDesk authorized." in out

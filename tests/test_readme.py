@@ -110,3 +110,96 @@ def test_integrations_fields_and_pools_are_documented():
         assert f"airflow pools set {settings.pool_name(provider)} {slots} " in README
     for unit in settings.RETENTION_UNITS:
         assert f"`{unit}`" in README
+
+
+def test_status_says_both_pipelines_are_built_and_they_are():
+    from cxsync import registry
+
+    status = README.split("## Two commands")[0]
+    assert "in progress" not in status and "not implemented yet" not in status
+    for provider, spec in registry.PROVIDERS.items():
+        registry.source_class(provider)  # imports: the pipeline exists
+        assert f"**{spec.display_name}**" in status
+
+
+def tunable_rows() -> dict[str, tuple[str, str]]:
+    """`| `key` | yes/no | meaning | default |` rows of the request tunables table: key -> (form field, default)."""
+    section = README.split("### Request tunables")[1].split("\n### ")[0].split("\n## ")[0]
+    rows = re.findall(r"^\| `(\w+)` \| (yes|no) \| .*? \| ([\d.]+) \|$", section, flags=re.M)
+    return {key: (form, default) for key, form, default in rows}
+
+
+def test_request_tunables_table_lists_every_extra_with_the_code_defaults():
+    from cxsync.hooks import helpdesk, liveperson
+    from cxsync.http import tunables
+
+    documented = tunable_rows()
+    in_code = re.findall(r"^\| `(\w+)` +\|", tunables.__doc__, flags=re.M)
+    assert set(documented) == set(in_code)
+    assert liveperson.DEFAULT_REQUESTS_PER_SECOND == helpdesk.DEFAULT_REQUESTS_PER_SECOND
+    defaults = tunables.ClientTunables.from_extras(
+        {}, conn_id="x", default_requests_per_second=liveperson.DEFAULT_REQUESTS_PER_SECOND
+    )
+    actual = {
+        "requests_per_second": defaults.requests_per_second,
+        "connect_timeout": defaults.timeout[0],
+        "timeout": defaults.timeout[1],
+        "max_attempts": defaults.retry.max_attempts,
+        "retry_base_seconds": defaults.retry.base_seconds,
+        "retry_max_seconds": defaults.retry.max_seconds,
+        "rate_limit_min_wait": defaults.retry.min_rate_limit_wait,
+    }
+    assert {key: float(default) for key, (_, default) in documented.items()} == actual
+    for key in documented:  # every documented extra really changes what the request layer does
+        changed = tunables.ClientTunables.from_extras({key: 3}, conn_id="x", default_requests_per_second=5.0)
+        assert changed != defaults, key
+    for conn_type in ("liveperson", "helpdesk"):
+        fields = conn_fields(conn_type)
+        assert {key for key, (form, _) in documented.items() if form == "yes"} == set(documented) & fields
+
+
+def test_make_demo_section_matches_what_the_demo_does():
+    from cxsync import demo
+    from cxsync.config import load_integrations
+
+    section = README.split("### What `make demo` does")[1].split("\n## ")[0]
+    assert f"`cxsync_<id>_backfill` with `{json.dumps(demo.BACKFILL_CONF)}`" in section
+    assert f'{{"advance": "{demo.CLOCK_STEP}"}}' in section
+    assert f".airflow/{demo.LOG_DIR_NAME}/" in section
+    assert f"--conn-id {demo.OAUTH_CONN_ID}" in section
+    for provider in settings.POOL_SLOTS:
+        assert f"`{settings.pool_name(provider)}`" in section
+    shipped = load_integrations(ROOT / "include" / "integrations.yaml").integrations
+    assert len(shipped) == 4
+    for integration in shipped:
+        assert f"`{integration.conn_id}`" in section and f"`{integration.id}`" in section
+    from cxsync.warehouse import Warehouse
+
+    warehouse = Warehouse.from_url("sqlite://")
+    warehouse.ensure_schema()
+    labels = [label for label, _ in demo.count_rows(warehouse, ["x"])]
+    warehouse.dispose()
+    for label in labels:  # every figure the demo prints is explained, and shown in the sample output
+        assert f"\n{label}  " in section, label
+        assert label.split(" ")[0] in section.split("8. **What landed**")[1].split("\n\n")[0]
+
+
+def test_helpdesk_oauth_command_is_documented_as_it_parses(capsys):
+    from cxsync import helpdesk_oauth
+
+    with pytest.raises(SystemExit):
+        helpdesk_oauth.main(["--help"])
+    options = set(re.findall(r"--[a-z][a-z-]+", capsys.readouterr().out)) - {"--help"}
+    section = README.split("### Connect HelpDesk OAuth once")[1].split("\n### ")[0]
+    assert options == set(re.findall(r"--[a-z][a-z-]+", section))
+    assert f"http://127.0.0.1:{helpdesk_oauth.DEFAULT_PORT}/callback" in section
+    assert f"default {helpdesk_oauth.DEFAULT_PORT}" in section
+    assert f"default {helpdesk_oauth.DEFAULT_TIMEOUT_SECONDS:g} s" in section
+
+
+def test_test_button_section_quotes_the_users_permission_fix():
+    from cxsync.hooks.liveperson import users_permission_message
+
+    fix = 'enable "Users" (Administration > Users)'
+    assert fix in users_permission_message("x")
+    assert fix in README.split("### The Test button")[1].split("\n### ")[0]

@@ -46,6 +46,7 @@ from urllib.parse import urljoin
 
 from cxsync import registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, load_integrations
+from cxsync.pipeline import INTERACTIONS_STREAM
 
 if TYPE_CHECKING:
     from cxsync.sandbox.server import SandboxServer
@@ -60,7 +61,6 @@ CLOCK_STEP = "1d"
 OAUTH_CONN_ID = "helpdesk_oauth"
 RUN_TIMEOUT_SECONDS = 600.0
 OAUTH_TIMEOUT_SECONDS = 60.0
-INTERACTIONS_STREAM = "interactions"  # cxsync.pipeline.INTERACTIONS_STREAM, without importing the pipeline
 
 # Volumes that make the whole demo take a few minutes: a week of history is a few hundred conversations.
 SANDBOX_OPTIONS: dict[str, Any] = {
@@ -345,7 +345,7 @@ def prepare_airflow(demo: Demo) -> None:
                 f"adding connection {OAUTH_CONN_ID}",
             )
         demo.out(
-            f"connection {OAUTH_CONN_ID!r}: added to the metadata database (replacing an earlier one), "
+            f"connection {OAUTH_CONN_ID!r}: added to the metadata database (replacing any earlier one), "
             "auth_type oauth2, no refresh token yet"
         )
 
