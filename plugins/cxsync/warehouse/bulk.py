@@ -76,17 +76,25 @@ class BulkUpsert:
                     f"({type(exc).__module__}.{type(exc).__name__}) {exc}", self.sql, None, exc
                 ) from exc
         if self.driver == "psycopg2":
-            from psycopg2.extras import execute_values
-
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
-                execute_values(cursor, self.sql, rows, page_size=PG_PAGE_ROWS)
-            finally:
-                cursor.close()
+            self._execute_values(conn, rows)
         else:
-            conn.exec_driver_sql(self.sql, [tuple(r) for r in rows] if self._processors else list(rows))
+            conn.exec_driver_sql(self.sql, rows if isinstance(rows[0], tuple) else [tuple(r) for r in rows])
 
-    def _convert(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    def _execute_values(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """psycopg2's multi-row VALUES pages, on the transaction's own connection; driver errors are raised as
+        SQLAlchemy raises them (IntegrityError, OperationalError, ...)."""
+        from psycopg2.extras import execute_values
+
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            execute_values(cursor, self.sql, rows, page_size=PG_PAGE_ROWS)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(self.sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
+        finally:
+            cursor.close()
+
+    def _convert(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         processors = self._processors
         converted = []
         for row in rows:
@@ -95,7 +103,7 @@ class BulkUpsert:
                 value = values[index]
                 if value is not None:
                     values[index] = processor(value)
-            converted.append(values)
+            converted.append(tuple(values))
         return converted
 
     def _execute_core(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:

@@ -1,0 +1,73 @@
+"""`pipeline.read_ahead`: the same pages in the same order from one background thread, errors where they
+happened, and a producer that stops when the consumer does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cxsync import pipeline, settings
+from cxsync.sources.base import Page
+
+
+def pages(n: int, seen_threads: set | None = None, fail_at: int | None = None, produced: list | None = None):
+    for i in range(n):
+        if seen_threads is not None:
+            seen_threads.add(threading.get_ident())
+        if fail_at == i:
+            raise RuntimeError(f"page {i} failed")
+        if produced is not None:
+            produced.append(i)
+        yield Page(records=[], label=f"page {i}")
+
+
+def test_pages_come_in_order_from_one_other_thread():
+    threads: set = set()
+    labels = [p.label for p in pipeline.read_ahead(pages(20, threads))]
+    assert labels == [f"page {i}" for i in range(20)]
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_a_source_error_is_raised_after_the_pages_before_it():
+    got = []
+    with pytest.raises(RuntimeError, match="page 3 failed"):
+        for page in pipeline.read_ahead(pages(10, fail_at=3)):
+            got.append(page.label)
+    assert got == ["page 0", "page 1", "page 2"]
+
+
+def test_the_producer_stays_at_most_depth_pages_ahead_and_stops_with_the_consumer():
+    produced: list[int] = []
+    reader = pipeline.read_ahead(pages(100, produced=produced), depth=1)
+    assert next(reader).label == "page 0"
+    time.sleep(0.2)  # let the producer run as far ahead as it may
+    assert len(produced) <= 3  # the page handed over, one waiting, one being made
+    reader.close()  # the consumer stops early (e.g. its warehouse write failed)
+    time.sleep(0.3)
+    assert len(produced) <= 4
+    assert not any(t.name == "cxsync-read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def test_the_source_generator_is_closed_in_its_thread_when_the_consumer_stops():
+    closed = threading.Event()
+
+    def source():
+        try:
+            for i in range(100):
+                yield Page(records=[], label=str(i))
+        finally:
+            closed.set()
+
+    reader = pipeline.read_ahead(source())
+    next(reader)
+    reader.close()
+    assert closed.wait(2)
+
+
+def test_depth_zero_reads_in_the_callers_thread(monkeypatch):
+    monkeypatch.setattr(settings, "READ_AHEAD_PAGES", 0)
+    threads: set = set()
+    assert len(list(pipeline.read_ahead(pages(5, threads)))) == 5
+    assert threads == {threading.get_ident()}
