@@ -173,3 +173,33 @@ def test_secrets_of_the_auth_strategy_are_registered_with_the_masker(sleeps):
 
     client(sleeps, auth=BasicAuth("account", "dal:personal-token-value"))
     assert "dal:personal-token-value" not in redact("token is dal:personal-token-value")
+
+
+# ---- the environment: proxies and CA bundle, read once -----------------------------------------------------
+
+
+def test_a_proxy_from_the_environment_carries_the_request(stub, sleeps, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", stub.url().rsplit("/", 1)[0])  # the stub plays the proxy
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    stub.add(Answer(body={"via": "proxy"}), Answer(body={"via": "proxy"}))
+    api = client(sleeps)
+    for _ in range(2):
+        assert api.get_json("http://provider.invalid/v1/things", params={"a": "1"}) == {"via": "proxy"}
+    # A proxy is sent the absolute URL.
+    assert [r.path for r in stub.received] == ["http://provider.invalid/v1/things?a=1"] * 2
+
+
+def test_no_proxy_from_the_environment_is_honoured(stub, sleeps, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    stub.add(Answer(body={"direct": True}))
+    assert client(sleeps).get_json(stub.url()) == {"direct": True}
+
+
+def test_the_ca_bundle_from_the_environment_is_used(sleeps, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/company-ca.pem")
+    assert client(sleeps)._verify == "/etc/company-ca.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert client(sleeps)._verify is True
