@@ -49,6 +49,15 @@ class PagingStalled(FatalError):
     """The ticket list answered a page whose keyset cursor was already used: paging would never end."""
 
 
+class NotATicket(FatalError):
+    """`GET /v1/tickets/{ID}` answered something that is not a ticket object; `answer` holds it. A source
+    rejects that one ticket (its rejected record keeps the answer) rather than failing every run on it."""
+
+    def __init__(self, message: str, answer: Any):
+        super().__init__(message)
+        self.answer = answer
+
+
 @dataclass(frozen=True)
 class HelpDeskConnection:
     """A `helpdesk` Airflow connection, read and checked once."""
@@ -226,7 +235,9 @@ class HelpDeskHook(BaseHook):
         if isinstance(answer, dict) and "ID" not in answer and isinstance(answer.get("ticket"), dict):
             answer = answer["ticket"]
         if not isinstance(answer, dict):
-            raise FatalError(f"HelpDesk: GET /v1/tickets/{ticket_id} answered {type(answer).__name__}, not a ticket")
+            raise NotATicket(
+                f"HelpDesk: GET /v1/tickets/{ticket_id} answered {type(answer).__name__}, not a ticket", answer
+            )
         return answer
 
     def ticket_pages(

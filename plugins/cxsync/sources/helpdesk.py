@@ -26,7 +26,7 @@ from typing import Any
 
 from cxsync.config import ConfigError, Integration
 from cxsync.errors import ProviderRequestError
-from cxsync.hooks.helpdesk import MAX_PAGE_SIZE, HelpDeskHook
+from cxsync.hooks.helpdesk import MAX_PAGE_SIZE, HelpDeskHook, NotATicket
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import Page, Roster, Source
@@ -178,7 +178,11 @@ class HelpDeskSource(Source):
             if ticket_id in seen:
                 continue
             seen.add(ticket_id)
-            ticket = self._fetch(ticket_id)
+            try:
+                ticket = self._fetch(ticket_id)
+            except NotATicket as exc:
+                rejected.append(RejectedRecord(mapping.INTERACTIONS_STREAM, ticket_id, str(exc), exc.answer))
+                continue
             if ticket is None:
                 continue
             mapped = mapping.map_ticket(ticket)

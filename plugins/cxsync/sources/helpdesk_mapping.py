@@ -19,7 +19,8 @@ Choices where the notes leave room:
   or empty and `richTextHtml` has content is the plain text derived from the HTML.
 
 A ticket without a usable `ID` or `createdAt` becomes a `RejectedRecord` with the reason; one bad
-message event is rejected on its own and the ticket still loads.
+message event is rejected on its own and the ticket still loads. A message event sent twice whole is one
+message; a second event with the same `ID` but other content is rejected (a message id is a key).
 """
 
 from __future__ import annotations
@@ -96,10 +97,16 @@ def map_ticket(ticket: Any) -> MappedTicket:
     ordered = _in_event_order(events)
     messages: list[MessageRecord] = []
     kept_events: list[Any] = []
+    by_id: dict[str, MessageRecord] = {}
     for position, event in ordered:
         if isinstance(event, dict) and event.get("type") == "message":
             message = map_message_event(event, seq=len(messages) + 1)
+            if isinstance(message, MessageRecord) and message.message_id in by_id:
+                if by_id[message.message_id].raw == event:
+                    continue  # the same event sent twice: one message
+                message = f"message event {message.message_id} appears twice with different content"
             if isinstance(message, MessageRecord):
+                by_id[message.message_id] = message
                 messages.append(message)
             else:
                 rejected.append(RejectedRecord(INTERACTIONS_STREAM, f"{ticket_id}/events[{position}]", message, event))

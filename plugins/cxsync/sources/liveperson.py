@@ -361,7 +361,7 @@ def _untyped_agent_messages(record: Any) -> bool:
     if not isinstance(record, Mapping):
         return False
     types = mapping.participant_types(record)
-    for message in record.get("messageRecords") or []:
+    for message in mapping.as_list(record.get("messageRecords")):
         if (
             isinstance(message, Mapping)
             and str(message.get("sentBy", "")).lower() == "agent"

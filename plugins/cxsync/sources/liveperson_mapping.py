@@ -41,13 +41,20 @@ class MappingError(ValueError):
 
 
 def as_text(value: Any) -> str | None:
-    """Ids arrive as numbers or strings: always text; blanks are None. 12.0 stays "12"."""
-    if value is None or isinstance(value, bool):
+    """Ids arrive as numbers or strings: always text; blanks (and objects or lists, which no id is) are None.
+    12.0 stays "12"."""
+    if value is None or isinstance(value, bool | Mapping | list):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
     return text or None
+
+
+def as_list(value: Any) -> list:
+    """An optional list section: the list; empty when absent or malformed (not a list), which only loses
+    what that section would have added."""
+    return value if isinstance(value, list) else []
 
 
 def epoch_ms(value: Any) -> int | None:
@@ -70,7 +77,10 @@ def epoch_ms(value: Any) -> int | None:
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise MappingError(f"{ms!r} epoch milliseconds is no time a calendar holds") from None
 
 
 def parse_time_string(value: Any) -> datetime | None:
@@ -153,7 +163,7 @@ def stable_view(record: Any) -> Any:
 def participant_types(record: Mapping[str, Any]) -> dict[str, str]:
     """participant id -> lower-case user type name ("human", "bot", "system") from `agentParticipants`."""
     types: dict[str, str] = {}
-    for participant in record.get("agentParticipants") or []:
+    for participant in as_list(record.get("agentParticipants")):
         if not isinstance(participant, Mapping):
             continue
         kind = as_text(participant.get("userTypeName")) or as_text(participant.get("userType"))
@@ -190,7 +200,7 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
     ended_at = read_time(info, "endTimeL", "endTime", "`info.endTime`") if status == "closed" else None
 
     messages = map_messages(record, conversation_id, bot_ids=bot_ids)
-    consumers = [c for c in record.get("consumerParticipants") or [] if isinstance(c, Mapping)]
+    consumers = [c for c in as_list(record.get("consumerParticipants")) if isinstance(c, Mapping)]
     customer_id = next((as_text(c.get("participantId")) for c in consumers if as_text(c.get("participantId"))), None)
     agent_id = as_text(info.get("latestAgentId"))
     if agent_id == "-1":
@@ -406,7 +416,7 @@ def role_of(user: Mapping[str, Any]) -> str:
     kind = user_type(user)
     if kind in USER_TYPE_ROLES:
         return USER_TYPE_ROLES[kind]
-    for profile in user.get("profiles") or []:
+    for profile in as_list(user.get("profiles")):
         if isinstance(profile, Mapping) and as_text(profile.get("name")):
             return "_".join(str(profile["name"]).lower().split())
     if user.get("managerOf"):
@@ -431,7 +441,7 @@ def map_user(user: Any) -> AgentRecord:
         groups.append(as_text(member_of.get("agentGroupId")))
     elif isinstance(member_of, list):
         groups = [g for g in (as_text(m.get("agentGroupId")) for m in member_of if isinstance(m, Mapping)) if g]
-    skills = [s for s in (as_text(x) for x in user.get("skillIds") or []) if s]
+    skills = [s for s in (as_text(x) for x in as_list(user.get("skillIds"))) if s]
     display = as_text(user.get("fullName")) or as_text(user.get("nickname")) or as_text(user.get("loginName"))
     return AgentRecord(
         agent_id=agent_id,

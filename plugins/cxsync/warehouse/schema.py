@@ -35,8 +35,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.astimezone(UTC)
 
 
+# Characters a key column holds (ids of integrations, interactions, messages, agents).
+KEY_LENGTH = 255
+
+
 def _key(name: str) -> sa.Column:
-    return sa.Column(name, sa.String(255), primary_key=True)
+    return sa.Column(name, sa.String(KEY_LENGTH), primary_key=True)
 
 
 schema_version = sa.Table(

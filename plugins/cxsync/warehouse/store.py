@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +59,24 @@ _NOT_ENCODED = (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspe
 
 
 def _json_dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    if _SURROGATE.search(text):
+        # A lone surrogate (a string cut inside an emoji) is not UTF-8, so no database stores it: escaped as
+        # `\udxxx`, the JSON stays exact and storable.
+        return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """Text every warehouse can store: NUL (PostgreSQL refuses it in text) and lone surrogates (not UTF-8)
+    become U+FFFD; the record's raw JSON keeps the original, escaped. Anything but text is returned as is."""
+    if isinstance(value, str) and _UNSTORABLE.search(value):
+        return _UNSTORABLE.sub("\ufffd", value)
+    return value
 
 
 def _canonical_bytes(value: Any) -> bytes:
@@ -252,10 +270,12 @@ class Warehouse:
 
         Unchanged interactions (same content hash) are skipped, so a re-run writes nothing.
         """
+        records, unkeyable = _split_unkeyable(records)
+        rejected = [*rejected, *unkeyable]
         stats = WriteStats(received=len(records) + len(rejected), rejected=len(rejected))
         latest: dict[str, InteractionRecord] = {}
         for record in records:
-            latest[record.interaction_id] = record  # the last copy in a batch wins
+            latest[storable(record.interaction_id)] = record  # the last copy in a batch wins
         now = datetime.now(UTC)
         prepared: dict[str, dict[str, Any]] = {}
         message_raws: dict[str, list[str | None]] = {}  # each message's raw JSON, encoded once for hash and row
@@ -306,7 +326,7 @@ class Warehouse:
                 # A changed interaction's messages are exactly the new set: drop the ones it no longer has.
                 for iid in to_write:
                     if iid in existing:
-                        keep = [m.message_id for m in latest[iid].messages]
+                        keep = [storable(m.message_id) for m in latest[iid].messages]
                         cond = [t.messages.c.integration_id == integration_id, t.messages.c.interaction_id == iid]
                         if keep:
                             cond.append(t.messages.c.message_id.not_in(keep))
@@ -362,9 +382,9 @@ class Warehouse:
                 {
                     "integration_id": integration_id,
                     "stream": r.stream,
-                    "record_key": r.record_key,
-                    "reason": r.reason,
-                    "raw": r.raw if isinstance(r.raw, str) or r.raw is None else to_json(r.raw),
+                    "record_key": storable(r.record_key),
+                    "reason": storable(r.reason),
+                    "raw": storable(r.raw) if isinstance(r.raw, str) or r.raw is None else to_json(r.raw),
                     "rejected_at": now,
                 }
                 for r in rejected
@@ -487,6 +507,21 @@ class Warehouse:
         return out
 
 
+def _split_unkeyable(records: Sequence[InteractionRecord]) -> tuple[list[InteractionRecord], list[RejectedRecord]]:
+    """Records whose interaction id or a message id is longer than a key column holds become rejected records:
+    PostgreSQL would refuse the whole page for one of them (and SQLite store what PostgreSQL cannot)."""
+    keyable: list[InteractionRecord] = []
+    unkeyable: list[RejectedRecord] = []
+    for record in records:
+        ids = [record.interaction_id, *(m.message_id for m in record.messages)]
+        if all(len(storable(i)) <= t.KEY_LENGTH for i in ids):
+            keyable.append(record)
+            continue
+        reason = f"an id longer than {t.KEY_LENGTH} characters (the interaction's or a message's): no key holds it"
+        unkeyable.append(RejectedRecord("interactions", record.interaction_id, reason, record.raw))
+    return keyable, unkeyable
+
+
 def _older(incoming: datetime | None, stored: datetime | None) -> bool:
     """Whether an incoming copy is older than the stored one, by the provider's `updated_at` (unknown: not older)."""
     return incoming is not None and stored is not None and incoming < stored
@@ -502,17 +537,17 @@ def _interaction_row(
 ) -> dict[str, Any]:
     row = {
         "integration_id": integration_id,
-        "interaction_id": rec.interaction_id,
+        "interaction_id": storable(rec.interaction_id),
         "provider": rec.provider,
-        "channel": rec.channel,
+        "channel": storable(rec.channel),
         "status": rec.status,
-        "provider_status": rec.provider_status,
-        "subject": rec.subject,
+        "provider_status": storable(rec.provider_status),
+        "subject": storable(rec.subject),
         "started_at": rec.started_at,
         "ended_at": rec.ended_at,
         "updated_at": rec.updated_at,
-        "agent_id": rec.agent_id,
-        "customer_id": rec.customer_id,
+        "agent_id": storable(rec.agent_id),
+        "customer_id": storable(rec.customer_id),
         "message_count": rec.message_count,
         "raw": to_json(rec.raw),
     }
@@ -548,8 +583,8 @@ INTERACTION_COLUMNS = ("integration_id", "interaction_id", "provider", "channel"
 
 def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw: str | None) -> tuple:
     """A cx_messages row, values in MESSAGE_COLUMNS order."""
-    return (integration_id, interaction_id, m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text,
-            bool(m.is_private), m.message_type, raw)
+    return (integration_id, interaction_id, storable(m.message_id), m.seq, m.sent_at, m.sender_type,
+            storable(m.sender_id), storable(m.text), bool(m.is_private), storable(m.message_type), raw)
 
 
 def _message_key(row: tuple) -> tuple[str, str]:
