@@ -43,6 +43,9 @@ class MappingError(ValueError):
 def as_text(value: Any) -> str | None:
     """Ids arrive as numbers or strings: always text; blanks (and objects or lists, which no id is) are None.
     12.0 stays "12"."""
+    if type(value) is str:  # most ids and names: the fast path (this runs for every field of every message)
+        text = value.strip()
+        return text or None
     if value is None or isinstance(value, bool | Mapping | list):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -81,6 +84,16 @@ def from_ms(ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, tz=UTC)
     except (ValueError, OverflowError, OSError):
         raise MappingError(f"{ms!r} epoch milliseconds is no time a calendar holds") from None
+
+
+def _plain_ms_time(value: Any) -> datetime | None:
+    """A plain non-negative int of epoch ms as a time, else None (then `read_time` decides, with its messages)."""
+    if type(value) is int and value >= 0:
+        try:
+            return from_ms(value)
+        except MappingError:
+            return None
+    return None
 
 
 def parse_time_string(value: Any) -> datetime | None:
@@ -260,7 +273,7 @@ def map_messages(
     bots = {str(b) for b in bot_ids}
     parsed: list[tuple[tuple, MessageRecord]] = []
     for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise MappingError(f"message {index + 1} of {conversation_id} is not a JSON object")
         message = map_message(item, types, bots, where=f"message {index + 1}")
         seq = _number(item.get("seq"))
@@ -288,7 +301,9 @@ def map_message(
     message_id = as_text(item.get("messageId"))
     if not message_id:
         raise MappingError(f"{where}: `messageId` is missing")
-    sent_at = read_time(item, "timeL", "time", f"{where} ({message_id}) time")
+    sent_at = _plain_ms_time(item.get("timeL"))  # what LivePerson sends; anything else takes the general path
+    if sent_at is None:
+        sent_at = read_time(item, "timeL", "time", f"{where} ({message_id}) time")
     participant = as_text(item.get("participantId"))
     sender_type = sender_type_of(
         item.get("sentBy"), types.get(participant or ""), participant in bots, where=f"{where} ({message_id})"
@@ -327,10 +342,10 @@ def sender_type_of(sent_by: Any, participant_type: str | None, listed_bot: bool,
 def message_text(item: Mapping[str, Any]) -> str | None:
     """The words of a message: `msg.text`; a file's caption or a short description; rich content's texts."""
     data = item.get("messageData")
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return None
     msg = data.get("msg")
-    if isinstance(msg, Mapping) and msg.get("text") is not None:
+    if (type(msg) is dict or isinstance(msg, Mapping)) and msg.get("text") is not None:
         return str(msg["text"])
     file = data.get("file")
     if isinstance(file, Mapping):
