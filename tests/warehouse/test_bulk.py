@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cxsync.warehouse import schema as t
@@ -140,3 +142,23 @@ def test_other_drivers_get_the_same_upsert_through_sqlalchemy(warehouse):
         upsert.execute(conn, [message("slow", 2, text="again")])
     core_upsert(engine, [message("core", n) for n in range(6)] + [message("core", 2, text="again")])
     assert stored(engine, "slow") == stored(engine, "core")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset_minutes=st.one_of(st.none(), st.integers(min_value=-23 * 60, max_value=23 * 60)),
+)
+def test_the_fast_sqlite_datetime_processor_writes_what_sqlalchemy_writes(moment, offset_minutes):
+    dialect = sa.create_engine("sqlite://").dialect
+    column = t.messages.c.sent_at
+    slow = column.type.dialect_impl(dialect).bind_processor(dialect)
+    fast = BulkUpsert(dialect, t.messages, MESSAGE_COLUMNS, KEYS)._processors[0][1]
+    assert fast is not slow
+    if offset_minutes is None:
+        with pytest.raises(ValueError, match="naive datetime"):
+            fast(moment)
+        return
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    assert fast(aware) == slow(aware)
+    assert fast(aware.astimezone(UTC)) == slow(aware.astimezone(UTC))

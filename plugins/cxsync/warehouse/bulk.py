@@ -10,7 +10,9 @@ statement, unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +60,7 @@ class BulkUpsert:
         for index, name in enumerate(self.columns):
             processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                self._processors.append((index, processor))
+                self._processors.append((index, _faster(table.c[name], dialect, processor)))
         self._updates = updates
 
     def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
@@ -123,3 +125,34 @@ class BulkUpsert:
             ),
             [dict(zip(self.columns, row, strict=True)) for row in rows],
         )
+
+
+# SQLAlchemy's SQLite DATETIME storage format, which `_sqlite_utc_text` writes directly.
+_SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
+def _faster(column: sa.Column, dialect: sa.Dialect, processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A cheaper processor with the same output where one is known, else SQLAlchemy's own.
+
+    UTC datetimes on SQLite (every message's `sent_at`): SQLAlchemy runs `UTCDateTime` (convert to UTC, drop the
+    zone), then formats through a dict; one f-string does both. tests/warehouse/test_bulk.py holds the two equal.
+    """
+    from cxsync.warehouse.schema import UTCDateTime
+
+    impl = column.type.dialect_impl(dialect)
+    storage = getattr(getattr(impl, "impl_instance", None), "_storage_format", None)
+    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime) and storage == _SQLITE_DATETIME_FORMAT:
+        return functools.partial(_sqlite_utc_text, slow=processor)
+    return processor
+
+
+def _sqlite_utc_text(value: Any, slow: Callable[[Any], Any]) -> Any:
+    tz = getattr(value, "tzinfo", None)
+    if tz is None or not isinstance(value, datetime):
+        return slow(value)  # a naive datetime (refused with UTCDateTime's message), or not a datetime at all
+    if tz is not UTC:
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
