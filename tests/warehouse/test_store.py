@@ -396,3 +396,44 @@ def test_table_counts_overall_and_per_integration(warehouse):
     assert per["cx_interactions"] == 1 and per["cx_messages"] == 1 and per["cx_agents"] == 0
     assert set(overall) >= {"cx_agents", "cx_interactions", "cx_messages", "cx_sync_state", "cx_retention_log",
                             "cx_rejected_records"}
+
+
+# ---- the content hash: what makes an interaction "changed" ------------------------------------------------
+
+
+def _hash(record: InteractionRecord) -> str:
+    from cxsync.warehouse.store import _interaction_row, to_json
+
+    raws = [to_json(m.raw) for m in record.messages]
+    return _interaction_row("lp", record, T0, raws)["content_hash"]
+
+
+def test_the_content_hash_follows_every_message_field_and_nothing_else():
+    def base(**changes) -> InteractionRecord:
+        first = {"mid": "m1", "seq": 1, "text": "hi", "raw": {"messageId": "m1", "n": 1.5}} | changes
+        return interaction("c1", messages=[message(**first), message("m2", 2, "bye", raw={"messageId": "m2"})])
+
+    same = _hash(base())
+    assert _hash(base()) == same  # a fresh, equal record: unchanged
+    variants = [
+        base(text="hi!"),
+        base(raw={"messageId": "m1", "n": 1.25}),
+        base(seq=3),
+        base(is_private=True),
+        base(sender_id="c2"),
+        base(sender_type="agent"),
+        base(message_type="note"),
+        base(mid="m0"),
+    ]
+    moved = base()
+    moved.messages[0].sent_at += timedelta(seconds=1)
+    variants.append(moved)
+    hashes = [_hash(v) for v in variants]
+    assert same not in hashes and len(set(hashes)) == len(hashes)
+
+
+def test_text_that_is_not_unicode_text_still_hashes_the_same_way_twice():
+    lone = interaction("c1", messages=[message("m1", 1, "cut \ud83d here")])
+    replaced = interaction("c1", messages=[message("m1", 1, "cut \ufffd here")])
+    assert _hash(lone) == _hash(interaction("c1", messages=[message("m1", 1, "cut \ud83d here")]))
+    assert _hash(lone) != _hash(replaced)

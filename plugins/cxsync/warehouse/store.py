@@ -562,18 +562,29 @@ def _interaction_row(
 def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message_raws: Sequence[str | None]) -> str:
     """SHA-256 over the interaction's columns and every message with its raw JSON: equal iff nothing changed.
 
-    The digest input is the canonical JSON (`to_json`) of the row without `integration_id`, then of each
-    message's `[id, seq, sent_at, sender_type, sender_id, text, is_private, message_type, raw]`; times are
-    their `str()`. Each message's raw JSON is spliced in as already encoded for its row, never encoded twice.
+    The digest input is the canonical JSON (`to_json`) of the row without `integration_id` (times as their
+    `str()`), then of the list of messages, each `[id, seq, sent_at, sender_type, sender_id, text, is_private,
+    message_type, raw]` with `sent_at` in RFC 3339. All messages are encoded in one call, each raw JSON spliced
+    in as already encoded for its row (`msgspec.Raw`), never encoded twice.
     """
     digest = hashlib.sha256()
     head = {k: (str(v) if isinstance(v, datetime) else v) for k, v in row.items() if k != "integration_id"}
     digest.update(_canonical_bytes(head))
-    for m, raw in zip(messages, message_raws, strict=True):
-        sent_at = str(m.sent_at) if m.sent_at is not None else None
-        fields = [m.message_id, m.seq, sent_at, m.sender_type, m.sender_id, m.text, m.is_private, m.message_type]
-        digest.update(_canonical_bytes(fields)[:-1])
-        digest.update(b"," + (raw or "null").encode(errors="surrogatepass") + b"]")
+    try:
+        digest.update(
+            _encode_sorted(
+                [
+                    [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private,
+                     m.message_type, None if raw is None else msgspec.Raw(raw)]
+                    for m, raw in zip(messages, message_raws, strict=True)
+                ]
+            )
+        )
+    except _NOT_ENCODED:  # text msgspec refuses (a lone surrogate): the same fields through `json`, one by one
+        for m, raw in zip(messages, message_raws, strict=True):
+            fields = [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private,
+                      m.message_type, raw]
+            digest.update(_canonical_bytes(fields))
     return digest.hexdigest()
 
 
