@@ -4,6 +4,9 @@ Same requests as cxsync (same endpoints, parameters, auth and page size), a plai
 `json` parsing, a few lines of mapping per record, each record's JSON in `raw`, and bulk INSERTs, one
 transaction per page. No validation, dedupe, hashing, upserts, retries or logging: what cxsync spends beyond
 this is its overhead.
+
+It imports nothing of cxsync, Airflow or SQLAlchemy: run in its own process (bench/_throughput_child.py), it is
+what a hand-written loader would be, down to the size of its heap.
 """
 
 from __future__ import annotations
@@ -13,14 +16,12 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import requests
-import sqlalchemy as sa
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth1
-
-from bench._support import SandboxProcess
 
 INTEGRATION = "floor"
 PAGE = 100
@@ -67,9 +68,10 @@ class FloorDB:
     @classmethod
     @contextlib.contextmanager
     def open(cls, url: str) -> Iterator[FloorDB]:
-        parsed = sa.make_url(url)
-        if parsed.get_backend_name() == "sqlite":
-            conn = sqlite3.connect(parsed.database)
+        """`sqlite:///path` or `postgresql+psycopg2://user@host:port/db` (the URLs the benchmarks use)."""
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            conn = sqlite3.connect(unquote(parts.path[1:]))
             # The pragmas cxsync's engine sets: the same durability.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -78,11 +80,11 @@ class FloorDB:
             import psycopg2
 
             conn = psycopg2.connect(
-                host=parsed.host,
-                port=parsed.port,
-                user=parsed.username,
-                password=parsed.password,
-                dbname=parsed.database,
+                host=parts.hostname,
+                port=parts.port,
+                user=unquote(parts.username or "") or None,
+                password=unquote(parts.password or "") or None,
+                dbname=parts.path.lstrip("/"),
             )
             db = cls(conn, postgres=True)
         try:
@@ -114,21 +116,38 @@ def _ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, tz=UTC) if value not in (None, -1, "-1") else None
 
 
-def load_liveperson(sandbox: SandboxProcess, db: FloorDB, windows: list[tuple[datetime, datetime]]) -> tuple[int, int]:
+class Sandbox(Protocol):
+    """Where the sandbox listens and its Airflow connections (a `bench._support.SandboxProcess` will do)."""
+
+    base_url: str
+    connections: dict[str, dict[str, Any]]
+
+
+def _sections(sections: list[str] | None) -> list[str]:
+    """The `contentToRetrieve` sections cxsync asks for (given by the parent, or read from cxsync)."""
+    if sections is None:
+        from cxsync.sources.liveperson import CONTENT_TO_RETRIEVE
+
+        sections = list(CONTENT_TO_RETRIEVE)
+    return sections
+
+
+def load_liveperson(
+    sandbox: Sandbox, db: FloorDB, windows: list[tuple[datetime, datetime]], sections: list[str] | None = None
+) -> tuple[int, int]:
     conn = sandbox.connections["liveperson_main"]
     extra = conn["extra"]
     session = requests.Session()
     session.auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
     url = f"{sandbox.base_url}/messaging_history/api/account/{extra['account_id']}/conversations/search"
-    from cxsync.sources.liveperson import CONTENT_TO_RETRIEVE  # the same sections cxsync asks for
-
+    sections = _sections(sections)
     now = datetime.now(UTC)
     for lo, hi in windows:
         lo_ms, hi_ms = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
         body = {
             "start": {"from": lo_ms, "to": hi_ms - 1},
             "status": ["OPEN", "CLOSE"],
-            "contentToRetrieve": list(CONTENT_TO_RETRIEVE),
+            "contentToRetrieve": sections,
         }
         offset = 0
         while True:
@@ -194,7 +213,9 @@ def _iso_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def load_helpdesk(sandbox: SandboxProcess, db: FloorDB, windows: list[tuple[datetime, datetime]]) -> tuple[int, int]:
+def load_helpdesk(
+    sandbox: Sandbox, db: FloorDB, windows: list[tuple[datetime, datetime]], sections: list[str] | None = None
+) -> tuple[int, int]:
     conn = sandbox.connections["helpdesk_main"]
     session = requests.Session()
     session.auth = HTTPBasicAuth(conn["login"], conn["password"])
@@ -272,7 +293,7 @@ def load_helpdesk(sandbox: SandboxProcess, db: FloorDB, windows: list[tuple[date
     return db.counts()
 
 
-def warm_up(sandbox: SandboxProcess, provider: str, windows: list[tuple[datetime, datetime]]) -> None:
+def warm_up(sandbox: Sandbox, provider: str, windows: list[tuple[datetime, datetime]]) -> None:
     """One small request per day window, so the sandbox has counted each search (LivePerson) and built its
     ticket snapshot (HelpDesk) before anything is timed."""
     if provider == "liveperson":
@@ -280,8 +301,6 @@ def warm_up(sandbox: SandboxProcess, provider: str, windows: list[tuple[datetime
         extra = conn["extra"]
         auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
         url = f"{sandbox.base_url}/messaging_history/api/account/{extra['account_id']}/conversations/search"
-        from cxsync.sources.liveperson import CONTENT_TO_RETRIEVE
-
         with requests.Session() as session:
             session.auth = auth
             for lo, hi in windows:
@@ -289,7 +308,7 @@ def warm_up(sandbox: SandboxProcess, provider: str, windows: list[tuple[datetime
                 body = {
                     "start": {"from": lo_ms, "to": hi_ms - 1},
                     "status": ["OPEN", "CLOSE"],
-                    "contentToRetrieve": list(CONTENT_TO_RETRIEVE),
+                    "contentToRetrieve": _sections(None),
                 }
                 params = {"offset": 0, "limit": 1, "sort": "start:asc", "v": "2", "source": "cxsync"}
                 session.post(url, params=params, json=body, timeout=120).raise_for_status()

@@ -10,6 +10,9 @@ into a fresh database. Target: cxsync time / floor time <= 1.3.
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bench import _floor
-from bench._support import SandboxProcess, is_smoke, pg_available, pg_database, quiet_logs, scaled, verdict
+from bench._support import ROOT, SandboxProcess, is_smoke, pg_available, pg_database, quiet_logs, scaled, verdict
 
 TITLE = "Throughput: backfill through cxsync vs the thinnest loader (floor)"
 
@@ -101,6 +104,33 @@ def floor_backfill(provider: str, sandbox: SandboxProcess, warehouse_url: str, w
     return Run(seconds, cpu, conversations, messages)
 
 
+def in_child(loader: str, provider: str, sandbox: SandboxProcess, url: str, windows: list[Window]) -> Run:
+    """One loader's backfill in a fresh process (bench/_throughput_child.py), timed inside it after its imports."""
+    from cxsync.sources.liveperson import CONTENT_TO_RETRIEVE
+
+    config = {
+        "loader": loader,
+        "provider": provider,
+        "url": url,
+        "windows": [(lo.isoformat(), hi.isoformat()) for lo, hi in windows],
+        "base_url": sandbox.base_url,
+        "connections": sandbox.connections,
+        "sections": list(CONTENT_TO_RETRIEVE),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench._throughput_child", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"the {loader} backfill of {provider} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    result = json.loads(line.removeprefix("RESULT "))
+    return Run(result["seconds"], result["cpu"], result["conversations"], result["messages"])
+
+
 def measure(
     sandbox: SandboxProcess,
     provider: str,
@@ -111,12 +141,9 @@ def measure(
     floors, ours = [], []
     for n in range(REPEATS):
         order = ("floor", "cxsync") if n % 2 == 0 else ("cxsync", "floor")
-        for who in order:
+        for loader in order:
             with fresh_db() as url:
-                if who == "floor":
-                    floors.append(floor_backfill(provider, sandbox, url, windows))
-                else:
-                    ours.append(cxsync_backfill(provider, url, windows))
+                (floors if loader == "floor" else ours).append(in_child(loader, provider, sandbox, url, windows))
         print(
             f"   {provider} on {backend}: floor {floors[-1].seconds:.1f} s (CPU {floors[-1].cpu_seconds:.1f} s), "
             f"cxsync {ours[-1].seconds:.1f} s (CPU {ours[-1].cpu_seconds:.1f} s)",
@@ -154,7 +181,6 @@ def run() -> str:
         if pg_available():
             backends.append(("PostgreSQL", pg_database))
         for provider in ("liveperson", "helpdesk"):
-            warm_up(provider)
             _floor.warm_up(sandbox, provider, windows)
         for backend, fresh_db in backends:
             for provider in ("liveperson", "helpdesk"):

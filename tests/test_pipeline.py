@@ -71,3 +71,45 @@ def test_depth_zero_reads_in_the_callers_thread(monkeypatch):
     threads: set = set()
     assert len(list(pipeline.read_ahead(pages(5, threads)))) == 5
     assert threads == {threading.get_ident()}
+
+
+# ---- spared_heap: the cyclic GC leaves the process's old objects alone during a load ---------------------------
+
+
+def test_objects_from_before_the_load_are_frozen_during_it_and_given_back_after(monkeypatch):
+    import gc
+
+    def collectable(obj) -> bool:  # in one of the collector's generations (frozen objects are in none)
+        return any(o is obj for o in gc.get_objects())
+
+    monkeypatch.setattr(settings, "GC_FREEZE_BEFORE_LOAD", True)
+    gc.unfreeze()
+    old = [["made before the load"]]  # lists are always tracked by the collector
+    assert collectable(old)
+    with pipeline.spared_heap():
+        young = [["made during the load"]]
+        assert gc.get_freeze_count() > 0 and not collectable(old) and collectable(young)
+    assert gc.get_freeze_count() == 0 and collectable(old)
+
+
+def test_a_process_that_froze_objects_itself_keeps_them_frozen(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(settings, "GC_FREEZE_BEFORE_LOAD", True)
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with pipeline.spared_heap():
+            pass
+        assert gc.get_freeze_count() >= before > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_the_setting_turns_freezing_off(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(settings, "GC_FREEZE_BEFORE_LOAD", False)
+    gc.unfreeze()
+    with pipeline.spared_heap():
+        assert gc.get_freeze_count() == 0

@@ -28,6 +28,8 @@ UPSERT_BATCH_ROWS = 500
 RETENTION_DELETE_BATCH = 5000
 # Pages fetched and mapped ahead (in a background thread) while the previous page is written; 0: none.
 READ_AHEAD_PAGES = 1
+# Move the objects that exist before a load out of the cyclic GC's reach (pipeline.spare_the_heap).
+GC_FREEZE_BEFORE_LOAD = True
 
 # DAGs.
 DAG_TAG = "cxsync"
