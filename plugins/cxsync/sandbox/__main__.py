@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="requests per second before answering 429 (default: unlimited)",
         )
         group.add_argument(f"--{p}-no-retry-after", action="store_true", help="answer 429 without a Retry-After header")
+        group.add_argument(
+            f"--{p}-p-429", type=_probability, default=0.0, help="probability of a 429 whatever the request rate"
+        )
         group.add_argument(f"--{p}-p-5xx", type=_probability, default=0.0, help="probability of a 500/503 answer")
         group.add_argument(
             f"--{p}-p-reset", type=_probability, default=0.0, help="probability of resetting the TCP connection"
@@ -159,6 +162,7 @@ def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
         settings = FaultSettings(
             rate_limit_rps=values[f"{p}_rate_limit"],
             retry_after=not values[f"{p}_no_retry_after"],
+            p_429=values[f"{p}_p_429"],
             p_5xx=values[f"{p}_p_5xx"],
             p_reset=values[f"{p}_p_reset"],
             p_slow=values[f"{p}_p_slow"],

@@ -28,6 +28,7 @@ PROVIDER_NAMES = ("liveperson", "helpdesk")
 
 # Fault kinds, as counted in `Counters` and named in admin answers.
 FAULT_RATE_LIMIT = "rate_limit"
+FAULT_429 = "429"
 FAULT_5XX = "5xx"
 FAULT_RESET = "reset"
 FAULT_SLOW = "slow"
@@ -132,6 +133,7 @@ class FaultSettings:
 
     rate_limit_rps: float | None = None  # requests per second before 429; None = unlimited
     retry_after: bool = True  # send Retry-After with a 429
+    p_429: float = 0.0  # a 429 whatever the rate (a quota shared with other clients), for fault tests
     p_5xx: float = 0.0
     p_reset: float = 0.0  # abort the TCP connection without an answer
     p_slow: float = 0.0
@@ -443,6 +445,11 @@ class FaultMiddleware:
         if wait > 0.0:
             sandbox.counters.count_fault(provider, FAULT_RATE_LIMIT)
             extra = [(b"retry-after", str(max(1, math.ceil(wait))).encode())] if settings.retry_after else []
+            await _send_json(stamped_send, 429, fault_body(provider, 429, scope.get("path", "")), extra)
+            count()
+            return
+        if sandbox.roll(provider, FAULT_429):
+            extra = [(b"retry-after", b"1")] if settings.retry_after else []
             await _send_json(stamped_send, 429, fault_body(provider, 429, scope.get("path", "")), extra)
             count()
             return
