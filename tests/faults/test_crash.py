@@ -120,7 +120,8 @@ def random_plan(rng: random.Random, pages: int, seconds: float) -> KillPlan:
 
 def committed_state(case: ProviderCase, warehouse: Warehouse) -> tuple[dict[str, dict], str | None]:
     """The interactions and the watermark the warehouse holds; none before the first run created the tables."""
-    if not sa.inspect(warehouse.engine).has_table(t.sync_state.name):
+    inspector = sa.inspect(warehouse.engine)
+    if not all(inspector.has_table(table.name) for table in (t.interactions, t.messages, t.sync_state)):
         return {}, None
     return case.loaded(warehouse, INTEGRATION), warehouse.get_watermark(INTEGRATION, "interactions")
 
@@ -135,7 +136,7 @@ def check_invariant(loaded: dict[str, dict], watermark: str | None, versions: di
     assert w in versions, f"watermark {watermark} is none of the clock times the runs saw"
     for iid in versions[w]:
         assert iid in loaded, f"watermark {watermark} covers interaction {iid}, which is not in the warehouse"
-        newer = [versions[t][iid] for t in versions if t >= w and iid in versions[t]]
+        newer = [versions[at][iid] for at in versions if at >= w and iid in versions[at]]
         assert loaded[iid] in newer, f"interaction {iid} is older than the watermark {watermark} says"
 
 
@@ -188,7 +189,10 @@ def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_warehouse(
         reference.writes = 0
         began = time.monotonic()
         ref_runner = TaskRunner(case, integration, reference, tries=1)
-        ref_runner.backfill(weeks=1) if step == "backfill" else ref_runner.incremental()
+        if step == "backfill":
+            ref_runner.backfill(weeks=1)
+        else:
+            ref_runner.incremental()
         seconds, pages = time.monotonic() - began, reference.writes
         assert pages >= 2, "a run of several pages, so kills land between them"
 
