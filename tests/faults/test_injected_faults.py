@@ -44,12 +44,11 @@ class Fault:
 
 # A 429's wait: the server's `Retry-After` (1 s) capped by retry_max_seconds, or backoff, at least the minimum.
 RATE_LIMIT_EXTRAS = {"rate_limit_min_wait": 0.02, "retry_max_seconds": 0.05}
-# 429s at random, whatever the rate (a quota other clients use up too): a rate limit alone would not give one
-# answer in ten, since the client slows down to the rate the server accepts after its first 429.
-
 
 FAULTS: dict[str, Fault] = {
     "5xx": Fault({"p_5xx": 0.25}, "5xx"),
+    # 429s at random, whatever the rate (a quota other clients use up too): a rate limit alone would not give one
+    # answer in ten, since the client slows down to the rate the server accepts after its first 429.
     "429 with Retry-After": Fault({"p_429": 0.25, "retry_after": True}, "429", extras=RATE_LIMIT_EXTRAS),
     "429 without Retry-After": Fault({"p_429": 0.25, "retry_after": False}, "429", extras=RATE_LIMIT_EXTRAS),
     # A real rate limit, far below what the unpaced client asks at first: it slows down and still gets it all.
