@@ -63,24 +63,34 @@ class BulkUpsert:
                 self._processors.append((index, _faster(table.c[name], dialect, processor)))
         self._updates = updates
 
-    def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    def bind_values(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """The rows as the driver is sent them (each column through its type's processor), without a connection:
+        so the pipeline's read-ahead thread can do it. Raises what SQLAlchemy raises for a refused value."""
+        if not self._fast:
+            return [tuple(r) for r in rows]  # SQLAlchemy binds them itself on this path
+        if not self._processors:
+            return [r if isinstance(r, tuple) else tuple(r) for r in rows]
+        try:
+            return self._convert(rows)
+        except Exception as exc:
+            # What SQLAlchemy raises when a type refuses a value (e.g. a naive datetime).
+            raise sa.exc.StatementError(
+                f"({type(exc).__module__}.{type(exc).__name__}) {exc}", self.sql, None, exc
+            ) from exc
+
+    def execute(self, conn: Connection, rows: Sequence[Sequence[Any]], *, bound: bool = False) -> None:
+        """Upsert `rows` (values in `columns` order; `bound`: already through `bind_values`)."""
         if not rows:
             return
         if not self._fast:
             self._execute_core(conn, rows)
             return
-        if self._processors:
-            try:
-                rows = self._convert(rows)
-            except Exception as exc:
-                # What SQLAlchemy raises when a type refuses a value (e.g. a naive datetime).
-                raise sa.exc.StatementError(
-                    f"({type(exc).__module__}.{type(exc).__name__}) {exc}", self.sql, None, exc
-                ) from exc
+        if not bound:
+            rows = self.bind_values(rows)
         if self.driver == "psycopg2":
             self._execute_values(conn, rows)
         else:
-            conn.exec_driver_sql(self.sql, rows if isinstance(rows[0], tuple) else [tuple(r) for r in rows])
+            conn.exec_driver_sql(self.sql, rows if isinstance(rows, list) else list(rows))
 
     def _execute_values(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         """psycopg2's multi-row VALUES pages, on the transaction's own connection; driver errors are raised as

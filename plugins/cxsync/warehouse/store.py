@@ -116,6 +116,18 @@ class WriteStats:
 
 
 @dataclass
+class PreparedInteractions:
+    """A page made ready for `Warehouse.write_interactions`: what `prepare_interactions` computed, no database yet."""
+
+    integration_id: str
+    now: datetime
+    rows: dict[str, dict[str, Any]]  # interaction id -> cx_interactions row, in id order
+    messages: dict[str, list[tuple]]  # interaction id -> its cx_messages rows (bind values), in message id order
+    rejected: list[RejectedRecord]
+    received: int
+
+
+@dataclass
 class AgentSyncStats:
     seen: int = 0
     inserted: int = 0
@@ -267,27 +279,53 @@ class Warehouse:
         rejected: Sequence[RejectedRecord] = (),
         stream: str | None = None,
         watermark: str | None = None,
+        prepared: PreparedInteractions | None = None,
     ) -> WriteStats:
         """Upsert interactions with their messages, rejected records and (optionally) the stream's
         watermark, all in one transaction: the watermark never runs ahead of committed rows.
 
-        Unchanged interactions (same content hash) are skipped, so a re-run writes nothing.
+        Unchanged interactions (same content hash) are skipped, so a re-run writes nothing. `prepared`: what
+        `prepare_interactions` made of these same records and rejected records beforehand (the pipeline does
+        that in its read-ahead thread); without it they are prepared here.
         """
+        if prepared is None:
+            prepared = self.prepare_interactions(integration_id, records, rejected=rejected)
+        return self._write_prepared(prepared, stream=stream, watermark=watermark)
+
+    def prepare_interactions(
+        self, integration_id: str, records: Sequence[InteractionRecord], *, rejected: Sequence[RejectedRecord] = ()
+    ) -> PreparedInteractions:
+        """Everything `write_interactions` computes before it needs the database: rows, content hashes, raw
+        JSON, message rows with their bind values. Touches no connection, so the pipeline runs it in its
+        read-ahead thread while the previous page is written."""
         records, unkeyable = _split_unkeyable(records)
         rejected = [*rejected, *unkeyable]
-        stats = WriteStats(received=len(records) + len(rejected), rejected=len(rejected))
         latest: dict[str, InteractionRecord] = {}
         for record in records:
             latest[storable(record.interaction_id)] = record  # the last copy in a batch wins
         now = datetime.now(UTC)
-        prepared: dict[str, dict[str, Any]] = {}
-        message_raws: dict[str, list[str | None]] = {}  # each message's raw JSON, encoded once for hash and row
+        rows: dict[str, dict[str, Any]] = {}
+        messages: dict[str, list[tuple]] = {}
+        upsert_messages = self._bulk("messages")
         for iid, rec in sorted(latest.items()):
-            message_raws[iid] = [to_json(m.raw) for m in rec.messages]
-            prepared[iid] = _interaction_row(integration_id, rec, now, message_raws[iid])
+            raws = [to_json(m.raw) for m in rec.messages]  # each message's raw JSON, encoded once for hash and row
+            rows[iid] = _interaction_row(integration_id, rec, now, raws)
+            message_rows = [
+                _message_row(integration_id, iid, m, raw) for m, raw in zip(rec.messages, raws, strict=True)
+            ]
+            message_rows.sort(key=_message_key)  # primary-key order: two writers lock rows alike, never deadlock
+            messages[iid] = upsert_messages.bind_values(message_rows)
+        return PreparedInteractions(integration_id, now, rows, messages, rejected, len(records) + len(rejected))
 
+    def _write_prepared(
+        self, prepared: PreparedInteractions, *, stream: str | None = None, watermark: str | None = None
+    ) -> WriteStats:
+        """The database half of `write_interactions`: one transaction."""
+        integration_id, now, rejected = prepared.integration_id, prepared.now, prepared.rejected
+        stats = WriteStats(received=prepared.received, rejected=len(rejected))
+        rows = prepared.rows
         with self.engine.begin() as conn:
-            ids = list(prepared)
+            ids = list(rows)
             self._lock_interactions(conn, integration_id, ids)
             existing: dict[str, tuple[str, datetime | None]] = {}  # id -> (content hash, updated_at) as stored
             for chunk in _chunks(ids, settings.UPSERT_BATCH_ROWS):
@@ -298,9 +336,9 @@ class Warehouse:
             to_write = []
             for iid in ids:
                 stored = existing.get(iid)
-                if stored is not None and stored[0] == prepared[iid]["content_hash"]:
+                if stored is not None and stored[0] == rows[iid]["content_hash"]:
                     continue
-                if stored is not None and _older(prepared[iid]["updated_at"], stored[1]):
+                if stored is not None and _older(rows[iid]["updated_at"], stored[1]):
                     # A copy read before the stored one (a backfill window that fetched before an
                     # incremental run committed): writing it would put an older state back, for good.
                     stats.stale += 1
@@ -313,23 +351,18 @@ class Warehouse:
             stats.updated = len(to_write) - stats.inserted
 
             if to_write:
-                self._bulk("interactions").execute(
-                    conn, [[prepared[iid][c] for c in INTERACTION_COLUMNS] for iid in to_write]
-                )
-                message_rows = [
-                    _message_row(integration_id, iid, m, raw)
-                    for iid in to_write
-                    for m, raw in zip(latest[iid].messages, message_raws[iid], strict=True)
-                ]
-                message_rows.sort(key=_message_key)
+                interaction_rows = [[rows[iid][c] for c in INTERACTION_COLUMNS] for iid in to_write]
+                self._bulk("interactions").execute(conn, interaction_rows)
+                # Interactions in id order, each one's messages in id order: the whole page in primary-key order.
+                message_rows = [row for iid in to_write for row in prepared.messages[iid]]
                 upsert_messages = self._bulk("messages")
                 for chunk in _chunks(message_rows, settings.UPSERT_BATCH_ROWS * 4):
-                    upsert_messages.execute(conn, chunk)
+                    upsert_messages.execute(conn, chunk, bound=True)
                 stats.messages_written = len(message_rows)
                 # A changed interaction's messages are exactly the new set: drop the ones it no longer has.
                 for iid in to_write:
                     if iid in existing:
-                        keep = [storable(m.message_id) for m in latest[iid].messages]
+                        keep = [row[2] for row in prepared.messages[iid]]
                         cond = [t.messages.c.integration_id == integration_id, t.messages.c.interaction_id == iid]
                         if keep:
                             cond.append(t.messages.c.message_id.not_in(keep))
