@@ -437,3 +437,21 @@ def test_text_that_is_not_unicode_text_still_hashes_the_same_way_twice():
     replaced = interaction("c1", messages=[message("m1", 1, "cut \ufffd here")])
     assert _hash(lone) == _hash(interaction("c1", messages=[message("m1", 1, "cut \ud83d here")]))
     assert _hash(lone) != _hash(replaced)
+
+
+def test_a_page_prepared_beforehand_is_written_as_a_direct_write_is(warehouse):
+    records = [interaction("c2"), interaction("c1", n_messages=3)]
+    ready = warehouse.prepare_interactions("prepared", records, rejected=[RejectedRecord("interactions", "x", "bad")])
+    stats = warehouse.write_interactions("prepared", records, prepared=ready)
+    direct = warehouse.write_interactions("direct", records, rejected=[RejectedRecord("interactions", "x", "bad")])
+    assert stats == direct and stats.inserted == 2 and stats.messages_written == 5 and stats.rejected == 1
+
+    def written(integration: str) -> list[list[dict]]:
+        skip = {"integration_id", "loaded_at"}
+        tables = (t.interactions, t.messages)
+        found = [rows(warehouse, table, table.c.integration_id == integration) for table in tables]
+        return [[{k: v for k, v in row.items() if k not in skip} for row in table_rows] for table_rows in found]
+
+    assert written("prepared") == written("direct")
+    again = warehouse.prepare_interactions("prepared", records)
+    assert warehouse.write_interactions("prepared", records, prepared=again).unchanged == 2
