@@ -201,7 +201,7 @@ def run() -> str:
     pg_note = "" if len(backends) > 1 else "\nPostgreSQL was not reachable at 127.0.0.1:5432: its rows are missing.\n"
     return f"""
 Target: cxsync time / floor time <= {TARGET_RATIO} for every provider and backend (wall-clock time of the whole
-backfill, the two loaders run one after the other against the same sandbox).
+backfill; the two loaders run one after the other against the same sandbox, each into a fresh database).
 
 | provider | warehouse | conversations / messages | floor | cxsync | ratio | client CPU floor / cxsync |
 |---|---|---|---|---|---|---|
@@ -219,6 +219,8 @@ The floor (`bench/_floor.py`) does the same requests with a plain `requests.Sess
 with `json`, maps with a few lines per record, stores each record's JSON in `raw` as cxsync does, and bulk-inserts
 (`executemany` on SQLite, `psycopg2.extras.execute_values` on PostgreSQL) into tables with the same columns and
 keys, one transaction per page. It does not dedupe, validate, hash or upsert, and it does not overlap fetching
-with writing: cxsync does all of that. Client CPU is this process's CPU time (both loaders' threads); the
-sandbox and PostgreSQL run in other processes.
+with writing: cxsync does all of that. Each loader runs in a fresh process of its own (`bench/_throughput_child.py`):
+the floor's imports nothing of cxsync, Airflow or SQLAlchemy, cxsync's imports what an Airflow task does; each is
+timed inside its process after its imports and, for cxsync, after one request (connection lookup, CSDS). Client
+CPU is that process's CPU time (all its threads); the sandbox and PostgreSQL are other processes.
 """
