@@ -136,3 +136,47 @@ def test_warehouse_newer_than_the_code_is_refused(warehouse):
         conn.execute(t.schema_version.insert().values(version=t.SCHEMA_VERSION + 5, applied_at=T0))
     with pytest.raises(RuntimeError, match="newer than this cxsync"):
         warehouse.ensure_schema()
+
+
+def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(warehouse_url):
+    """Version 2 fingerprints rejected records; a version-1 warehouse holding the same bad record
+    twice (two runs met it) keeps one row of it and every other row."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        # Turn it back into version 1: no fingerprint column, no unique index, version row 1.
+        with wh.engine.begin() as conn:
+            conn.execute(sa.text("DROP INDEX ux_cx_rejected_record"))
+            conn.execute(sa.text("ALTER TABLE cx_rejected_records DROP COLUMN record_hash"))
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=1, applied_at=T0))
+            rows = [
+                {"integration_id": "lp", "stream": "interactions", "record_key": "c1", "reason": "no start",
+                 "raw": '{"id":"c1"}', "rejected_at": T0},
+                {"integration_id": "lp", "stream": "interactions", "record_key": "c1", "reason": "no start",
+                 "raw": '{"id":"c1"}', "rejected_at": T0},
+                {"integration_id": "lp", "stream": "interactions", "record_key": "c2", "reason": "no start",
+                 "raw": '{"id":"c2"}', "rejected_at": T0},
+                {"integration_id": "hd", "stream": "interactions", "record_key": "c1", "reason": "no start",
+                 "raw": '{"id":"c1"}', "rejected_at": T0},
+            ]
+            conn.execute(sa.text(
+                "INSERT INTO cx_rejected_records (integration_id, stream, record_key, reason, raw, rejected_at) "
+                "VALUES (:integration_id, :stream, :record_key, :reason, :raw, :rejected_at)"
+            ), [{**r, "rejected_at": r["rejected_at"].replace(tzinfo=None)} for r in rows])
+        _seed(wh)
+        before = wh.table_counts()
+
+        assert wh.ensure_schema() == 2
+        assert _versions(wh) == [1, 2]
+        after = wh.table_counts()
+        assert after["cx_rejected_records"] == before["cx_rejected_records"] - 1
+        assert {k: v for k, v in after.items() if k != "cx_rejected_records"} == {
+            k: v for k, v in before.items() if k != "cx_rejected_records"}
+        with wh.engine.connect() as conn:
+            kept = conn.execute(sa.text(
+                "SELECT integration_id, record_key FROM cx_rejected_records "
+                "WHERE record_hash IS NOT NULL ORDER BY 1, 2")).all()
+        assert kept == [("hd", "c1"), ("lp", "c1"), ("lp", "c2")]
+    finally:
+        wh.dispose()

@@ -318,6 +318,18 @@ def test_rejected_records_are_written_never_dropped(warehouse):
     assert all(r["rejected_at"].tzinfo is not None for r in stored)
 
 
+def test_the_same_bad_record_met_again_stays_one_row(warehouse):
+    bad = RejectedRecord("interactions", "conv-9", "missing conversationId", raw={"info": {}})
+    warehouse.write_interactions("lp", [], rejected=[bad, bad])
+    warehouse.write_interactions("lp", [], rejected=[bad])  # a re-run meets it again
+    warehouse.reject("hd", [bad])  # another integration keeps its own
+    changed = RejectedRecord("interactions", "conv-9", "missing conversationId", raw={"info": {"x": 1}})
+    warehouse.write_interactions("lp", [], rejected=[changed])  # other content: another row
+    stored = rows(warehouse, t.rejected_records)
+    assert sorted((r["integration_id"], r["raw"]) for r in stored) == [
+        ("hd", '{"info":{}}'), ("lp", '{"info":{"x":1}}'), ("lp", '{"info":{}}')]
+
+
 # ---- retention --------------------------------------------------------------------------------------------
 
 

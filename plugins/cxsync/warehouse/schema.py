@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -129,7 +130,11 @@ rejected_records = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("raw", sa.Text),
     sa.Column("rejected_at", UTCDateTime, nullable=False),
+    # Fingerprint of (stream, record_key, reason, raw): the same bad record rejected again by a re-run
+    # is one row, not two (version 2).
+    sa.Column("record_hash", sa.String(64)),
     sa.Index("ix_cx_rejected_integration", "integration_id", "rejected_at"),
+    sa.Index("ux_cx_rejected_record", "integration_id", "stream", "record_hash", unique=True),
 )
 
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
@@ -139,7 +144,39 @@ INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
 # Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has
 # rows. A new warehouse skips them (create_all builds the current tables). Later versions add
 # columns/tables without losing rows.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def rejected_record_hash(stream: str, record_key: str | None, reason: str, raw: str | None) -> str:
+    digest = hashlib.sha256()
+    for part in (stream, record_key, reason, raw):
+        digest.update(b"\x00" if part is None else b"\x01" + part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def _v2_dedupe_rejected_records(conn: Connection) -> None:
+    """Version 1 inserted a rejected record once per run that met it: fingerprint every row, keep the
+    first of each fingerprint, then make the fingerprint unique."""
+    table = rejected_records
+    conn.execute(sa.text("ALTER TABLE cx_rejected_records ADD COLUMN record_hash VARCHAR(64)"))
+    rows = conn.execute(
+        sa.select(table.c.id, table.c.integration_id, table.c.stream, table.c.record_key, table.c.reason,
+                  table.c.raw).order_by(table.c.id)
+    ).all()
+    first: set[tuple[str, str, str]] = set()
+    duplicates: list[int] = []
+    for row in rows:
+        fingerprint = rejected_record_hash(row.stream, row.record_key, row.reason, row.raw)
+        key = (row.integration_id, row.stream, fingerprint)
+        if key in first:
+            duplicates.append(row.id)
+            continue
+        first.add(key)
+        conn.execute(table.update().where(table.c.id == row.id).values(record_hash=fingerprint))
+    for start in range(0, len(duplicates), 1000):
+        conn.execute(table.delete().where(table.c.id.in_(duplicates[start : start + 1000])))
+    next(ix for ix in table.indexes if ix.name == "ux_cx_rejected_record").create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records}
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
 

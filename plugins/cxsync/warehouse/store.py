@@ -412,20 +412,20 @@ class Warehouse:
         return len(rejected)
 
     def _insert_rejected(self, conn, integration_id: str, rejected: Sequence[RejectedRecord], now: datetime) -> None:
-        conn.execute(
-            t.rejected_records.insert(),
-            [
-                {
-                    "integration_id": integration_id,
-                    "stream": r.stream,
-                    "record_key": storable(r.record_key),
-                    "reason": storable(r.reason),
-                    "raw": storable(r.raw) if isinstance(r.raw, str) or r.raw is None else to_json(r.raw),
-                    "rejected_at": now,
-                }
-                for r in rejected
-            ],
+        rows: dict[str, dict[str, Any]] = {}
+        for r in rejected:
+            record_key, reason = storable(r.record_key), storable(r.reason)
+            raw = storable(r.raw) if isinstance(r.raw, str) or r.raw is None else to_json(r.raw)
+            record_hash = t.rejected_record_hash(r.stream, record_key, reason, raw)
+            rows.setdefault(record_hash, {
+                "integration_id": integration_id, "stream": r.stream, "record_key": record_key,
+                "reason": reason, "raw": raw, "rejected_at": now, "record_hash": record_hash,
+            })
+        # The same bad record met again (a re-run, an overlap) stays one row: at-least-once delivery.
+        stmt = self._insert(t.rejected_records).on_conflict_do_nothing(
+            index_elements=["integration_id", "stream", "record_hash"]
         )
+        conn.execute(stmt, list(rows.values()))
 
     # ---- watermarks -----------------------------------------------------------------------------
 
