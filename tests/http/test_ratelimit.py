@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from cxsync.http import RateLimiter
+from cxsync.http.ratelimit import RECOVERY_PER_SECOND
 
 
 class Clock:
@@ -90,10 +91,10 @@ def test_the_pace_climbs_back_slowly_and_never_above_the_ceiling():
     limiter.on_rate_limited()
     cut = limiter.rate
     assert cut < 20
-    clock.now += 10
+    clock.now += 5
     limiter.acquire()
-    assert cut < limiter.rate < 20  # half a percent of the old pace per second
-    assert abs(limiter.rate - (cut + 10 * 0.005 * 20)) < 0.2
+    assert cut < limiter.rate < 20  # one percent of the old pace per second
+    assert abs(limiter.rate - (cut + 5 * RECOVERY_PER_SECOND * 20)) < 0.2
     clock.now += 3600
     limiter.acquire()
     assert limiter.rate == 20
@@ -116,6 +117,27 @@ def test_a_429_before_any_success_sets_no_pace():
     limiter.on_rate_limited()
     assert limiter.cuts == 0 and limiter.rate is None
     assert [limiter.acquire() for _ in range(20)] == [0.0] * 20
+
+
+def test_a_stray_429_early_in_a_paced_run_cuts_the_pace_not_to_what_little_was_answered():
+    """One answer, then a 429: the server accepting "1 per second" is no measurement; pace 0.9 x 5/s."""
+    clock = Clock()
+    limiter = RateLimiter(5, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 1, 0.2)
+    limiter.on_rate_limited()
+    assert limiter.cuts == 1 and abs(limiter.rate - 4.5) < 1e-9
+    clock.now += 10
+    limiter.acquire()
+    assert limiter.rate == 5  # back at the ceiling in ten seconds
+
+
+def test_a_paced_client_trusts_the_measured_rate_after_a_while():
+    """Paced at 20/s but the server answered only 10/s for 10 s (others share the quota): pace 9/s."""
+    clock = Clock()
+    limiter = RateLimiter(20, clock=clock.time, sleep=clock.sleep)
+    accept(limiter, clock, 100, 0.1)
+    limiter.on_rate_limited()
+    assert abs(limiter.rate - 9.0) < 0.1
 
 
 def test_the_accepted_rate_is_measured_over_at_least_a_second():

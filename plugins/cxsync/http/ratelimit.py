@@ -8,9 +8,9 @@ import time
 # After a 429 the pace drops to this share of the rate the server was accepting (multiplicative decrease)...
 DECREASE = 0.9
 # ...then climbs back by this share of the pace before the cut, per second without a 429 (additive increase):
-# 10 % back in 20 s. Slow on purpose: a server's burst allowance hides an overshoot for a while, and every
+# 10 % back in 10 s. Not faster: a server's burst allowance hides an overshoot for a while, and every
 # 429 costs at least a second of waiting.
-RECOVERY_PER_SECOND = 0.005
+RECOVERY_PER_SECOND = 0.01
 # A 429 within this many seconds of the last cut belongs to the same episode (retries, or requests that were
 # already on their way): one cut per episode.
 COOLDOWN_SECONDS = 2.0
@@ -18,6 +18,9 @@ COOLDOWN_SECONDS = 2.0
 MIN_RATE = 0.2
 # The accepted rate is measured over at least this many seconds (a burst's rate says nothing).
 MIN_MEASURE_SECONDS = 1.0
+# A paced client trusts the measured accepted rate only after this long: a stray 429 on a task's second
+# request must not pace the rest of the task at the one request that had been answered.
+TRUST_MEASURE_SECONDS = 5.0
 
 
 class RateLimiter:
@@ -79,9 +82,13 @@ class RateLimiter:
             if self._cut_at is not None and now - self._cut_at < COOLDOWN_SECONDS:
                 return
             since = self._since if self._since is not None else now
-            accepted = self._accepted / max(MIN_MEASURE_SECONDS, now - since)
+            elapsed = now - since
             current = self._current_rate(now)
-            base = min(current, accepted) if current else accepted
+            if current and elapsed < TRUST_MEASURE_SECONDS:
+                base = current  # too early to tell what the server accepts: plain multiplicative decrease
+            else:
+                accepted = self._accepted / max(MIN_MEASURE_SECONDS, elapsed)
+                base = min(current, accepted) if current else accepted
             if base <= 0:
                 return  # nothing was accepted yet: the server's Retry-After wait is all we know to do
             self.rate = max(MIN_RATE, DECREASE * base)
