@@ -131,7 +131,7 @@ def test_a_stray_429_early_in_a_paced_run_cuts_the_pace_not_to_what_little_was_a
     assert limiter.rate == 5  # back at the ceiling in ten seconds
 
 
-def test_a_paced_client_trusts_the_measured_rate_after_a_while():
+def test_a_paced_client_trusts_the_measured_rate_with_enough_answers():
     """Paced at 20/s but the server answered only 10/s for 10 s (others share the quota): pace 9/s."""
     clock = Clock()
     limiter = RateLimiter(20, clock=clock.time, sleep=clock.sleep)

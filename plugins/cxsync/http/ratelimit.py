@@ -18,9 +18,9 @@ COOLDOWN_SECONDS = 2.0
 MIN_RATE = 0.2
 # The accepted rate is measured over at least this many seconds (a burst's rate says nothing).
 MIN_MEASURE_SECONDS = 1.0
-# A paced client trusts the measured accepted rate only after this long: a stray 429 on a task's second
-# request must not pace the rest of the task at the one request that had been answered.
-TRUST_MEASURE_SECONDS = 5.0
+# A paced client trusts the measured accepted rate only with this many answers behind it: a stray 429 on a
+# task's second request must not pace the rest of the task at the one request that had been answered.
+MIN_SAMPLES = 10
 
 
 class RateLimiter:
@@ -84,7 +84,7 @@ class RateLimiter:
             since = self._since if self._since is not None else now
             elapsed = now - since
             current = self._current_rate(now)
-            if current and elapsed < TRUST_MEASURE_SECONDS:
+            if current and self._accepted < MIN_SAMPLES:
                 base = current  # too early to tell what the server accepts: plain multiplicative decrease
             else:
                 accepted = self._accepted / max(MIN_MEASURE_SECONDS, elapsed)
