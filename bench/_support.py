@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import threading
@@ -182,10 +181,6 @@ def pg_available() -> bool:
 def peak_rss_mb() -> float:
     """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def quiet_logs() -> None:
