@@ -5,8 +5,8 @@ so the limit, not the work, sets the pace). The sandbox's limit is a token bucke
 answers 429 with `Retry-After`. Three client set-ups of the shared request layer (`cxsync.http`):
 the connection's `requests_per_second` set to R (what a data engineer who knows the limit does), set to 2R (the
 limit is lower than configured, e.g. a quota shared with other apps), and no client limit at all. The last two
-rely on the limiter's AIMD: after a 429 it paces at 0.9 x the rate the server accepted, then climbs back by
-0.5 % a second.
+rely on the limiter's AIMD (`cxsync.http.ratelimit`: after a 429 it paces below the rate the server accepted,
+then climbs back slowly; the section states the constants it ran with).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def scenario(sandbox: SandboxProcess, tmp: str, name: str, client_rps: float, wi
 def run() -> str:
     import logging
 
+    from cxsync.http import ratelimit as aimd
+
     quiet_logs()
     logging.getLogger("cxsync").setLevel(logging.ERROR)  # each 429 is a warning: expected here
     options = {"hd_tickets_per_day": TICKETS_PER_DAY, "hd_days": DAYS + 1}
@@ -82,7 +84,9 @@ with the client's limit set to R (the first row). R = {R:.0f} requests/s.
 The recommended set-up is the first, and the target's: when the provider's limit is known, set the connection's
 `requests_per_second` to it; requests are then spaced evenly and the server's bucket never runs dry. Without it,
 the AIMD limiter finds the limit by itself at the cost of a few 429s while it converges (each one also costs the
-server's `Retry-After`, at least 1 s); over a longer run that cost is spread thinner. The shipped default,
+server's `Retry-After`, at least 1 s); over a longer run that cost is spread thinner. The limiter ran with: after a
+429, {aimd.DECREASE:g} x the rate the server accepted, then {aimd.RECOVERY_PER_SECOND:.1%} of that pace back per
+second without a 429, one cut per {aimd.COOLDOWN_SECONDS:g} s episode. The shipped default,
 without the extra, is 5 requests/s for both providers (their notes publish no limit; 5/s is what production
 clients use), i.e. {5 / R:.0%} of this R: safe, not fast.
 Workload: a HelpDesk backfill of {DAYS} day windows, {TICKETS_PER_DAY} tickets a day (+-20 %).
