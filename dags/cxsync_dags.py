@@ -61,11 +61,15 @@ def _dag(integration: Integration, kind: str, what: str, **kwargs) -> DAG:
 
 def build_roster_sync(integration: Integration) -> DAG:
     with _dag(
-        integration, "roster_sync",
+        integration,
+        "roster_sync",
         "Fetches every agent (deleted ones too) and upserts cx_agents. Runs daily, and first.",
-        schedule="@daily", max_active_runs=1, default_args=_default_args(integration.provider),
+        schedule="@daily",
+        max_active_runs=1,
+        default_args=_default_args(integration.provider),
         is_paused_upon_creation=False,
     ) as dag:
+
         @task(outlets=[Asset(settings.roster_asset_uri(integration.id))])
         def sync_roster(integration_id: str = integration.id) -> dict:
             return tasks.roster_sync(integration_id)
@@ -76,18 +80,24 @@ def build_roster_sync(integration: Integration) -> DAG:
 
 def build_backfill(integration: Integration) -> DAG:
     with _dag(
-        integration, "backfill",
-        "Loads every interaction that started in the last `weeks` weeks, one task per day window; "
-        "trigger it by hand.",
-        schedule=None, max_active_runs=1, default_args=_default_args(integration.provider),
+        integration,
+        "backfill",
+        "Loads every interaction that started in the last `weeks` weeks, one task per day window; trigger it by hand.",
+        schedule=None,
+        max_active_runs=1,
+        default_args=_default_args(integration.provider),
         params={
             "weeks": Param(
-                integration.backfill_weeks, type="integer",
-                minimum=settings.MIN_BACKFILL_WEEKS, maximum=settings.MAX_BACKFILL_WEEKS,
-                title="Weeks of history", description="How many weeks back to load (1 to 4).",
+                integration.backfill_weeks,
+                type="integer",
+                minimum=settings.MIN_BACKFILL_WEEKS,
+                maximum=settings.MAX_BACKFILL_WEEKS,
+                title="Weeks of history",
+                description="How many weeks back to load (1 to 4).",
             ),
         },
     ) as dag:
+
         @task
         def plan_windows(params=None, integration_id: str = integration.id) -> list[dict]:
             return tasks.plan_backfill(integration_id, int(params["weeks"]))
@@ -108,10 +118,14 @@ def build_backfill(integration: Integration) -> DAG:
 
 def build_incremental(integration: Integration) -> DAG:
     with _dag(
-        integration, "incremental",
+        integration,
+        "incremental",
         "Loads interactions created or changed since the last committed watermark.",
-        schedule=integration.schedule, max_active_runs=1, default_args=_default_args(integration.provider),
+        schedule=integration.schedule,
+        max_active_runs=1,
+        default_args=_default_args(integration.provider),
     ) as dag:
+
         @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))])
         def load_changes(integration_id: str = integration.id) -> dict:
             return tasks.incremental(integration_id)
@@ -122,12 +136,19 @@ def build_incremental(integration: Integration) -> DAG:
 
 def build_retention(integration: Integration) -> DAG:
     with _dag(
-        integration, "retention",
+        integration,
+        "retention",
         f"Deletes everything of this integration older than its retention ({integration.retention}).",
-        schedule="@daily", max_active_runs=1, default_args=_default_args(None),
-        params={"dry_run": Param(False, type="boolean", title="Dry run",
-                                 description="Count what would be deleted, delete nothing.")},
+        schedule="@daily",
+        max_active_runs=1,
+        default_args=_default_args(None),
+        params={
+            "dry_run": Param(
+                False, type="boolean", title="Dry run", description="Count what would be deleted, delete nothing."
+            )
+        },
     ) as dag:
+
         @task
         def delete_expired(params=None, integration_id: str = integration.id) -> dict:
             return tasks.retention(integration_id, bool(params["dry_run"]))
@@ -146,8 +167,11 @@ def build_config_errors(config: IntegrationsConfig) -> DAG:
         doc_md=f"### Problems in `{config.path}`\n\nThe entries below were skipped; fix them and the "
         f"DAGs appear on the next parse.\n\n{listing}\n",
         tags=[settings.DAG_TAG, "config-error"],
-        schedule=None, start_date=START_DATE, catchup=False,
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
     ) as dag:
+
         @task
         def report_config_errors(errors: tuple[str, ...] = tuple(config.errors)) -> None:
             raise AirflowFailException("integrations file has errors:\n" + "\n".join(errors))

@@ -17,9 +17,7 @@ import sqlalchemy as sa
 pytest_plugins = ["support.helpdesk"]
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get(
-    "CXSYNC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("CXSYNC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 def _in_ci() -> bool:

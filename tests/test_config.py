@@ -68,7 +68,9 @@ def test_minimal_entry_gets_the_contract_defaults(tmp_path):
 
 
 def test_full_entry_is_read_as_written(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         warehouse_conn_id: qa_dw
         integrations:
           - id: hd_eu_2
@@ -81,13 +83,19 @@ def test_full_entry_is_read_as_written(tmp_path):
             conversation_analytics: true
             schedule: "30 3 * * 1-5"
             options: {overlap_minutes: 15}
-    """)
+    """,
+    )
     config = load_integrations(path)
     assert config.errors == []
     assert config.warehouse_conn_id == "qa_dw"
     (i,) = config.integrations
     assert (i.id, i.provider, i.label, i.description, i.conn_id) == (
-        "hd_eu_2", "helpdesk", "HelpDesk EU", "Tickets of the EU team", "helpdesk_eu")
+        "hd_eu_2",
+        "helpdesk",
+        "HelpDesk EU",
+        "Tickets of the EU team",
+        "helpdesk_eu",
+    )
     assert i.backfill_weeks == 4
     assert i.retention == Retention(2, "quarters")
     assert i.conversation_analytics is True
@@ -130,7 +138,9 @@ def test_id_length_is_bounded_so_dag_ids_and_tags_stay_within_airflow_limits(tmp
 def test_id_must_be_unique_and_the_first_entry_wins(tmp_path):
     config = load_entries(tmp_path, GOOD, {**GOOD, "conn_id": "other"}, {**GOOD, "id": "hd", "provider": "helpdesk"})
     assert [(i.id, i.conn_id) for i in config.integrations] == [
-        ("lp_main", "liveperson_main"), ("hd", "liveperson_main")]
+        ("lp_main", "liveperson_main"),
+        ("hd", "liveperson_main"),
+    ]
     error = only_error(config)
     assert_names(error, tmp_path / "integrations.yaml", 1, "id")
     assert "duplicate" in error and "'lp_main'" in error
@@ -164,7 +174,8 @@ def test_backfill_weeks_out_of_range_or_not_an_integer(tmp_path, weeks):
 @pytest.mark.parametrize("unit", ["days", "weeks", "months", "quarters", "years"])
 def test_retention_units(tmp_path, unit):
     assert load_entries(tmp_path, {**GOOD, "retention": {"value": 3, "unit": unit}}).integrations[0].retention == (
-        Retention(3, unit))
+        Retention(3, unit)
+    )
 
 
 @pytest.mark.parametrize(
@@ -190,15 +201,28 @@ def test_retention_rules(tmp_path, retention, field):
     assert_names(only_error(config), tmp_path / "integrations.yaml", 0, field)
 
 
-@pytest.mark.parametrize("schedule", ["0 2 * * *", "*/15 * * * *", "30 3 * * 1-5", "0 4 1 * *", "@daily", "@hourly",
-                                      "@weekly", "@quarterly", " 0 2 * * * "])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "0 2 * * *",
+        "*/15 * * * *",
+        "30 3 * * 1-5",
+        "0 4 1 * *",
+        "@daily",
+        "@hourly",
+        "@weekly",
+        "@quarterly",
+        " 0 2 * * * ",
+    ],
+)
 def test_schedule_accepts_cron_and_presets(tmp_path, schedule):
     config = load_entries(tmp_path, {**GOOD, "schedule": schedule})
     assert config.errors == []
 
 
-@pytest.mark.parametrize("schedule", ["nightly", "61 * * * *", "0 25 * * *", "0 2 * *", "0 2 * * * *", "@reboot",
-                                      "@sometimes", "", 5, None])
+@pytest.mark.parametrize(
+    "schedule", ["nightly", "61 * * * *", "0 25 * * *", "0 2 * *", "0 2 * * * *", "@reboot", "@sometimes", "", 5, None]
+)
 def test_schedule_rejects_what_is_not_cron(tmp_path, schedule):
     error = only_error(load_entries(tmp_path, {**GOOD, "schedule": schedule}))
     assert_names(error, tmp_path / "integrations.yaml", 0, "schedule")
@@ -238,12 +262,15 @@ def test_unknown_entry_keys_are_errors_not_silently_ignored(tmp_path):
 
 
 def test_unknown_top_level_key_is_reported_and_entries_still_load(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         integration:
           - {id: typo, provider: liveperson, conn_id: c}
         integrations:
           - {id: lp_main, provider: liveperson, conn_id: c}
-    """)
+    """,
+    )
     config = load_integrations(path)
     assert [i.id for i in config.integrations] == ["lp_main"]
     error = only_error(config)
@@ -272,8 +299,16 @@ def test_warehouse_conn_id_must_be_a_non_empty_string(tmp_path, value):
 
 
 def test_every_problem_of_an_entry_is_reported_at_once(tmp_path):
-    config = load_entries(tmp_path, {"id": "Bad", "provider": "zendesk", "backfill_weeks": 9,
-                                      "retention": {"value": 0, "unit": "eons"}, "schedule": "never"})
+    config = load_entries(
+        tmp_path,
+        {
+            "id": "Bad",
+            "provider": "zendesk",
+            "backfill_weeks": 9,
+            "retention": {"value": 0, "unit": "eons"},
+            "schedule": "never",
+        },
+    )
     fields = ["id", "provider", "conn_id", "backfill_weeks", "retention.value", "retention.unit", "schedule"]
     assert len(config.errors) == len(fields)
     for error, field in zip(config.errors, fields, strict=True):
@@ -282,14 +317,17 @@ def test_every_problem_of_an_entry_is_reported_at_once(tmp_path):
 
 
 def test_a_bad_entry_never_hides_the_good_ones(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         integrations:
           - {id: lp_main, provider: liveperson, conn_id: lp}
           - {id: hd_bad, provider: helpdesk, conn_id: hd, backfill_weeks: 9}
           - {id: hd_main, provider: helpdesk, conn_id: hd}
           - just a string
           - {id: lp_two, provider: liveperson, conn_id: lp2, retention: {value: 1, unit: years}}
-    """)
+    """,
+    )
     config = load_integrations(path)
     assert [i.id for i in config.integrations] == ["lp_main", "hd_main", "lp_two"]
     assert len(config.errors) == 2

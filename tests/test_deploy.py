@@ -25,10 +25,23 @@ from cxsync.registry import PROVIDERS
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
-                    "airflow-triggerer", "airflow-init")
-LONG_RUNNING = ("postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                "airflow-worker", "airflow-triggerer")
+AIRFLOW_SERVICES = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "airflow-init",
+)
+LONG_RUNNING = (
+    "postgres",
+    "redis",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+)
 INIT_SCRIPT_DIR = ROOT / "docker" / "postgres"
 
 
@@ -87,8 +100,11 @@ def test_dockerfile_extends_the_official_image_and_installs_the_pinned_tree_and_
 
 
 def test_dockerfile_copies_only_files_that_exist_and_that_dockerignore_keeps():
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     copies = [shlex.split(rest) for keyword, rest in dockerfile_instructions() if keyword == "COPY"]
     assert copies
     for parts in copies:
@@ -106,8 +122,10 @@ def test_airflow_settings_shared_by_every_component():
     for name in AIRFLOW_SERVICES:
         e = env(name)
         assert e["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-        assert e["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in e[
-            "AIRFLOW__CELERY__BROKER_URL"]
+        assert (
+            e["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+            and "@redis:6379" in e["AIRFLOW__CELERY__BROKER_URL"]
+        )
         metadata = sa.make_url(e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         assert (metadata.host, metadata.database) == ("postgres", "airflow")
         assert e["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
@@ -199,20 +217,29 @@ def test_warehouse_init_script_creates_the_database_and_owner_idempotently(pg_ad
     suffix = uuid.uuid4().hex[:8]
     db, owner = f"cxsync_init_{suffix}", f"cxsync_owner_{suffix}"
     admin = pg_admin_engine.url
-    environment = {**os.environ, "PGHOST": admin.host or "127.0.0.1", "PGPORT": str(admin.port or 5432),
-                   "POSTGRES_USER": admin.username or "postgres", "POSTGRES_DB": admin.database or "postgres",
-                   "CXSYNC_WAREHOUSE_DB": db, "CXSYNC_WAREHOUSE_USER": owner, "CXSYNC_WAREHOUSE_PASSWORD": "pw'x"}
+    environment = {
+        **os.environ,
+        "PGHOST": admin.host or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "POSTGRES_USER": admin.username or "postgres",
+        "POSTGRES_DB": admin.database or "postgres",
+        "CXSYNC_WAREHOUSE_DB": db,
+        "CXSYNC_WAREHOUSE_USER": owner,
+        "CXSYNC_WAREHOUSE_PASSWORD": "pw'x",
+    }
     if admin.password:
         environment["PGPASSWORD"] = admin.password
     script = next(iter(sorted(INIT_SCRIPT_DIR.glob("*.sh"))))
     try:
         for _ in range(2):  # a second run changes nothing and does not fail
-            done = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True,
-                                  timeout=60, check=False)
+            done = subprocess.run(
+                ["bash", str(script)], env=environment, capture_output=True, text=True, timeout=60, check=False
+            )
             assert done.returncode == 0, done.stderr
         with pg_admin_engine.connect() as conn:
-            found = conn.execute(sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d"),
-                                 {"d": db}).scalar()
+            found = conn.execute(
+                sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d"), {"d": db}
+            ).scalar()
         assert found == owner
     finally:
         with pg_admin_engine.connect() as conn:

@@ -62,8 +62,10 @@ def test_provider_yaml_schema_catches_a_malformed_field():
 
 @pytest.mark.parametrize(
     ("conn_type", "hook_path", "display"),
-    [("liveperson", "cxsync.hooks.liveperson.LivePersonHook", "LivePerson"),
-     ("helpdesk", "cxsync.hooks.helpdesk.HelpDeskHook", "HelpDesk")],
+    [
+        ("liveperson", "cxsync.hooks.liveperson.LivePersonHook", "LivePerson"),
+        ("helpdesk", "cxsync.hooks.helpdesk.HelpDeskHook", "HelpDesk"),
+    ],
 )
 def test_connection_type_names_an_importable_hook_of_that_type(conn_type, hook_path, display):
     entry = connection_type(conn_type)
@@ -118,8 +120,14 @@ def _airflow_env(tmp_path: Path) -> dict[str, str]:
 
 def test_airflow_providers_hooks_lists_both_connection_types(tmp_path):
     airflow_cli = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow_cli), "providers", "hooks", "--output", "json"], env=_airflow_env(tmp_path),
-                          capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run(
+        [str(airflow_cli), "providers", "hooks", "--output", "json"],
+        env=_airflow_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     hooks = {h["connection_type"]: h for h in json.loads(done.stdout)}
     assert hooks["liveperson"]["class"] == "cxsync.hooks.liveperson.LivePersonHook"
@@ -140,8 +148,14 @@ widgets = {k: {"sensitive": v.is_sensitive, "title": v.field["schema"].get("titl
 behaviours = {k: pm.field_behaviours.get(k) for k in ("liveperson", "helpdesk")}
 print(json.dumps({"widgets": widgets, "behaviours": behaviours, "providers": sorted(pm.providers)}))
 """
-    done = subprocess.run([sys.executable, "-c", script], env=_airflow_env(tmp_path), capture_output=True, text=True,
-                          timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_airflow_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert "cxsync" in found["providers"]
@@ -166,8 +180,14 @@ def test_pointing_airflows_plugins_folder_at_the_package_is_harmless(tmp_path):
     env = _airflow_env(tmp_path)
     env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
     airflow_cli = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow_cli), "plugins", "--output", "json"], env=env, capture_output=True, text=True,
-                          timeout=180, check=False)
+    done = subprocess.run(
+        [str(airflow_cli), "plugins", "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "python -m cxsync" not in done.stdout + done.stderr
     assert "Failed to import plugin" not in done.stdout + done.stderr

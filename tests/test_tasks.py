@@ -34,8 +34,9 @@ def env(tmp_path, monkeypatch):
 
 def point_source_at(monkeypatch, provider: str, source: str) -> None:
     spec = registry.PROVIDERS[provider]
-    monkeypatch.setitem(registry.PROVIDERS, provider, registry.ProviderSpec(spec.name, spec.display_name, source,
-                                                                            spec.hook))
+    monkeypatch.setitem(
+        registry.PROVIDERS, provider, registry.ProviderSpec(spec.name, spec.display_name, source, spec.hook)
+    )
 
 
 @pytest.mark.parametrize("provider", ["liveperson", "helpdesk"])

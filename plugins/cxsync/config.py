@@ -18,8 +18,16 @@ from cxsync import settings
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
 _KNOWN_KEYS = {
-    "id", "provider", "label", "description", "conn_id", "backfill_weeks", "retention",
-    "conversation_analytics", "schedule", "options",
+    "id",
+    "provider",
+    "label",
+    "description",
+    "conn_id",
+    "backfill_weeks",
+    "retention",
+    "conversation_analytics",
+    "schedule",
+    "options",
 }
 _TOP_LEVEL_KEYS = {"warehouse_conn_id", "integrations"}
 # Airflow's cron presets (airflow.utils.dates.cron_presets); anything else must be a 5-field cron line.
@@ -171,8 +179,10 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         problems.append(f"field `description`: {description!r} must be a string")
 
     weeks = entry.get("backfill_weeks", settings.DEFAULT_BACKFILL_WEEKS)
-    if isinstance(weeks, bool) or not isinstance(weeks, int) or not (
-        settings.MIN_BACKFILL_WEEKS <= weeks <= settings.MAX_BACKFILL_WEEKS
+    if (
+        isinstance(weeks, bool)
+        or not isinstance(weeks, int)
+        or not (settings.MIN_BACKFILL_WEEKS <= weeks <= settings.MAX_BACKFILL_WEEKS)
     ):
         problems.append(
             f"field `backfill_weeks`: {weeks!r} must be an integer from {settings.MIN_BACKFILL_WEEKS} "
@@ -188,7 +198,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     schedule = entry.get("schedule", settings.DEFAULT_SCHEDULE)
     if not isinstance(schedule, str) or not _valid_cron(schedule):
         problems.append(
-            f"field `schedule`: {schedule!r} is not a valid 5-field cron expression (e.g. \"0 2 * * *\") "
+            f'field `schedule`: {schedule!r} is not a valid 5-field cron expression (e.g. "0 2 * * *") '
             f"or preset ({', '.join(sorted(_CRON_PRESETS))})"
         )
 
@@ -199,8 +209,15 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     if problems:
         return None
     return Integration(
-        id=ident, provider=provider, conn_id=conn_id, label=label or ident, description=description,
-        backfill_weeks=weeks, retention=retention, conversation_analytics=analytics, schedule=schedule,
+        id=ident,
+        provider=provider,
+        conn_id=conn_id,
+        label=label or ident,
+        description=description,
+        backfill_weeks=weeks,
+        retention=retention,
+        conversation_analytics=analytics,
+        schedule=schedule,
         options=dict(options),
     )
 

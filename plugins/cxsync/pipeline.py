@@ -76,8 +76,15 @@ class Progress:
         log.info(
             "%s: %s done: %d conversations (%d new, %d changed, %d unchanged), %d messages written, "
             "%d rejected; %.1f conversations/s",
-            self.what, page.label or f"page {self.pages}", received, self.total.inserted, self.total.updated,
-            self.total.unchanged, self.total.messages_written, self.total.rejected, received / elapsed,
+            self.what,
+            page.label or f"page {self.pages}",
+            received,
+            self.total.inserted,
+            self.total.updated,
+            self.total.unchanged,
+            self.total.messages_written,
+            self.total.rejected,
+            received / elapsed,
         )
 
     def summary(self) -> dict:
@@ -100,9 +107,15 @@ def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) 
     groups = warehouse.upsert_groups(integration.id, roster.groups)
     skills = warehouse.upsert_skills(integration.id, roster.skills)
     warehouse.reject(integration.id, roster.rejected)
-    result = {"agents": stats.seen, "new": stats.inserted, "updated": stats.updated,
-              "marked_deleted": stats.marked_deleted, "groups": groups, "skills": skills,
-              "rejected": len(roster.rejected)}
+    result = {
+        "agents": stats.seen,
+        "new": stats.inserted,
+        "updated": stats.updated,
+        "marked_deleted": stats.marked_deleted,
+        "groups": groups,
+        "skills": skills,
+        "rejected": len(roster.rejected),
+    }
     log.info("roster of %s: %s", integration.id, result)
     return result
 
@@ -124,8 +137,12 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     committed = warehouse.get_watermark(integration.id, INTERACTIONS_STREAM)
     since = parse_watermark(committed) if committed else None
     until = source.server_now()
-    log.info("incremental %s: changes since %s (watermark), provider time now %s",
-             integration.id, committed or "the beginning (no watermark yet)", until.isoformat())
+    log.info(
+        "incremental %s: changes since %s (watermark), provider time now %s",
+        integration.id,
+        committed or "the beginning (no watermark yet)",
+        until.isoformat(),
+    )
     progress = Progress(f"incremental {integration.id}")
     new_watermark = format_watermark(until)
     wrote_any = False
@@ -133,8 +150,12 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
         pages = read_ahead(_prepared(integration, warehouse, source.changes(since, until)))
         for (page, ready), is_last in _with_last(pages):
             stats = warehouse.write_interactions(
-                integration.id, page.records, rejected=page.rejected, prepared=ready,
-                stream=INTERACTIONS_STREAM if is_last else None, watermark=new_watermark if is_last else None,
+                integration.id,
+                page.records,
+                rejected=page.rejected,
+                prepared=ready,
+                stream=INTERACTIONS_STREAM if is_last else None,
+                watermark=new_watermark if is_last else None,
             )
             progress.page_done(page, stats)
             wrote_any = True
@@ -165,13 +186,20 @@ def retention_cutoff(now: datetime, retention: Retention) -> datetime:
     return now - delta
 
 
-def apply_retention(integration: Integration, warehouse: Warehouse, *, dry_run: bool,
-                    now: datetime | None = None) -> dict:
+def apply_retention(
+    integration: Integration, warehouse: Warehouse, *, dry_run: bool, now: datetime | None = None
+) -> dict:
     cutoff = retention_cutoff(now or datetime.now(UTC), integration.retention)
     result = warehouse.delete_older_than(integration.id, cutoff, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    log.info("retention %s (%s): %s everything started before %s: %s",
-             integration.id, integration.retention, verb, cutoff.isoformat(), result.counts)
+    log.info(
+        "retention %s (%s): %s everything started before %s: %s",
+        integration.id,
+        integration.retention,
+        verb,
+        cutoff.isoformat(),
+        result.counts,
+    )
     return {"cutoff": cutoff.isoformat(), "dry_run": dry_run, **result.counts}
 
 

@@ -25,8 +25,11 @@ def _secret(label: str, description: str) -> dict:
 
 
 def _number(label: str, description: str, default: float, minimum: float) -> dict:
-    return {"label": label, "description": description,
-            "schema": {"type": ["number", "null"], "default": default, "minimum": minimum}}
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "default": default, "minimum": minimum},
+    }
 
 
 # The request layer's tunables (cxsync.http.tunables), the same for every provider.
@@ -59,7 +62,9 @@ LIVEPERSON_CONNECTION = {
     "conn-fields": {
         "account_id": _text("Account number", "Your LivePerson account (site) number. Required."),
         "auth_type": _text(
-            "Authentication", "oauth1: app keys (four values); oauth2: client credentials.", "oauth1",
+            "Authentication",
+            "oauth1: app keys (four values); oauth2: client credentials.",
+            "oauth1",
             ["oauth1", "oauth2"],
         ),
         # LivePerson issues all four app-key values as credentials: the token is masked like its secret.
@@ -92,15 +97,15 @@ HELPDESK_CONNECTION = {
     },
     "conn-fields": {
         "auth_type": _text(
-            "Authentication", "token: personal access token (Basic); oauth2: authorization code.", "token",
+            "Authentication",
+            "token: personal access token (Basic); oauth2: authorization code.",
+            "token",
             ["token", "oauth2"],
         ),
         "refresh_token": _secret(
             "Refresh token", "OAuth 2 only: stored by `python -m cxsync.helpdesk_oauth --conn-id <id>`."
         ),
-        "accounts_url": _text(
-            "Accounts URL", "OAuth 2 only: the token server.", "https://accounts.livechat.com"
-        ),
+        "accounts_url": _text("Accounts URL", "OAuth 2 only: the token server.", "https://accounts.livechat.com"),
         **_REQUEST_TUNABLES,
     },
 }
@@ -113,10 +118,12 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Contact-center QA integrations: LivePerson and HelpDesk conversations into a warehouse.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "LivePerson", "external-doc-url": "https://developers.liveperson.com/",
-             "tags": ["service"]},
-            {"integration-name": "HelpDesk", "external-doc-url": "https://api.helpdesk.com/docs",
-             "tags": ["service"]},
+            {
+                "integration-name": "LivePerson",
+                "external-doc-url": "https://developers.liveperson.com/",
+                "tags": ["service"],
+            },
+            {"integration-name": "HelpDesk", "external-doc-url": "https://api.helpdesk.com/docs", "tags": ["service"]},
         ],
         "hooks": [
             {"integration-name": "LivePerson", "python-modules": ["cxsync.hooks.liveperson"]},

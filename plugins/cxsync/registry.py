@@ -24,10 +24,15 @@ class ProviderSpec:
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
-    "liveperson": ProviderSpec("liveperson", "LivePerson", "cxsync.sources.liveperson:LivePersonSource",
-                               "cxsync.hooks.liveperson:LivePersonHook"),
-    "helpdesk": ProviderSpec("helpdesk", "HelpDesk", "cxsync.sources.helpdesk:HelpDeskSource",
-                             "cxsync.hooks.helpdesk:HelpDeskHook"),
+    "liveperson": ProviderSpec(
+        "liveperson",
+        "LivePerson",
+        "cxsync.sources.liveperson:LivePersonSource",
+        "cxsync.hooks.liveperson:LivePersonHook",
+    ),
+    "helpdesk": ProviderSpec(
+        "helpdesk", "HelpDesk", "cxsync.sources.helpdesk:HelpDeskSource", "cxsync.hooks.helpdesk:HelpDeskHook"
+    ),
 }
 
 

@@ -67,8 +67,7 @@ def plan_backfill(integration_id: str, weeks: int) -> list[dict]:
         finally:
             source.close()
     windows = pipeline.plan_windows(end, weeks)
-    log.info("backfill %s: %d week(s) up to %s in %d day windows", integration_id, weeks, end.isoformat(),
-             len(windows))
+    log.info("backfill %s: %d week(s) up to %s in %d day windows", integration_id, weeks, end.isoformat(), len(windows))
     return [w.to_xcom() for w in windows]
 
 

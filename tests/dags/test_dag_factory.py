@@ -19,8 +19,12 @@ DAGS = ROOT / "dags"
 SHIPPED = ROOT / "include" / "integrations.yaml"
 KINDS = ("roster_sync", "backfill", "incremental", "retention")
 # Tasks that talk to the provider's API run in the provider's pool.
-PROVIDER_TASKS = {"roster_sync": {"sync_roster"}, "backfill": {"plan_windows", "load_window"},
-                  "incremental": {"load_changes"}, "retention": set()}
+PROVIDER_TASKS = {
+    "roster_sync": {"sync_roster"},
+    "backfill": {"plan_windows", "load_window"},
+    "incremental": {"load_changes"},
+    "retention": set(),
+}
 
 
 def dag_bag(integrations_file: Path, monkeypatch):
@@ -97,6 +101,7 @@ def test_provider_tasks_run_in_the_providers_pool(shipped_bag, shipped):
 
 def test_schedules(shipped_bag, shipped):
     for integration in shipped.integrations:
+
         def get(dag_id):
             return serialized(shipped_bag.dags[dag_id])
 
@@ -141,12 +146,14 @@ def test_retention_dry_run_param_is_boolean(shipped_bag):
 
 def test_a_bad_entry_yields_the_config_errors_dag_and_the_good_dags_remain(tmp_path, monkeypatch):
     path = tmp_path / "integrations.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         integrations:
           - {id: lp_ok, provider: liveperson, conn_id: lp}
           - {id: hd_bad, provider: helpdesk, conn_id: hd, backfill_weeks: 9}
           - {id: hd_ok, provider: helpdesk, conn_id: hd}
-    """))
+    """)
+    )
     with pytest.warns(UserWarning, match="backfill_weeks"):
         bag = dag_bag(path, monkeypatch)
     assert bag.import_errors == {}
@@ -170,8 +177,13 @@ def test_config_errors_dag_fails_when_run(tmp_path, monkeypatch):
 
 
 def test_an_integration_airflow_refuses_does_not_hide_the_others(tmp_path, monkeypatch, factory):
-    config = load_integrations(_write(tmp_path, "integrations:\n  - {id: lp_a, provider: liveperson, conn_id: a}\n"
-                                                "  - {id: lp_b, provider: liveperson, conn_id: b}\n"))
+    config = load_integrations(
+        _write(
+            tmp_path,
+            "integrations:\n  - {id: lp_a, provider: liveperson, conn_id: a}\n"
+            "  - {id: lp_b, provider: liveperson, conn_id: b}\n",
+        )
+    )
     original = factory.BUILDERS["retention"]
 
     def refuse_lp_a(integration):
@@ -253,8 +265,14 @@ def test_parsing_touches_no_network_and_no_database(tmp_path):
     env["CXSYNC_INTEGRATIONS_FILE"] = str(SHIPPED)
     env["AIRFLOW_HOME"] = str(tmp_path / "home")
     env["CXSYNC_WAREHOUSE_PATH"] = str(tmp_path / "warehouse.db")
-    done = subprocess.run([sys.executable, "-c", PARSE_OFFLINE, str(DAGS)], env=env, capture_output=True, text=True,
-                          timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_OFFLINE, str(DAGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
@@ -268,14 +286,25 @@ def test_parsing_touches_no_network_and_no_database(tmp_path):
 def test_airflow_dags_list_shows_exactly_four_dags_per_integration(tmp_path, shipped):
     """What an operator sees: `airflow dags list` with the shipped integrations file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    env.update(AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               AIRFLOW__CORE__DAGS_FOLDER=str(DAGS), CXSYNC_INTEGRATIONS_FILE=str(SHIPPED))
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        CXSYNC_INTEGRATIONS_FILE=str(SHIPPED),
+    )
     airflow_cli = str(Path(sys.executable).with_name("airflow"))
-    migrate = subprocess.run([airflow_cli, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300,
-                             check=False)
+    migrate = subprocess.run(
+        [airflow_cli, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    listed = subprocess.run([airflow_cli, "dags", "list", "--local", "--output", "json"], env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    listed = subprocess.run(
+        [airflow_cli, "dags", "list", "--local", "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stderr[-2000:]
     dag_ids = sorted(d["dag_id"] for d in json.loads(listed.stdout.strip().splitlines()[-1]))
     assert dag_ids == sorted(f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS)

@@ -166,8 +166,10 @@ def test_rate_limit_answers_429_without_retry_after_when_told(sandbox_server):
 
 def test_helpdesk_token_url_answers_429_in_the_oauth_dialect(sandbox_server):
     put_faults(sandbox_server, "helpdesk", rate_limit_rps=1)
-    answers = [requests.post(f"{sandbox_server.base_url}/v2/token", data={"grant_type": "refresh_token"}, timeout=5)
-               for _ in range(3)]
+    answers = [
+        requests.post(f"{sandbox_server.base_url}/v2/token", data={"grant_type": "refresh_token"}, timeout=5)
+        for _ in range(3)
+    ]
     limited = [r for r in answers if r.status_code == 429]
     assert limited
     assert limited[0].json()["error"] == "temporarily_unavailable"

@@ -25,12 +25,21 @@ def test_postgres_uri_connection(monkeypatch):
     url = sa.make_url(resolve_url())
     assert url.drivername == "postgresql+psycopg2"
     assert (url.username, url.password, url.host, url.port, url.database) == (
-        "qa", "s3cr/t@x", "db.internal", 6543, "cxsync")
+        "qa",
+        "s3cr/t@x",
+        "db.internal",
+        6543,
+        "cxsync",
+    )
 
 
 def test_postgres_json_connection_with_a_custom_conn_id(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_QA_DW", json.dumps(
-        {"conn_type": "postgres", "host": "pg", "login": "u", "password": "p:w", "schema": "qa", "port": 5432}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QA_DW",
+        json.dumps(
+            {"conn_type": "postgres", "host": "pg", "login": "u", "password": "p:w", "schema": "qa", "port": 5432}
+        ),
+    )
     url = sa.make_url(resolve_url("qa_dw"))
     assert (url.drivername, url.host, url.database, url.password) == ("postgresql+psycopg2", "pg", "qa", "p:w")
 

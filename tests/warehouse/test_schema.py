@@ -13,13 +13,42 @@ from cxsync.warehouse import schema as t
 
 # Columns DESIGN.md names, per table (more are welcome), and the primary keys it fixes.
 CONTRACT = {
-    "cx_agents": (["integration_id", "agent_id"], ["login_name", "display_name", "email", "role", "is_enabled",
-                                                   "is_deleted", "first_seen_at", "last_synced_at", "raw"]),
-    "cx_interactions": (["integration_id", "interaction_id"], [
-        "provider", "channel", "status", "provider_status", "subject", "started_at", "ended_at", "updated_at",
-        "agent_id", "customer_id", "message_count", "loaded_at", "raw"]),
-    "cx_messages": (["integration_id", "interaction_id", "message_id"], [
-        "seq", "sent_at", "sender_type", "sender_id", "text", "is_private"]),
+    "cx_agents": (
+        ["integration_id", "agent_id"],
+        [
+            "login_name",
+            "display_name",
+            "email",
+            "role",
+            "is_enabled",
+            "is_deleted",
+            "first_seen_at",
+            "last_synced_at",
+            "raw",
+        ],
+    ),
+    "cx_interactions": (
+        ["integration_id", "interaction_id"],
+        [
+            "provider",
+            "channel",
+            "status",
+            "provider_status",
+            "subject",
+            "started_at",
+            "ended_at",
+            "updated_at",
+            "agent_id",
+            "customer_id",
+            "message_count",
+            "loaded_at",
+            "raw",
+        ],
+    ),
+    "cx_messages": (
+        ["integration_id", "interaction_id", "message_id"],
+        ["seq", "sent_at", "sender_type", "sender_id", "text", "is_private"],
+    ),
     "cx_sync_state": (["integration_id", "stream"], ["watermark", "updated_at"]),
     "cx_retention_log": (None, ["integration_id", "run_at", "cutoff", "dry_run"]),
     "cx_rejected_records": (None, ["integration_id", "stream", "record_key", "reason", "raw", "rejected_at"]),
@@ -45,8 +74,14 @@ def _versions(wh: Warehouse) -> list[int]:
 
 def _seed(wh: Warehouse) -> None:
     wh.sync_agents("lp", [AgentRecord("a1", display_name="Ann")], synced_at=T0)
-    wh.write_interactions("lp", [InteractionRecord(
-        "c1", "liveperson", "closed", T0, messages=[MessageRecord("m1", 1, T0, "customer", text="hi")])])
+    wh.write_interactions(
+        "lp",
+        [
+            InteractionRecord(
+                "c1", "liveperson", "closed", T0, messages=[MessageRecord("m1", 1, T0, "customer", text="hi")]
+            )
+        ],
+    )
     wh.set_watermark("lp", "interactions", "2026-03-01T00:00:00.000000Z")
 
 
@@ -151,19 +186,46 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
             conn.execute(t.schema_version.delete())
             conn.execute(t.schema_version.insert().values(version=1, applied_at=T0))
             rows = [
-                {"integration_id": "lp", "stream": "interactions", "record_key": "c1", "reason": "no start",
-                 "raw": '{"id":"c1"}', "rejected_at": T0},
-                {"integration_id": "lp", "stream": "interactions", "record_key": "c1", "reason": "no start",
-                 "raw": '{"id":"c1"}', "rejected_at": T0},
-                {"integration_id": "lp", "stream": "interactions", "record_key": "c2", "reason": "no start",
-                 "raw": '{"id":"c2"}', "rejected_at": T0},
-                {"integration_id": "hd", "stream": "interactions", "record_key": "c1", "reason": "no start",
-                 "raw": '{"id":"c1"}', "rejected_at": T0},
+                {
+                    "integration_id": "lp",
+                    "stream": "interactions",
+                    "record_key": "c1",
+                    "reason": "no start",
+                    "raw": '{"id":"c1"}',
+                    "rejected_at": T0,
+                },
+                {
+                    "integration_id": "lp",
+                    "stream": "interactions",
+                    "record_key": "c1",
+                    "reason": "no start",
+                    "raw": '{"id":"c1"}',
+                    "rejected_at": T0,
+                },
+                {
+                    "integration_id": "lp",
+                    "stream": "interactions",
+                    "record_key": "c2",
+                    "reason": "no start",
+                    "raw": '{"id":"c2"}',
+                    "rejected_at": T0,
+                },
+                {
+                    "integration_id": "hd",
+                    "stream": "interactions",
+                    "record_key": "c1",
+                    "reason": "no start",
+                    "raw": '{"id":"c1"}',
+                    "rejected_at": T0,
+                },
             ]
-            conn.execute(sa.text(
-                "INSERT INTO cx_rejected_records (integration_id, stream, record_key, reason, raw, rejected_at) "
-                "VALUES (:integration_id, :stream, :record_key, :reason, :raw, :rejected_at)"
-            ), [{**r, "rejected_at": r["rejected_at"].replace(tzinfo=None)} for r in rows])
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cx_rejected_records (integration_id, stream, record_key, reason, raw, rejected_at) "
+                    "VALUES (:integration_id, :stream, :record_key, :reason, :raw, :rejected_at)"
+                ),
+                [{**r, "rejected_at": r["rejected_at"].replace(tzinfo=None)} for r in rows],
+            )
         _seed(wh)
         before = wh.table_counts()
 
@@ -172,11 +234,15 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
         after = wh.table_counts()
         assert after["cx_rejected_records"] == before["cx_rejected_records"] - 1
         assert {k: v for k, v in after.items() if k != "cx_rejected_records"} == {
-            k: v for k, v in before.items() if k != "cx_rejected_records"}
+            k: v for k, v in before.items() if k != "cx_rejected_records"
+        }
         with wh.engine.connect() as conn:
-            kept = conn.execute(sa.text(
-                "SELECT integration_id, record_key FROM cx_rejected_records "
-                "WHERE record_hash IS NOT NULL ORDER BY 1, 2")).all()
+            kept = conn.execute(
+                sa.text(
+                    "SELECT integration_id, record_key FROM cx_rejected_records "
+                    "WHERE record_hash IS NOT NULL ORDER BY 1, 2"
+                )
+            ).all()
         assert kept == [("hd", "c1"), ("lp", "c1"), ("lp", "c2")]
     finally:
         wh.dispose()

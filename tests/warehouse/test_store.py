@@ -17,8 +17,15 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def message(mid: str, seq: int, text: str = "hello", sender_type: str = "customer", **kw) -> MessageRecord:
-    return MessageRecord(message_id=mid, seq=seq, sent_at=T0 + timedelta(minutes=seq), sender_type=sender_type,
-                         sender_id=kw.pop("sender_id", "c1"), text=text, **kw)
+    return MessageRecord(
+        message_id=mid,
+        seq=seq,
+        sent_at=T0 + timedelta(minutes=seq),
+        sender_type=sender_type,
+        sender_id=kw.pop("sender_id", "c1"),
+        text=text,
+        **kw,
+    )
 
 
 def interaction(iid: str, started_at: datetime = T0, n_messages: int = 2, **kw) -> InteractionRecord:
@@ -26,10 +33,17 @@ def interaction(iid: str, started_at: datetime = T0, n_messages: int = 2, **kw) 
     if messages is None:
         messages = [message(f"{iid}-m{i}", i, f"text {i} of {iid}") for i in range(1, n_messages + 1)]
     return InteractionRecord(
-        interaction_id=iid, provider=kw.pop("provider", "liveperson"), status=kw.pop("status", "closed"),
-        started_at=started_at, channel=kw.pop("channel", "messaging"), agent_id=kw.pop("agent_id", "a1"),
-        customer_id="c1", updated_at=started_at + timedelta(hours=1), messages=messages,
-        raw=kw.pop("raw", {"id": iid}), **kw,
+        interaction_id=iid,
+        provider=kw.pop("provider", "liveperson"),
+        status=kw.pop("status", "closed"),
+        started_at=started_at,
+        channel=kw.pop("channel", "messaging"),
+        agent_id=kw.pop("agent_id", "a1"),
+        customer_id="c1",
+        updated_at=started_at + timedelta(hours=1),
+        messages=messages,
+        raw=kw.pop("raw", {"id": iid}),
+        **kw,
     )
 
 
@@ -46,8 +60,11 @@ def count(wh: Warehouse, table: sa.Table, *where) -> int:
 
 def backdate_rejected(wh: Warehouse, integration_id: str, when: datetime) -> None:
     with wh.engine.begin() as conn:
-        conn.execute(t.rejected_records.update().where(t.rejected_records.c.integration_id == integration_id)
-                     .values(rejected_at=when))
+        conn.execute(
+            t.rejected_records.update()
+            .where(t.rejected_records.c.integration_id == integration_id)
+            .values(rejected_at=when)
+        )
 
 
 # ---- interactions and messages -------------------------------------------------------------------
@@ -67,7 +84,10 @@ def test_upsert_twice_keeps_one_row_per_primary_key(warehouse):
     assert json.loads(stored[0]["raw"]) == {"id": "c1"}
     msgs = rows(warehouse, t.messages, t.messages.c.interaction_id == "c2")
     assert [(m["message_id"], m["seq"], m["text"]) for m in msgs] == [
-        ("c2-m1", 1, "text 1 of c2"), ("c2-m2", 2, "text 2 of c2"), ("c2-m3", 3, "text 3 of c2")]
+        ("c2-m1", 1, "text 1 of c2"),
+        ("c2-m2", 2, "text 2 of c2"),
+        ("c2-m3", 3, "text 3 of c2"),
+    ]
 
 
 def test_rerun_writes_nothing_and_keeps_loaded_at(warehouse):
@@ -90,10 +110,15 @@ def test_same_ids_in_two_integrations_are_distinct_rows(warehouse):
 def test_changed_interaction_replaces_its_message_set(warehouse):
     warehouse.write_interactions("lp", [interaction("c1", n_messages=3, status="open"), interaction("c2")])
     loaded_before = rows(warehouse, t.interactions, t.interactions.c.interaction_id == "c1")[0]["loaded_at"]
-    changed = interaction("c1", status="closed", messages=[
-        message("c1-m1", 1, "text 1 of c1"), message("c1-m3", 2, "edited", sender_type="agent", sender_id="a1"),
-        message("c1-m9", 3, "new"),
-    ])
+    changed = interaction(
+        "c1",
+        status="closed",
+        messages=[
+            message("c1-m1", 1, "text 1 of c1"),
+            message("c1-m3", 2, "edited", sender_type="agent", sender_id="a1"),
+            message("c1-m9", 3, "new"),
+        ],
+    )
     stats = warehouse.write_interactions("lp", [changed, interaction("c2")])
     assert (stats.inserted, stats.updated, stats.unchanged) == (0, 1, 1)
     assert stats.messages_removed == 1  # c1-m2 is gone
@@ -102,7 +127,10 @@ def test_changed_interaction_replaces_its_message_set(warehouse):
     assert row["loaded_at"] > loaded_before
     msgs = rows(warehouse, t.messages, t.messages.c.interaction_id == "c1")
     assert [(m["message_id"], m["seq"], m["text"], m["sender_type"]) for m in msgs] == [
-        ("c1-m1", 1, "text 1 of c1", "customer"), ("c1-m3", 2, "edited", "agent"), ("c1-m9", 3, "new", "customer")]
+        ("c1-m1", 1, "text 1 of c1", "customer"),
+        ("c1-m3", 2, "edited", "agent"),
+        ("c1-m9", 3, "new", "customer"),
+    ]
     # the unchanged neighbour kept its messages
     assert count(warehouse, t.messages, t.messages.c.interaction_id == "c2") == 2
 
@@ -146,8 +174,12 @@ def test_times_are_utc_aware_and_naive_times_are_refused(warehouse):
 
 
 def test_watermark_format_round_trips_and_sorts_as_text():
-    moments = [datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
-               datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))]
+    moments = [
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+    ]
     for moment in moments:
         assert parse_watermark(format_watermark(moment)) == moment
     assert sorted(moments) == sorted(moments, key=format_watermark)
@@ -168,9 +200,13 @@ def test_failed_watermark_write_rolls_back_the_rows(warehouse, monkeypatch):
 
     monkeypatch.setattr(Warehouse, "_set_watermark", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        warehouse.write_interactions("lp", [interaction("c1"), interaction("c2")],
-                                     rejected=[RejectedRecord("interactions", "x", "bad")],
-                                     stream="interactions", watermark=format_watermark(T0))
+        warehouse.write_interactions(
+            "lp",
+            [interaction("c1"), interaction("c2")],
+            rejected=[RejectedRecord("interactions", "x", "bad")],
+            stream="interactions",
+            watermark=format_watermark(T0),
+        )
     assert count(warehouse, t.interactions) == 0
     assert count(warehouse, t.messages) == 0
     assert count(warehouse, t.rejected_records) == 0
@@ -179,15 +215,16 @@ def test_failed_watermark_write_rolls_back_the_rows(warehouse, monkeypatch):
 
 
 def test_failure_after_the_rows_leaves_neither_rows_nor_watermark(warehouse):
-    warehouse.write_interactions("lp", [interaction("c0")], stream="interactions",
-                                 watermark=format_watermark(T0))
+    warehouse.write_interactions("lp", [interaction("c0")], stream="interactions", watermark=format_watermark(T0))
     # The rejected record is written after the rows and before the watermark; a NULL reason breaks
     # the NOT NULL constraint, mid-transaction.
     with pytest.raises(sa.exc.IntegrityError):
         warehouse.write_interactions(
-            "lp", [interaction("c1"), interaction("c0", status="open")],
+            "lp",
+            [interaction("c1"), interaction("c0", status="open")],
             rejected=[RejectedRecord("interactions", "x", None)],  # type: ignore[arg-type]
-            stream="interactions", watermark=format_watermark(T0 + timedelta(days=1)),
+            stream="interactions",
+            watermark=format_watermark(T0 + timedelta(days=1)),
         )
     assert [(r["interaction_id"], r["status"]) for r in rows(warehouse, t.interactions)] == [("c0", "closed")]
     assert count(warehouse, t.messages) == 2
@@ -221,8 +258,16 @@ def test_watermarks_are_per_integration_and_stream(warehouse):
 
 
 def agent(aid: str, **kw) -> AgentRecord:
-    return AgentRecord(agent_id=aid, login_name=f"{aid}@example.com", display_name=aid.upper(),
-                       email=f"{aid}@example.com", role="agent", is_enabled=True, raw={"id": aid}, **kw)
+    return AgentRecord(
+        agent_id=aid,
+        login_name=f"{aid}@example.com",
+        display_name=aid.upper(),
+        email=f"{aid}@example.com",
+        role="agent",
+        is_enabled=True,
+        raw={"id": aid},
+        **kw,
+    )
 
 
 def agents_by_id(wh: Warehouse, integration_id: str = "lp") -> dict[str, dict]:
@@ -300,10 +345,14 @@ def test_groups_and_skills_upsert(warehouse):
 
 
 def test_rejected_records_are_written_never_dropped(warehouse):
-    stats = warehouse.write_interactions("lp", [interaction("c1")], rejected=[
-        RejectedRecord("interactions", "conv-9", "missing conversationId", raw={"info": {}}),
-        RejectedRecord("interactions", None, "not JSON", raw="<html>oops</html>"),
-    ])
+    stats = warehouse.write_interactions(
+        "lp",
+        [interaction("c1")],
+        rejected=[
+            RejectedRecord("interactions", "conv-9", "missing conversationId", raw={"info": {}}),
+            RejectedRecord("interactions", None, "not JSON", raw="<html>oops</html>"),
+        ],
+    )
     assert stats.rejected == 2 and stats.received == 3
     assert warehouse.reject("lp", [RejectedRecord("agents", "u1", "no id")]) == 1
     assert warehouse.reject("lp", []) == 0
@@ -327,7 +376,10 @@ def test_the_same_bad_record_met_again_stays_one_row(warehouse):
     warehouse.write_interactions("lp", [], rejected=[changed])  # other content: another row
     stored = rows(warehouse, t.rejected_records)
     assert sorted((r["integration_id"], r["raw"]) for r in stored) == [
-        ("hd", '{"info":{}}'), ("lp", '{"info":{"x":1}}'), ("lp", '{"info":{}}')]
+        ("hd", '{"info":{}}'),
+        ("lp", '{"info":{"x":1}}'),
+        ("lp", '{"info":{}}'),
+    ]
 
 
 # ---- retention --------------------------------------------------------------------------------------------
@@ -354,11 +406,11 @@ def test_retention_deletes_exactly_the_rows_older_than_the_cutoff_in_every_table
     result = warehouse.delete_older_than("lp", cutoff, batch_size=2)
     assert result.counts == {"cx_interactions": 5, "cx_messages": 15, "cx_rejected_records": 1}
     lp = t.interactions.c.integration_id == "lp"
-    assert sorted(r["interaction_id"] for r in rows(warehouse, t.interactions, lp)) == [
-        "exact", "new0", "new1", "new2"]
+    assert sorted(r["interaction_id"] for r in rows(warehouse, t.interactions, lp)) == ["exact", "new0", "new1", "new2"]
     assert count(warehouse, t.messages, t.messages.c.integration_id == "lp") == 1 + 3 * 2
-    assert [r["record_key"] for r in rows(warehouse, t.rejected_records,
-                                          t.rejected_records.c.integration_id == "lp")] == ["r-new"]
+    assert [
+        r["record_key"] for r in rows(warehouse, t.rejected_records, t.rejected_records.c.integration_id == "lp")
+    ] == ["r-new"]
     # other integration, roster and watermarks are not retention's business
     assert count(warehouse, t.interactions, t.interactions.c.integration_id == "hd") == 1
     assert count(warehouse, t.messages, t.messages.c.integration_id == "hd") == 2
@@ -381,7 +433,8 @@ def test_retention_dry_run_counts_and_deletes_nothing(warehouse):
     after = warehouse.table_counts()
     assert after["cx_retention_log"] == before["cx_retention_log"] + 1
     assert {k: v for k, v in after.items() if k != "cx_retention_log"} == {
-        k: v for k, v in before.items() if k != "cx_retention_log"}
+        k: v for k, v in before.items() if k != "cx_retention_log"
+    }
     (log,) = rows(warehouse, t.retention_log)
     assert log["dry_run"] is True and log["interactions_deleted"] == 5
 
@@ -406,8 +459,14 @@ def test_table_counts_overall_and_per_integration(warehouse):
     assert overall["cx_interactions"] == 3 and overall["cx_messages"] == 5 and overall["cx_agents"] == 1
     per = warehouse.table_counts("hd")
     assert per["cx_interactions"] == 1 and per["cx_messages"] == 1 and per["cx_agents"] == 0
-    assert set(overall) >= {"cx_agents", "cx_interactions", "cx_messages", "cx_sync_state", "cx_retention_log",
-                            "cx_rejected_records"}
+    assert set(overall) >= {
+        "cx_agents",
+        "cx_interactions",
+        "cx_messages",
+        "cx_sync_state",
+        "cx_retention_log",
+        "cx_rejected_records",
+    }
 
 
 # ---- the content hash: what makes an interaction "changed" ------------------------------------------------

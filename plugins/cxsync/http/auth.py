@@ -150,4 +150,3 @@ class BearerAuth(AuthStrategy):
     def refresh(self) -> bool:
         self.tokens.invalidate()
         return True
-

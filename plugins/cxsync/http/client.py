@@ -186,8 +186,9 @@ class ApiClient:
             try:
                 return _parse_json(response)
             except (json.JSONDecodeError, ValueError):
-                self._retry_or_raise(attempt, f"{method} {_path(url)}: truncated or invalid JSON body",
-                                     self.retry.backoff)
+                self._retry_or_raise(
+                    attempt, f"{method} {_path(url)}: truncated or invalid JSON body", self.retry.backoff
+                )
 
     # ---- private steps --------------------------------------------------------------------------
 
@@ -216,8 +217,7 @@ class ApiClient:
         wait = wait_for(attempt, self._rng)
         self.stats.retries += 1
         self.stats.waited_seconds += wait
-        log.warning("%s: %s; retry %d of %d in %.1f s", self.name, what, attempt,
-                    self.retry.max_attempts - 1, wait)
+        log.warning("%s: %s; retry %d of %d in %.1f s", self.name, what, attempt, self.retry.max_attempts - 1, wait)
         self._sleep(wait)
 
     def _fatal(self, method: str, url: str, response: requests.Response) -> Exception:

@@ -45,44 +45,66 @@ def _key(name: str) -> sa.Column:
 
 
 schema_version = sa.Table(
-    "cx_schema_version", metadata,
+    "cx_schema_version",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("applied_at", UTCDateTime, nullable=False),
 )
 
 agents = sa.Table(
-    "cx_agents", metadata,
-    _key("integration_id"), _key("agent_id"),
-    sa.Column("login_name", sa.Text), sa.Column("display_name", sa.Text), sa.Column("email", sa.Text),
-    sa.Column("role", sa.Text), sa.Column("is_enabled", sa.Boolean),
+    "cx_agents",
+    metadata,
+    _key("integration_id"),
+    _key("agent_id"),
+    sa.Column("login_name", sa.Text),
+    sa.Column("display_name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("role", sa.Text),
+    sa.Column("is_enabled", sa.Boolean),
     sa.Column("is_deleted", sa.Boolean, nullable=False),
-    sa.Column("group_ids", sa.Text), sa.Column("skill_ids", sa.Text),
-    sa.Column("first_seen_at", UTCDateTime, nullable=False), sa.Column("last_synced_at", UTCDateTime, nullable=False),
+    sa.Column("group_ids", sa.Text),
+    sa.Column("skill_ids", sa.Text),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_synced_at", UTCDateTime, nullable=False),
     sa.Column("deleted_at", UTCDateTime),
     sa.Column("raw", sa.Text),
 )
 
 agent_groups = sa.Table(
-    "cx_agent_groups", metadata,
-    _key("integration_id"), _key("group_id"),
-    sa.Column("name", sa.Text), sa.Column("last_synced_at", UTCDateTime, nullable=False), sa.Column("raw", sa.Text),
+    "cx_agent_groups",
+    metadata,
+    _key("integration_id"),
+    _key("group_id"),
+    sa.Column("name", sa.Text),
+    sa.Column("last_synced_at", UTCDateTime, nullable=False),
+    sa.Column("raw", sa.Text),
 )
 
 skills = sa.Table(
-    "cx_skills", metadata,
-    _key("integration_id"), _key("skill_id"),
-    sa.Column("name", sa.Text), sa.Column("last_synced_at", UTCDateTime, nullable=False), sa.Column("raw", sa.Text),
+    "cx_skills",
+    metadata,
+    _key("integration_id"),
+    _key("skill_id"),
+    sa.Column("name", sa.Text),
+    sa.Column("last_synced_at", UTCDateTime, nullable=False),
+    sa.Column("raw", sa.Text),
 )
 
 interactions = sa.Table(
-    "cx_interactions", metadata,
-    _key("integration_id"), _key("interaction_id"),
+    "cx_interactions",
+    metadata,
+    _key("integration_id"),
+    _key("interaction_id"),
     sa.Column("provider", sa.String(32), nullable=False),
-    sa.Column("channel", sa.Text), sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("provider_status", sa.Text), sa.Column("subject", sa.Text),
-    sa.Column("started_at", UTCDateTime, nullable=False), sa.Column("ended_at", UTCDateTime),
+    sa.Column("channel", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider_status", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime),
-    sa.Column("agent_id", sa.Text), sa.Column("customer_id", sa.Text),
+    sa.Column("agent_id", sa.Text),
+    sa.Column("customer_id", sa.Text),
     sa.Column("message_count", sa.Integer, nullable=False),
     sa.Column("loaded_at", UTCDateTime, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
@@ -91,25 +113,33 @@ interactions = sa.Table(
 )
 
 messages = sa.Table(
-    "cx_messages", metadata,
-    _key("integration_id"), _key("interaction_id"), _key("message_id"),
+    "cx_messages",
+    metadata,
+    _key("integration_id"),
+    _key("interaction_id"),
+    _key("message_id"),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("sent_at", UTCDateTime),
     sa.Column("sender_type", sa.String(16), nullable=False),
-    sa.Column("sender_id", sa.Text), sa.Column("text", sa.Text),
+    sa.Column("sender_id", sa.Text),
+    sa.Column("text", sa.Text),
     sa.Column("is_private", sa.Boolean, nullable=False),
     sa.Column("message_type", sa.Text),
     sa.Column("raw", sa.Text),
 )
 
 sync_state = sa.Table(
-    "cx_sync_state", metadata,
-    _key("integration_id"), _key("stream"),
-    sa.Column("watermark", sa.Text), sa.Column("updated_at", UTCDateTime, nullable=False),
+    "cx_sync_state",
+    metadata,
+    _key("integration_id"),
+    _key("stream"),
+    sa.Column("watermark", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 retention_log = sa.Table(
-    "cx_retention_log", metadata,
+    "cx_retention_log",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("integration_id", sa.String(255), nullable=False),
     sa.Column("run_at", UTCDateTime, nullable=False),
@@ -122,7 +152,8 @@ retention_log = sa.Table(
 )
 
 rejected_records = sa.Table(
-    "cx_rejected_records", metadata,
+    "cx_rejected_records",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("integration_id", sa.String(255), nullable=False),
     sa.Column("stream", sa.String(64), nullable=False),
@@ -141,6 +172,7 @@ rejected_records = sa.Table(
 # (analytics, QA lists) register here too.
 INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
 
+
 # Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has
 # rows. A new warehouse skips them (create_all builds the current tables). Later versions add
 # columns/tables without losing rows.
@@ -158,8 +190,9 @@ def _v2_dedupe_rejected_records(conn: Connection) -> None:
     table = rejected_records
     conn.execute(sa.text("ALTER TABLE cx_rejected_records ADD COLUMN record_hash VARCHAR(64)"))
     rows = conn.execute(
-        sa.select(table.c.id, table.c.integration_id, table.c.stream, table.c.record_key, table.c.reason,
-                  table.c.raw).order_by(table.c.id)
+        sa.select(
+            table.c.id, table.c.integration_id, table.c.stream, table.c.record_key, table.c.reason, table.c.raw
+        ).order_by(table.c.id)
     ).all()
     first: set[tuple[str, str, str]] = set()
     duplicates: list[int] = []

@@ -226,8 +226,9 @@ class Warehouse:
                     (stmt.excluded.is_deleted.is_(False), None),
                     else_=sa.func.coalesce(table.c.deleted_at, stmt.excluded.deleted_at),
                 )
-                conn.execute(stmt.on_conflict_do_update(index_elements=["integration_id", "agent_id"], set_=update),
-                             rows)
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["integration_id", "agent_id"], set_=update), rows
+                )
             stats.inserted = len(set(by_id) - existing)
             stats.updated = len(set(by_id) & existing)
             if complete:
@@ -235,16 +236,20 @@ class Warehouse:
                 for chunk in _chunks(vanished, settings.UPSERT_BATCH_ROWS):
                     result = conn.execute(
                         table.update()
-                        .where(table.c.integration_id == integration_id, table.c.agent_id.in_(chunk),
-                               table.c.is_deleted.is_(False))
+                        .where(
+                            table.c.integration_id == integration_id,
+                            table.c.agent_id.in_(chunk),
+                            table.c.is_deleted.is_(False),
+                        )
                         .values(is_deleted=True, deleted_at=now, last_synced_at=now)
                     )
                     stats.marked_deleted += result.rowcount
         return stats
 
     def upsert_groups(self, integration_id: str, groups: Iterable[GroupRecord]) -> int:
-        return self._upsert_named(t.agent_groups, "group_id", integration_id,
-                                  [(g.group_id, g.name, g.raw) for g in groups])
+        return self._upsert_named(
+            t.agent_groups, "group_id", integration_id, [(g.group_id, g.name, g.raw) for g in groups]
+        )
 
     def upsert_skills(self, integration_id: str, skills: Iterable[SkillRecord]) -> int:
         return self._upsert_named(t.skills, "skill_id", integration_id, [(s.skill_id, s.name, s.raw) for s in skills])
@@ -252,8 +257,10 @@ class Warehouse:
     def _upsert_named(self, table: sa.Table, key: str, integration_id: str, items: list[tuple]) -> int:
         now = datetime.now(UTC)
         rows = sorted(
-            ({"integration_id": integration_id, key: k, "name": n, "last_synced_at": now, "raw": to_json(r)}
-             for k, n, r in items),
+            (
+                {"integration_id": integration_id, key: k, "name": n, "last_synced_at": now, "raw": to_json(r)}
+                for k, n, r in items
+            ),
             key=lambda r: r[key],
         )
         if not rows:
@@ -380,11 +387,17 @@ class Warehouse:
         upsert = self._bulk_upserts.get(which)
         if upsert is None:
             if which == "interactions":
-                upsert = BulkUpsert(self.engine.dialect, t.interactions, INTERACTION_COLUMNS,
-                                    ["integration_id", "interaction_id"], only_if_changed="content_hash")
+                upsert = BulkUpsert(
+                    self.engine.dialect,
+                    t.interactions,
+                    INTERACTION_COLUMNS,
+                    ["integration_id", "interaction_id"],
+                    only_if_changed="content_hash",
+                )
             else:
-                upsert = BulkUpsert(self.engine.dialect, t.messages, MESSAGE_COLUMNS,
-                                    ["integration_id", "interaction_id", "message_id"])
+                upsert = BulkUpsert(
+                    self.engine.dialect, t.messages, MESSAGE_COLUMNS, ["integration_id", "interaction_id", "message_id"]
+                )
             self._bulk_upserts[which] = upsert
         return upsert
 
@@ -417,10 +430,18 @@ class Warehouse:
             record_key, reason = storable(r.record_key), storable(r.reason)
             raw = storable(r.raw) if isinstance(r.raw, str) or r.raw is None else to_json(r.raw)
             record_hash = t.rejected_record_hash(r.stream, record_key, reason, raw)
-            rows.setdefault(record_hash, {
-                "integration_id": integration_id, "stream": r.stream, "record_key": record_key,
-                "reason": reason, "raw": raw, "rejected_at": now, "record_hash": record_hash,
-            })
+            rows.setdefault(
+                record_hash,
+                {
+                    "integration_id": integration_id,
+                    "stream": r.stream,
+                    "record_key": record_key,
+                    "reason": reason,
+                    "raw": raw,
+                    "rejected_at": now,
+                    "record_hash": record_hash,
+                },
+            )
         # The same bad record met again (a re-run, an overlap) stays one row: at-least-once delivery.
         stmt = self._insert(t.rejected_records).on_conflict_do_nothing(
             index_elements=["integration_id", "stream", "record_hash"]
@@ -483,9 +504,9 @@ class Warehouse:
                 counts[it.name] = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
                 for child in t.INTERACTION_CHILD_TABLES:
                     counts[child.name] = conn.execute(
-                        sa.select(sa.func.count()).select_from(child).where(
-                            child.c.integration_id == integration_id, child.c.interaction_id.in_(old_ids)
-                        )
+                        sa.select(sa.func.count())
+                        .select_from(child)
+                        .where(child.c.integration_id == integration_id, child.c.interaction_id.in_(old_ids))
                     ).scalar_one()
                 counts[rj.name] = conn.execute(sa.select(sa.func.count()).where(old_rejected)).scalar_one()
         else:
@@ -500,8 +521,9 @@ class Warehouse:
                         break
                     for child in t.INTERACTION_CHILD_TABLES:
                         counts[child.name] += conn.execute(
-                            child.delete().where(child.c.integration_id == integration_id,
-                                                 child.c.interaction_id.in_(batch))
+                            child.delete().where(
+                                child.c.integration_id == integration_id, child.c.interaction_id.in_(batch)
+                            )
                         ).rowcount
                     counts[it.name] += conn.execute(
                         it.delete().where(it.c.integration_id == integration_id, it.c.interaction_id.in_(batch))
@@ -531,8 +553,16 @@ class Warehouse:
     # ---- reading --------------------------------------------------------------------------------
 
     def table_counts(self, integration_id: str | None = None) -> dict[str, int]:
-        tables = [t.agents, t.agent_groups, t.skills, t.interactions, t.messages, t.rejected_records,
-                  t.retention_log, t.sync_state]
+        tables = [
+            t.agents,
+            t.agent_groups,
+            t.skills,
+            t.interactions,
+            t.messages,
+            t.rejected_records,
+            t.retention_log,
+            t.sync_state,
+        ]
         out = {}
         with self.engine.connect() as conn:
             for table in tables:
@@ -607,31 +637,86 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
         digest.update(
             _encode_sorted(
                 [
-                    [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private,
-                     m.message_type, None if raw is None else msgspec.Raw(raw)]
+                    [
+                        m.message_id,
+                        m.seq,
+                        m.sent_at,
+                        m.sender_type,
+                        m.sender_id,
+                        m.text,
+                        m.is_private,
+                        m.message_type,
+                        None if raw is None else msgspec.Raw(raw),
+                    ]
                     for m, raw in zip(messages, message_raws, strict=True)
                 ]
             )
         )
     except _NOT_ENCODED:  # text msgspec refuses (a lone surrogate): the same fields through `json`, one by one
         for m, raw in zip(messages, message_raws, strict=True):
-            fields = [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private,
-                      m.message_type, raw]
+            fields = [
+                m.message_id,
+                m.seq,
+                m.sent_at,
+                m.sender_type,
+                m.sender_id,
+                m.text,
+                m.is_private,
+                m.message_type,
+                raw,
+            ]
             digest.update(_canonical_bytes(fields))
     return digest.hexdigest()
 
 
-MESSAGE_COLUMNS = ("integration_id", "interaction_id", "message_id", "seq", "sent_at", "sender_type", "sender_id",
-                   "text", "is_private", "message_type", "raw")
-INTERACTION_COLUMNS = ("integration_id", "interaction_id", "provider", "channel", "status", "provider_status",
-                       "subject", "started_at", "ended_at", "updated_at", "agent_id", "customer_id", "message_count",
-                       "raw", "content_hash", "loaded_at")
+MESSAGE_COLUMNS = (
+    "integration_id",
+    "interaction_id",
+    "message_id",
+    "seq",
+    "sent_at",
+    "sender_type",
+    "sender_id",
+    "text",
+    "is_private",
+    "message_type",
+    "raw",
+)
+INTERACTION_COLUMNS = (
+    "integration_id",
+    "interaction_id",
+    "provider",
+    "channel",
+    "status",
+    "provider_status",
+    "subject",
+    "started_at",
+    "ended_at",
+    "updated_at",
+    "agent_id",
+    "customer_id",
+    "message_count",
+    "raw",
+    "content_hash",
+    "loaded_at",
+)
 
 
 def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw: str | None) -> tuple:
     """A cx_messages row, values in MESSAGE_COLUMNS order."""
-    return (integration_id, interaction_id, storable(m.message_id), m.seq, m.sent_at, m.sender_type,
-            storable(m.sender_id), storable(m.text), bool(m.is_private), storable(m.message_type), raw)
+    return (
+        integration_id,
+        interaction_id,
+        storable(m.message_id),
+        m.seq,
+        m.sent_at,
+        m.sender_type,
+        storable(m.sender_id),
+        storable(m.text),
+        bool(m.is_private),
+        storable(m.message_type),
+        raw,
+    )
 
 
 # Messages are written in primary-key order (interaction_id, message_id); itemgetter keeps the sort in C.
