@@ -637,36 +637,19 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
         digest.update(
             _encode_sorted(
                 [
-                    [
-                        m.message_id,
-                        m.seq,
-                        m.sent_at,
-                        m.sender_type,
-                        m.sender_id,
-                        m.text,
-                        m.is_private,
-                        m.message_type,
-                        None if raw is None else msgspec.Raw(raw),
-                    ]
+                    _hashed_message_fields(m, None if raw is None else msgspec.Raw(raw))
                     for m, raw in zip(messages, message_raws, strict=True)
                 ]
             )
         )
     except _NOT_ENCODED:  # text msgspec refuses (a lone surrogate): the same fields through `json`, one by one
         for m, raw in zip(messages, message_raws, strict=True):
-            fields = [
-                m.message_id,
-                m.seq,
-                m.sent_at,
-                m.sender_type,
-                m.sender_id,
-                m.text,
-                m.is_private,
-                m.message_type,
-                raw,
-            ]
-            digest.update(_canonical_bytes(fields))
+            digest.update(_canonical_bytes(_hashed_message_fields(m, raw)))
     return digest.hexdigest()
+
+
+def _hashed_message_fields(m: MessageRecord, raw: Any) -> list[Any]:
+    return [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private, m.message_type, raw]
 
 
 MESSAGE_COLUMNS = (
