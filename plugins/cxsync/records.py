@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-SENDER_TYPES = ("agent", "customer", "bot", "system")
-STATUSES = ("open", "closed")
-
 
 @dataclass
 class AgentRecord:

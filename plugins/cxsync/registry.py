@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from cxsync import settings
-
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -17,10 +15,6 @@ class ProviderSpec:
     display_name: str
     source: str  # "module:Class"
     hook: str  # "module:Class"
-
-    @property
-    def pool(self) -> str:
-        return settings.pool_name(self.name)
 
 
 PROVIDERS: dict[str, ProviderSpec] = {

@@ -51,6 +51,17 @@ def test_the_date_header_gives_the_providers_time(stub, sleeps):
     assert 0 <= api.server_clock() - provider_time.timestamp() < 5
 
 
+def test_closing_logs_what_the_requests_cost(stub, sleeps, caplog):
+    stub.add(Answer(429, headers={"Retry-After": "2"}), Answer(503), Answer(body={"n": 1}))
+    api = client(sleeps)
+    api.get_json(stub.url())
+    with caplog.at_level("INFO", logger="cxsync.http.client"):
+        api.close()
+    line = caplog.messages[-1]
+    assert line.startswith("Test API: 3 request(s), 2 retried, 1 answered 429, ")
+    assert "{200: 1, 429: 1, 503: 1}" in line
+
+
 # ---- 429 --------------------------------------------------------------------------------------------------
 
 

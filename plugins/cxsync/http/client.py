@@ -105,6 +105,19 @@ class ApiClient:
             mask_secret(secret)
 
     def close(self) -> None:
+        """Close the session and log what it cost: the task log's account of requests, retries and waits."""
+        stats = self.stats
+        if stats.requests:
+            log.info(
+                "%s: %d request(s), %d retried, %d answered 429, %.1f s waited (rate limit and backoff); "
+                "answers by status %s",
+                self.name,
+                stats.requests,
+                stats.retries,
+                stats.rate_limited,
+                stats.waited_seconds,
+                dict(sorted(stats.by_status.items())),
+            )
         self.session.close()
 
     # ---- public ---------------------------------------------------------------------------------
