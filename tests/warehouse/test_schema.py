@@ -246,3 +246,46 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
         assert kept == [("hd", "c1"), ("lp", "c1"), ("lp", "c2")]
     finally:
         wh.dispose()
+
+
+def _create_schema_in_rounds(directory: str, rounds: int, barrier, errors) -> None:
+    from cxsync.warehouse import Warehouse
+
+    for n in range(rounds):
+        barrier.wait()
+        wh = Warehouse.from_url(f"sqlite:///{directory}/round{n}.db")
+        try:
+            wh.ensure_schema()
+        except Exception as exc:
+            errors.put(f"round {n}: {exc.__class__.__name__}: {exc}")
+        finally:
+            wh.dispose()
+
+
+def test_four_processes_create_one_new_sqlite_warehouse_at_once(tmp_path):
+    """Mapped tasks starting together on a new embedded warehouse: every one succeeds, 20 rounds in a row,
+    and each warehouse records its schema version once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    rounds, workers = 20, 4
+    barrier, errors = context.Barrier(workers), context.Queue()
+    processes = [
+        context.Process(target=_create_schema_in_rounds, args=(str(tmp_path), rounds, barrier, errors))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=240)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert [p.exitcode for p in processes] == [0] * workers
+    assert failures == []
+    for n in range(rounds):
+        engine = sa.create_engine(f"sqlite:///{tmp_path}/round{n}.db")
+        with engine.connect() as conn:
+            versions = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
+        engine.dispose()
+        assert versions == [t.SCHEMA_VERSION]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -72,6 +74,19 @@ def resolve_url(conn_id: str | None = None) -> URL | str:
     return URL.create("sqlite", database=str(path))
 
 
+def _switch_to_wal(cursor, attempts: int = 200) -> None:
+    """Turning a new file to WAL needs a moment alone with it, and SQLite answers "database is locked" at once
+    (no busy wait) when another process is doing the same: try again shortly."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: URL | str) -> sa.Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "sqlite":
@@ -82,8 +97,8 @@ def make_engine(url: URL | str) -> sa.Engine:
             # WAL lets mapped tasks in several processes read while one writes; busy_timeout makes
             # writers wait for each other instead of failing with "database is locked".
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=60000")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 

@@ -173,8 +173,25 @@ class Warehouse:
         return self.engine.dialect.name
 
     def ensure_schema(self) -> int:
+        if self.dialect == "sqlite":
+            return self._ensure_sqlite_schema()
         with self.engine.begin() as conn:
             return t.migrate(conn)
+
+    def _ensure_sqlite_schema(self) -> int:
+        # pysqlite opens its transaction only at the first write, so several processes meeting a new file
+        # would all read "no schema" and all create it. BEGIN IMMEDIATE takes the write lock before the
+        # version is read: the others wait (busy timeout) and then find the schema in place.
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                version = t.migrate(conn)
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+            return version
 
     def dispose(self) -> None:
         self.engine.dispose()
