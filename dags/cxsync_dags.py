@@ -87,20 +87,27 @@ def build_backfill(integration: Integration) -> DAG:
         max_active_runs=1,
         default_args=_default_args(integration.provider),
         params={
+            # A choice, not a number box: the form cannot clamp what it never lets anyone type.
             "weeks": Param(
                 integration.backfill_weeks,
                 type="integer",
+                enum=list(range(settings.MIN_BACKFILL_WEEKS, settings.MAX_BACKFILL_WEEKS + 1)),
+                values_display={
+                    str(n): f"{n} week{'s' if n > 1 else ''}"
+                    + (" (this integration's default)" if n == integration.backfill_weeks else "")
+                    for n in range(settings.MIN_BACKFILL_WEEKS, settings.MAX_BACKFILL_WEEKS + 1)
+                },
                 minimum=settings.MIN_BACKFILL_WEEKS,
                 maximum=settings.MAX_BACKFILL_WEEKS,
                 title="Weeks of history",
-                description="How many weeks back to load (1 to 4).",
+                description="How many weeks back to load: 1 to 4.",
             ),
         },
     ) as dag:
 
         @task
         def plan_windows(params=None, integration_id: str = integration.id) -> list[dict]:
-            return tasks.plan_backfill(integration_id, int(params["weeks"]))
+            return tasks.plan_backfill(integration_id, params["weeks"])
 
         @task(map_index_template="{{ task.op_kwargs['window']['start'][:10] }}")
         def load_window(window: dict, integration_id: str = integration.id) -> dict:

@@ -154,3 +154,9 @@ def test_retention_needs_no_provider_code(env, monkeypatch):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT integration_id, dry_run FROM cx_retention_log")).all() == [("lp_main", 1)]
     engine.dispose()
+
+
+@pytest.mark.parametrize("weeks", [0, 5, -1, 2.5, "2", True, None])
+def test_backfill_refuses_weeks_outside_one_to_four_at_once(env, weeks):
+    with pytest.raises(AirflowFailException, match=r"`weeks` must be a whole number from 1 to 4, got "):
+        tasks.plan_backfill("lp_main", weeks)

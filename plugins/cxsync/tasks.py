@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from cxsync import pipeline
+from cxsync import pipeline, settings
 from cxsync.config import ConfigError, Integration, load_integrations
 from cxsync.errors import FatalError
 from cxsync.registry import NotImplementedYet, source_class
@@ -58,8 +58,19 @@ def roster_sync(integration_id: str) -> dict:
         return pipeline.sync_roster(integration, source, warehouse)
 
 
-def plan_backfill(integration_id: str, weeks: int) -> list[dict]:
+def check_backfill_weeks(weeks: object) -> int:
+    low, high = settings.MIN_BACKFILL_WEEKS, settings.MAX_BACKFILL_WEEKS
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not low <= weeks <= high:
+        raise ConfigError(
+            f"backfill: `weeks` must be a whole number from {low} to {high}, got {weeks!r}; "
+            "trigger the backfill again with one of those"
+        )
+    return weeks
+
+
+def plan_backfill(integration_id: str, weeks: object) -> list[dict]:
     with fail_fast():
+        weeks = check_backfill_weeks(weeks)
         integration, _ = _integration(integration_id)
         source = source_class(integration.provider)(integration)
         try:

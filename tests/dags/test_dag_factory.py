@@ -119,6 +119,10 @@ def test_backfill_weeks_param_is_validated(shipped_bag):
     assert params.validate() == {"weeks": 1}
     schema = params.get_param("weeks").schema
     assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, 4)
+    # the trigger form shows a choice of 1 to 4, so nothing out of range can be typed and clamped
+    assert schema["enum"] == [1, 2, 3, 4]
+    assert schema["values_display"]["1"] == "1 week (this integration's default)"
+    assert schema["values_display"]["4"] == "4 weeks"
     for weeks in (1, 2, 3, 4):
         assert params.deep_merge({"weeks": weeks}).validate() == {"weeks": weeks}
     for bad in (0, 5, -1, "x", 2.5, None):
