@@ -10,6 +10,8 @@ from __future__ import annotations
 import warnings
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -142,10 +144,13 @@ def build_incremental(integration: Integration) -> DAG:
 
 
 def build_retention(integration: Integration) -> DAG:
+    share = integration.retention.approval_share
     with _dag(
         integration,
         "retention",
-        f"Deletes everything of this integration older than its retention ({integration.retention}).",
+        f"Deletes everything of this integration older than its retention ({integration.retention}). A scheduled "
+        f"run that would delete for the first time, or more than {share:.0%} of the interactions, waits for "
+        "approval (Browse > Required Actions); dry runs and runs triggered by hand never wait.",
         schedule="@daily",
         max_active_runs=1,
         default_args=_default_args(None),
@@ -157,10 +162,34 @@ def build_retention(integration: Integration) -> DAG:
     ) as dag:
 
         @task
-        def delete_expired(params=None, integration_id: str = integration.id) -> dict:
-            return tasks.retention(integration_id, bool(params["dry_run"]))
+        def assess(params=None, dag_run=None, integration_id: str = integration.id) -> dict:
+            run_type = getattr(dag_run.run_type, "value", dag_run.run_type) if dag_run else None
+            return tasks.assess_retention(integration_id, bool(params["dry_run"]), run_type)
 
-        delete_expired()
+        @task.branch
+        def approval_needed(assessment: dict) -> str:
+            return "approve_deletion" if assessment["needs_approval"] else "no_approval_needed"
+
+        approve = ApprovalOperator(
+            task_id="approve_deletion",
+            subject=f"cxsync: approve deleting old data of {integration.label} ({integration.id})?",
+            body="{{ ti.xcom_pull(task_ids='assess')['summary'] }}\n\n"
+            "Why this waits: {{ ti.xcom_pull(task_ids='assess')['reason'] }}.\n\n"
+            "Approve to delete exactly this; reject to delete nothing today. "
+            f"Unanswered after {settings.RETENTION_APPROVAL_DAYS} days counts as reject.",
+            defaults=ApprovalOperator.REJECT,
+            response_timeout=timedelta(days=settings.RETENTION_APPROVAL_DAYS),
+        )
+        no_approval = EmptyOperator(task_id="no_approval_needed")
+
+        # Runs after whichever branch ran; a rejected approval skips it.
+        @task(trigger_rule="none_failed_min_one_success")
+        def delete_expired(assessment: dict, params=None, integration_id: str = integration.id) -> dict:
+            return tasks.retention(integration_id, bool(params["dry_run"]), assessment["cutoff"])
+
+        assessment = assess()
+        approval_needed(assessment) >> [approve, no_approval]
+        [approve, no_approval] >> delete_expired(assessment)
     return dag
 
 

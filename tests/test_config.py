@@ -191,6 +191,9 @@ def test_retention_units(tmp_path, unit):
         ({"value": 90, "unit": "hours"}, "retention.unit"),
         ({"value": 90}, "retention.unit"),
         ({"value": 90, "unit": "days", "keep": True}, "retention"),
+        ({"value": 90, "unit": "days", "approval_share": 1.5}, "retention.approval_share"),
+        ({"value": 90, "unit": "days", "approval_share": "10%"}, "retention.approval_share"),
+        ({"value": 90, "unit": "days", "approval_share": True}, "retention.approval_share"),
         ("90 days", "retention"),
         (90, "retention"),
     ],
@@ -199,6 +202,12 @@ def test_retention_rules(tmp_path, retention, field):
     config = load_entries(tmp_path, {**GOOD, "retention": retention})
     assert config.integrations == []
     assert_names(only_error(config), tmp_path / "integrations.yaml", 0, field)
+
+
+def test_retention_approval_share(tmp_path):
+    entry = {**GOOD, "retention": {"value": 3, "unit": "days", "approval_share": 0.25}}
+    assert load_entries(tmp_path, entry).integrations[0].retention.approval_share == 0.25
+    assert load_entries(tmp_path, GOOD).integrations[0].retention.approval_share == 0.10
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,9 @@ class ConfigError(ValueError):
 class Retention:
     value: int
     unit: str
+    # A scheduled run that would delete more than this share of the integration's interactions (or delete for
+    # the first time) waits for a person's approval.
+    approval_share: float = settings.RETENTION_APPROVAL_SHARE
 
     def __str__(self) -> str:
         return f"{self.value} {self.unit}"
@@ -234,11 +237,20 @@ def _parse_retention(value: Any, problems: list[str]) -> Retention | None:
     if unit not in settings.RETENTION_UNITS:
         problems.append(f"field `retention.unit`: {unit!r} must be one of {', '.join(settings.RETENTION_UNITS)}")
         ok = False
-    extra = sorted(set(value) - {"value", "unit"})
-    if extra:
-        problems.append(f"field `retention`: unknown key(s) {', '.join(map(repr, extra))}; allowed: value, unit")
+    share = value.get("approval_share", settings.RETENTION_APPROVAL_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        problems.append(
+            f"field `retention.approval_share`: {share!r} must be a number from 0 to 1 (the share of the "
+            "integration's interactions a scheduled run may delete without approval; 0: always ask)"
+        )
         ok = False
-    return Retention(amount, unit) if ok else None
+    extra = sorted(set(value) - {"value", "unit", "approval_share"})
+    if extra:
+        problems.append(
+            f"field `retention`: unknown key(s) {', '.join(map(repr, extra))}; allowed: value, unit, approval_share"
+        )
+        ok = False
+    return Retention(amount, unit, float(share)) if ok else None
 
 
 def _valid_cron(expression: str) -> bool:

@@ -186,10 +186,60 @@ def retention_cutoff(now: datetime, retention: Retention) -> datetime:
     return now - delta
 
 
-def apply_retention(
-    integration: Integration, warehouse: Warehouse, *, dry_run: bool, now: datetime | None = None
+def assess_retention(
+    integration: Integration, warehouse: Warehouse, *, dry_run: bool, scheduled: bool, now: datetime | None = None
 ) -> dict:
+    """What a retention run would delete, and whether a person must approve it first.
+
+    Only a scheduled real run ever waits: a dry run deletes nothing, and a person who triggers a real run by hand
+    has chosen it. A scheduled run waits when it would be the integration's first deletion (the run that starts
+    as soon as someone unpauses the DAG) or would delete more than `retention.approval_share` of its
+    interactions.
+    """
     cutoff = retention_cutoff(now or datetime.now(UTC), integration.retention)
+    counts = warehouse.count_older_than(integration.id, cutoff)
+    expired = counts["cx_interactions"]
+    total = warehouse.interaction_count(integration.id)
+    share = expired / total if total else 0.0
+    reason = ""
+    if scheduled and not dry_run and expired:
+        if not warehouse.has_deleted_before(integration.id):
+            reason = "it would be this integration's first deletion"
+        elif share > integration.retention.approval_share:
+            reason = (
+                f"it would delete {share:.0%} of this integration's interactions, more than the "
+                f"{integration.retention.approval_share:.0%} allowed without approval (retention.approval_share)"
+            )
+    summary = (
+        f"Retention of {integration.label} ({integration.id}, keep {integration.retention}): "
+        f"{'would delete' if reason or dry_run else 'deletes'} everything that started before "
+        f"{cutoff:%Y-%m-%d %H:%M} UTC: {expired:,} of {total:,} interactions ({share:.1%}), "
+        + ", ".join(f"{n:,} {table}" for table, n in counts.items() if table != "cx_interactions")
+        + "."
+    )
+    log.info("%s%s", summary, f" Waiting for approval: {reason}." if reason else "")
+    return {
+        "cutoff": cutoff.isoformat(),
+        "counts": counts,
+        "total": total,
+        "needs_approval": bool(reason),
+        "reason": reason,
+        "summary": summary,
+    }
+
+
+def apply_retention(
+    integration: Integration,
+    warehouse: Warehouse,
+    *,
+    dry_run: bool,
+    now: datetime | None = None,
+    cutoff: datetime | None = None,
+) -> dict:
+    """Delete (or count, on a dry run) what is older than the retention; `cutoff` (for example the one a person
+    approved) wins over one computed from `now`."""
+    if cutoff is None:
+        cutoff = retention_cutoff(now or datetime.now(UTC), integration.retention)
     result = warehouse.delete_older_than(integration.id, cutoff, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     log.info(

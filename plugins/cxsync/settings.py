@@ -19,6 +19,10 @@ MAX_BACKFILL_WEEKS = 4
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_RETENTION = {"value": 13, "unit": "months"}
 RETENTION_UNITS = ("days", "weeks", "months", "quarters", "years")
+# Scheduled retention asks for approval before deleting more than this share of an integration's interactions.
+RETENTION_APPROVAL_SHARE = 0.10
+# An approval nobody answers within this many days counts as "reject": nothing is deleted that day.
+RETENTION_APPROVAL_DAYS = 3
 
 # Warehouse (DESIGN.md, "Warehouse tables").
 DEFAULT_WAREHOUSE_CONN_ID = "cxsync_warehouse"

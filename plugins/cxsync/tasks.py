@@ -98,6 +98,13 @@ def incremental(integration_id: str) -> dict:
         return pipeline.load_changes(integration, source, warehouse)
 
 
-def retention(integration_id: str, dry_run: bool) -> dict:
+def assess_retention(integration_id: str, dry_run: bool, run_type: str | None) -> dict:
     with _context(integration_id, with_source=False) as (integration, _, warehouse):
-        return pipeline.apply_retention(integration, warehouse, dry_run=dry_run)
+        return pipeline.assess_retention(integration, warehouse, dry_run=dry_run, scheduled=run_type == "scheduled")
+
+
+def retention(integration_id: str, dry_run: bool, cutoff: str | None = None) -> dict:
+    with _context(integration_id, with_source=False) as (integration, _, warehouse):
+        return pipeline.apply_retention(
+            integration, warehouse, dry_run=dry_run, cutoff=datetime.fromisoformat(cutoff) if cutoff else None
+        )

@@ -313,3 +313,16 @@ def test_airflow_dags_list_shows_exactly_four_dags_per_integration(tmp_path, shi
     dag_ids = sorted(d["dag_id"] for d in json.loads(listed.stdout.strip().splitlines()[-1]))
     assert dag_ids == sorted(f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS)
     assert "Failed to load" not in listed.stdout + listed.stderr  # how the command reports import errors
+
+
+def test_the_retention_dag_asks_for_approval_only_on_its_branch(shipped_bag):
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = shipped_bag.dags["cxsync_lp_main_retention"]
+    approve = dag.task_dict["approve_deletion"]
+    assert isinstance(approve, ApprovalOperator)
+    assert approve.defaults == [ApprovalOperator.REJECT]  # unanswered: nothing deleted
+    assert dag.task_dict["approval_needed"].downstream_task_ids == {"approve_deletion", "no_approval_needed"}
+    delete = dag.task_dict["delete_expired"]
+    assert delete.upstream_task_ids == {"assess", "approve_deletion", "no_approval_needed"}
+    assert delete.trigger_rule == "none_failed_min_one_success"

@@ -495,6 +495,42 @@ class Warehouse:
 
     # ---- retention ------------------------------------------------------------------------------
 
+    def count_older_than(self, integration_id: str, cutoff: datetime) -> dict[str, int]:
+        """What `delete_older_than` would delete, per table; changes nothing."""
+        it, rj = t.interactions, t.rejected_records
+        old = sa.and_(it.c.integration_id == integration_id, it.c.started_at < cutoff)
+        with self.engine.connect() as conn:
+            old_ids = sa.select(it.c.interaction_id).where(old)
+            counts = {it.name: conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()}
+            for child in t.INTERACTION_CHILD_TABLES:
+                counts[child.name] = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(child)
+                    .where(child.c.integration_id == integration_id, child.c.interaction_id.in_(old_ids))
+                ).scalar_one()
+            counts[rj.name] = conn.execute(
+                sa.select(sa.func.count()).where(rj.c.integration_id == integration_id, rj.c.rejected_at < cutoff)
+            ).scalar_one()
+        return counts
+
+    def interaction_count(self, integration_id: str) -> int:
+        it = t.interactions
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).where(it.c.integration_id == integration_id)).scalar_one()
+
+    def has_deleted_before(self, integration_id: str) -> bool:
+        """Whether a real (not dry) retention run of this integration has ever deleted an interaction."""
+        log = t.retention_log
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(log.c.id)
+                    .where(log.c.integration_id == integration_id, ~log.c.dry_run, log.c.interactions_deleted > 0)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
     def delete_older_than(
         self,
         integration_id: str,
@@ -516,16 +552,7 @@ class Warehouse:
         counts = {it.name: 0, **{child.name: 0 for child in t.INTERACTION_CHILD_TABLES}, rj.name: 0}
 
         if dry_run:
-            with self.engine.connect() as conn:
-                old_ids = sa.select(it.c.interaction_id).where(old)
-                counts[it.name] = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
-                for child in t.INTERACTION_CHILD_TABLES:
-                    counts[child.name] = conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(child)
-                        .where(child.c.integration_id == integration_id, child.c.interaction_id.in_(old_ids))
-                    ).scalar_one()
-                counts[rj.name] = conn.execute(sa.select(sa.func.count()).where(old_rejected)).scalar_one()
+            counts = self.count_older_than(integration_id, cutoff)
         else:
             while True:
                 with self.engine.begin() as conn:
