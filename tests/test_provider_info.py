@@ -108,7 +108,13 @@ def test_relabeling_follows_the_contract():
     assert hd["ui-field-behaviour"]["relabeling"]["password"] == "Personal Access Token / Client Secret"
     assert hd["conn-fields"]["auth_type"]["schema"]["enum"] == ["token", "oauth2"]
     assert hd["conn-fields"]["auth_type"]["schema"]["default"] == "token"
-    assert hd["conn-fields"]["accounts_url"]["schema"]["default"] == "https://accounts.livechat.com"
+    # OAuth-only fields carry no default, which the form would save into token connections' extras too
+    assert "default" not in hd["conn-fields"]["accounts_url"]["schema"]
+    assert "https://accounts.livechat.com" in hd["conn-fields"]["accounts_url"]["description"]
+    # the form shows help texts as plain text: no Markdown
+    for form in (lp, hd):
+        for name, field in form["conn-fields"].items():
+            assert "`" not in field["description"], name
 
 
 def _airflow_env(tmp_path: Path) -> dict[str, str]:

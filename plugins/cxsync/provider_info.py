@@ -71,7 +71,9 @@ LIVEPERSON_CONNECTION = {
         "access_token": _secret("Access Token", "OAuth 1.0 only: the app key's Access Token."),
         "access_token_secret": _secret("Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."),
         "source": _text("Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"),
-        "users_api_version": _text("Users API version", "Value of the Users API `v` parameter.", "4.0"),
+        "users_api_version": _text(
+            "Users API version", "The version the Users API is asked for (its v parameter).", "4.0"
+        ),
         **_REQUEST_TUNABLES,
     },
 }
@@ -103,9 +105,14 @@ HELPDESK_CONNECTION = {
             ["token", "oauth2"],
         ),
         "refresh_token": _secret(
-            "Refresh token", "OAuth 2 only: stored by `python -m cxsync.helpdesk_oauth --conn-id <id>`."
+            "Refresh token",
+            "OAuth 2 only: leave empty; cxsync stores it when you connect the app "
+            "(python -m cxsync.helpdesk_oauth --conn-id <connection id>).",
         ),
-        "accounts_url": _text("Accounts URL", "OAuth 2 only: the token server.", "https://accounts.livechat.com"),
+        # No default: a default is saved into every connection's extras, token ones too.
+        "accounts_url": _text(
+            "Accounts URL", "OAuth 2 only: the token server; empty means https://accounts.livechat.com."
+        ),
         **_REQUEST_TUNABLES,
     },
 }

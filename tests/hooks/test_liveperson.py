@@ -280,7 +280,9 @@ def test_the_test_button_checks_csds_auth_users_and_history(lp, conn_id, method)
 def test_the_test_button_says_what_to_do_when_users_is_missing(lp):
     ok, message = LivePersonHook("liveperson_nousers").test_connection()
     assert not ok
-    assert message.startswith(users_permission_message("liveperson_nousers"))
+    # the Test button tests a form under a temporary id: the message names no connection id
+    assert message.startswith("this LivePerson connection: the Users API refused these credentials, while conversation")
+    assert "liveperson_nousers" not in message
     assert 'enable "Users" (Administration > Users)' in message and "HTTP 403" in message
 
 

@@ -27,6 +27,7 @@ from airflow.sdk import BaseHook
 
 from cxsync import settings
 from cxsync.errors import AuthenticationError, CxsyncError, FatalError
+from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, BasicAuth, BearerAuth, ClientTunables, NoAuth, RateLimiter, Token, TokenCache
 from cxsync.http.client import mask_secret
 from cxsync.http.tunables import ConnectionSettingError
@@ -289,6 +290,7 @@ class HelpDeskHook(BaseHook):
 
     # ---- connection test ----------------------------------------------------------------------------
 
+    @speaks_to_the_form("helpdesk")
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: the credentials, then each endpoint the pipelines read, in plain words."""
         steps: list[tuple[str, str, dict[str, Any]]] = [

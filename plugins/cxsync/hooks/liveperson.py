@@ -25,6 +25,7 @@ from airflow.sdk import BaseHook
 
 from cxsync import settings
 from cxsync.errors import AuthenticationError, CxsyncError, PermissionDenied, ProviderRequestError
+from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import (
     ApiClient,
     AuthStrategy,
@@ -484,6 +485,7 @@ class LivePersonHook(BaseHook):
 
     # ---- the UI's Test button --------------------------------------------------------------------
 
+    @speaks_to_the_form("liveperson")
     def test_connection(self) -> tuple[bool, str]:
         """Checks CSDS, authentication, Users and msgHist in that order; answers in plain words."""
         done: list[str] = []
