@@ -116,12 +116,11 @@ def build_backfill(integration: Integration) -> DAG:
             return tasks.backfill_window(integration_id, window)
 
         @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))], pool="default_pool")
-        def finish(windows: list[dict], integration_id: str = integration.id) -> None:
-            tasks.finish_backfill(integration_id, windows)
+        def finish(windows: list[dict], loaded: list[dict], integration_id: str = integration.id) -> dict:
+            return tasks.finish_backfill(integration_id, windows, loaded)
 
         windows = plan_windows()
-        loaded = load_window.expand(window=windows)
-        loaded >> finish(windows)
+        finish(windows, load_window.expand(window=windows))
     return dag
 
 

@@ -113,3 +113,38 @@ def test_the_setting_turns_freezing_off(monkeypatch):
     gc.unfreeze()
     with pipeline.spared_heap():
         assert gc.get_freeze_count() == 0
+
+
+# ---- task-log lines ---------------------------------------------------------------------------------------------
+
+
+def test_a_page_label_that_names_its_window_is_not_prefixed_with_it_again(caplog):
+    import logging
+
+    from cxsync.warehouse import WriteStats
+
+    caplog.set_level(logging.INFO, logger="cxsync.pipeline")
+    progress = pipeline.Progress("window 2026-03-01 00:00..2026-03-02 00:00 UTC")
+    progress.page_done(Page(records=[], label="window 2026-03-01 00:00..2026-03-02 00:00: page 1 of 2"), WriteStats())
+    progress.page_done(Page(records=[], label="silo tickets page 1"), WriteStats())
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first.startswith("window 2026-03-01 00:00..2026-03-02 00:00: page 1 of 2 done: 0 conversations")
+    assert first.count("2026-03-01") == 1
+    assert second.startswith("window 2026-03-01 00:00..2026-03-02 00:00 UTC: silo tickets page 1 done:")
+
+
+def test_the_backfill_logs_its_totals_over_every_window(caplog):
+    import logging
+
+    from cxsync.config import Integration
+
+    caplog.set_level(logging.INFO, logger="cxsync.pipeline")
+    window = {"conversations": 10, "inserted": 8, "updated": 1, "unchanged": 1, "messages_written": 90}
+    results = [{**window, "rejected": 1, "pages": 1, "seconds": 1.5}, {**window, "pages": 2, "seconds": 2.0}, None]
+    totals = pipeline.backfill_totals(Integration("lp_x", "liveperson", "c", "LP"), results)
+    assert totals["conversations"] == 20 and totals["messages_written"] == 180 and totals["rejected"] == 1
+    assert totals["windows"] == 2 and totals["pages"] == 3 and totals["task_seconds"] == 3.5
+    assert caplog.records[-1].getMessage() == (
+        "backfill of lp_x finished: 2 day windows, 20 conversations (16 new, 2 changed, 2 unchanged), "
+        "180 messages written, 1 rejected, 3 pages, 3.5 s of task time"
+    )

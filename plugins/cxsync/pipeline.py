@@ -12,10 +12,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dateutil.relativedelta import relativedelta
 
@@ -73,11 +73,14 @@ class Progress:
         self.total.add(stats)
         elapsed = max(time.monotonic() - self.started, 1e-6)
         received = self.total.received - self.total.rejected
+        label = page.label or f"page {self.pages}"
+        # A page label that already names its scope ("window 2026-03-01 ...: page 2 of 5") is not prefixed again.
+        scope = "" if label.split(" ", 1)[0] == self.what.split(" ", 1)[0] else f"{self.what}: "
         log.info(
-            "%s: %s done: %d conversations (%d new, %d changed, %d unchanged), %d messages written, "
+            "%s%s done: %d conversations (%d new, %d changed, %d unchanged), %d messages written, "
             "%d rejected; %.1f conversations/s",
-            self.what,
-            page.label or f"page {self.pages}",
+            scope,
+            label,
             received,
             self.total.inserted,
             self.total.updated,
@@ -164,6 +167,30 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     result = progress.summary() | {"watermark": new_watermark}
     log.info("incremental %s finished: %s", integration.id, result)
     return result
+
+
+def backfill_totals(integration: Integration, results: Iterable[Mapping[str, Any] | None]) -> dict:
+    """The whole backfill's figures from its windows' results, logged in one line."""
+    results = [r for r in results if r]
+    keys = ("conversations", "inserted", "updated", "unchanged", "messages_written", "rejected", "pages")
+    totals = {key: sum(int(r.get(key) or 0) for r in results) for key in keys}
+    totals["windows"] = len(results)
+    totals["task_seconds"] = round(sum(float(r.get("seconds") or 0) for r in results), 1)
+    log.info(
+        "backfill of %s finished: %d day windows, %d conversations (%d new, %d changed, %d unchanged), "
+        "%d messages written, %d rejected, %d pages, %.1f s of task time",
+        integration.id,
+        totals["windows"],
+        totals["conversations"],
+        totals["inserted"],
+        totals["updated"],
+        totals["unchanged"],
+        totals["messages_written"],
+        totals["rejected"],
+        totals["pages"],
+        totals["task_seconds"],
+    )
+    return totals
 
 
 def finish_backfill(integration: Integration, warehouse: Warehouse, end: datetime) -> None:

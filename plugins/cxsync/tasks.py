@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from cxsync import pipeline, settings
@@ -87,10 +87,11 @@ def backfill_window(integration_id: str, window: dict) -> dict:
         return pipeline.load_window(integration, source, warehouse, pipeline.Window.from_xcom(window))
 
 
-def finish_backfill(integration_id: str, windows: list[dict]) -> None:
+def finish_backfill(integration_id: str, windows: list[dict], results: Iterable[dict | None] = ()) -> dict:
     with _context(integration_id, with_source=False) as (integration, _, warehouse):
         end = max(datetime.fromisoformat(w["end"]) for w in windows) if windows else datetime.now(UTC)
         pipeline.finish_backfill(integration, warehouse, end)
+        return pipeline.backfill_totals(integration, results)
 
 
 def incremental(integration_id: str) -> dict:
