@@ -44,6 +44,8 @@ def _doc(integration: Integration, what: str) -> str:
         f"| integration | `{integration.id}` |\n| provider | {provider} |\n"
         f"| connection | `{integration.conn_id}` |\n| backfill default | {integration.backfill_weeks} week(s) |\n"
         f"| retention | {integration.retention} |\n| incremental schedule | `{integration.schedule}` |\n"
+        f"| pool | `{settings.pool_name(integration.provider)}`: created by the cxsync plugin when the api-server "
+        "starts; a task whose pool is missing is never scheduled (Admin > Pools) |\n"
     )
 
 
