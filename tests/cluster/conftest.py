@@ -26,7 +26,7 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from cxsync.airflow_components import Components, free_port
+from cxsync.airflow_components import COMPONENTS, Components, free_port
 from cxsync.sandbox.server import SandboxServer
 from support.airflow_api import AirflowApi
 from support.cluster import INTEGRATIONS, Cluster, ClusterSetup, cluster_environment
@@ -119,8 +119,9 @@ def cluster(request, tmp_path_factory, pg_admin_engine, redis_client) -> Iterato
 
         _airflow(env, "db", "migrate")  # also writes airflow.cfg with the secrets every component shares
         components = Components(env, setup.logs)
-        for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
-            components.start(name)
+        for name in COMPONENTS:  # the services of docker-compose.yaml; the worker last, once the others are up
+            if name != "airflow-worker":
+                components.start(name)
         api = AirflowApi(setup.api_url, setup.username, setup.password, check=components.check_running)
         cluster = Cluster(
             setup,
@@ -140,7 +141,7 @@ def cluster(request, tmp_path_factory, pg_admin_engine, redis_client) -> Iterato
         failed = request.session.testsfailed
         if components is not None:
             if failed:
-                print("\n" + components.logs_text())
+                print("\n" + components.logs_text(8000))
             components.stop_all()
             assert components.all_gone(), "a component's process group outlived the cluster tier"
         for server in (main_server, kill_server):

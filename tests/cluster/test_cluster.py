@@ -100,7 +100,9 @@ def test_a_first_deployment_from_roster_to_retention_lands_exactly_the_ground_tr
     try:
         with warehouse.engine.connect() as conn:
             agents = dict(
-                conn.execute(sa.select(t.agents.c.integration_id, sa.func.count()).group_by(t.agents.c.integration_id))
+                conn.execute(
+                    sa.select(t.agents.c.integration_id, sa.func.count()).group_by(t.agents.c.integration_id)
+                ).all()
             )
         assert agents.get(LP, 0) > 0 and agents.get(HD, 0) > 0, agents
 

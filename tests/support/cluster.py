@@ -113,7 +113,8 @@ class ClusterSetup:
 
 def cluster_environment(setup: ClusterSetup, connections: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The environment of every component of the cluster tier (`connections`: the sandbox's, by conn_id)."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "AIRFLOW_"))}
+    # Nothing of a developer's own Airflow or cxsync settings leaks in (a CXSYNC_WAREHOUSE_PATH, say).
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CXSYNC_"))}
     deployment = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": setup.metadata_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
