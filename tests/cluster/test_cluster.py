@@ -174,9 +174,14 @@ def test_a_worker_killed_mid_backfill_is_replaced_and_the_run_still_lands_exactl
     print(f"\nworker killed with {len(caught)} day task(s) running; the run succeeded {recovered:.0f} s later")
 
 
-def _data(warehouse: Warehouse) -> dict[str, list[tuple]]:
-    """Every table's rows but the retention log, where each run (dry or not) adds its own row."""
-    return {name: rows for name, rows in snapshot(warehouse.engine).items() if name != t.retention_log.name}
+def _data(warehouse: Warehouse) -> dict[tuple[str, str], list[tuple]]:
+    """The rows of LP and HD in every table but the retention log, where each run (dry or not) adds one."""
+    return {
+        (integration_id, name): rows
+        for integration_id in (LP, HD)
+        for name, rows in snapshot(warehouse.engine, integration_id).items()
+        if name != t.retention_log.name
+    }
 
 
 def _no_faults() -> dict[str, Any]:
