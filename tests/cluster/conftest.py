@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -53,6 +54,28 @@ def redis_client():
         pytest.skip(reason)
     yield client
     client.close()
+
+
+def _celery_executor_import(env: dict[str, str], home: Path) -> subprocess.Popen:
+    """The worker and the scheduler import the CeleryExecutor first thing. Checked aside (while the database
+    migrates), so a celery release the provider does not fit (celery 5.7.0 with the celery provider 3.26.0:
+    `cannot import name 'retry'`) fails with what to do rather than as a dead worker."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor_utils"],
+        env={**env, "AIRFLOW_HOME": str(home), "AIRFLOW_CONFIG": str(home / "airflow.cfg")},  # not the cluster's
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _check_import(check: subprocess.Popen) -> None:
+    _, errors = check.communicate(timeout=300)
+    if check.returncode != 0:
+        pytest.fail(
+            "the CeleryExecutor does not import with the installed celery; reinstall the pinned versions "
+            f"(`make venv`, constraints.txt):\n{errors[-2000:]}"
+        )
 
 
 def _create_database(admin: sa.Engine, prefix: str) -> str:
@@ -117,7 +140,9 @@ def cluster(request, tmp_path_factory, pg_admin_engine, redis_client) -> Iterato
         setup.passwords_file.write_text(json.dumps({setup.username: setup.password}))
         env = cluster_environment(setup, connections)
 
+        check = _celery_executor_import(env, base / "import-check")
         _airflow(env, "db", "migrate")  # also writes airflow.cfg with the secrets every component shares
+        _check_import(check)
         components = Components(env, setup.logs)
         for name in COMPONENTS:  # the services of docker-compose.yaml; the worker last, once the others are up
             if name != "airflow-worker":
