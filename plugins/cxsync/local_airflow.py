@@ -103,7 +103,8 @@ def serve(state: demo_steps.Demo, port: int) -> int:
     url = f"http://127.0.0.1:{port}"
     logs = state.home / LOG_DIR_NAME
     state.heading(f"Airflow: {', '.join(LOCAL_COMPONENTS)} (LocalExecutor); logs in {state.show(logs)}/")
-    with Components(env, logs) as components:
+    components = Components(env, logs)
+    try:
         for name in LOCAL_COMPONENTS:
             started = components.start(name)
             print(f"started {name} (pid {started.process.pid})", flush=True)
@@ -120,6 +121,13 @@ def serve(state: demo_steps.Demo, port: int) -> int:
         while True:
             components.check_running()
             time.sleep(1.0)
+    finally:
+        # A second Ctrl-C must not cut the stop short and leave components running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if components.started:
+            print("\nstopping Airflow ...", flush=True)
+        components.stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     def on_sigterm(signum: int, frame: Any) -> None:
         raise demo_steps.Interrupted()
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm), signal.getsignal(signal.SIGINT)
     status = 0
     try:
         serve(state, port_to_use(args.port))
     except (KeyboardInterrupt, demo_steps.Interrupted):
-        print("\nstopping Airflow and the sandbox ...", flush=True)
+        pass
     except demo_steps.StepFailed as exc:
         print(f"cxsync airflow: {exc}", file=sys.stderr)
         status = 1
@@ -155,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cxsync airflow: {exc}", file=sys.stderr)
         status = 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if state.server is not None:
             state.server.stop()
         if state.warehouse is not None:
             state.warehouse.dispose()
-    print("stopped" if status == 0 else "stopped after a problem (see above)", flush=True)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    print("stopped: Airflow and the sandbox" if status == 0 else "stopped after a problem (see above)", flush=True)
     return status
 
 
