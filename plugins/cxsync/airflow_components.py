@@ -96,7 +96,7 @@ class Components:
     env: Mapping[str, str]
     logs: Path
     cwd: Path = PROJECT_ROOT
-    python: str = sys.executable
+    prefix: Sequence[str] = (sys.executable, "-m", "airflow")
     started: list[Component] = field(default_factory=list)
 
     def __enter__(self) -> Components:
@@ -110,7 +110,7 @@ class Components:
         self.logs.mkdir(parents=True, exist_ok=True)
         runs = sum(1 for c in self.started if c.name == name)
         log = self.logs / (f"{name}.log" if not runs else f"{name}.{runs + 1}.log")
-        command = [self.python, "-m", "airflow", *(args if args is not None else COMPONENTS[name])]
+        command = [*self.prefix, *(args if args is not None else COMPONENTS[name])]
         with log.open("w") as sink:
             process = subprocess.Popen(
                 command,
