@@ -167,7 +167,7 @@ def cluster(request, tmp_path_factory, pg_admin_engine, redis_client) -> Iterato
         if components is not None:
             if failed:
                 print("\n" + components.logs_text(8000))
-            components.stop_all()
+            components.stop_all(grace=5.0)  # nothing runs by now: no need to wait for a warm shutdown
             assert components.all_gone(), "a component's process group outlived the cluster tier"
         for server in (main_server, kill_server):
             if server is not None:
