@@ -134,6 +134,9 @@ class Components:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(component.process.pid, signal.SIGKILL)
         component.process.wait(30)
+        deadline = time.monotonic() + 10.0  # the group's other members are reaped by init, a moment later
+        while component.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def check_running(self) -> None:
         for component in self.started:
