@@ -11,7 +11,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 # Only folders that exist: git does not keep an empty bench/ in a fresh clone.
 LINT_PATHS := $(wildcard plugins dags tests bench)
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo airflow bench lint clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m cxsync.demo
+
+# After `make demo`: the demo's Airflow (api-server, scheduler, dag-processor, triggerer) until Ctrl-C.
+airflow: $(STAMP)
+	$(PY) -m cxsync.local_airflow
 
 bench: $(STAMP)
 	$(PY) -m bench

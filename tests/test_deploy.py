@@ -20,7 +20,9 @@ import sqlalchemy as sa
 import yaml
 
 from cxsync import settings
+from cxsync.airflow_components import COMPONENTS, SHARED_ENV_FILE, read_env_file, shared_environment
 from cxsync.registry import PROVIDERS
+from support.cluster import DEPLOYMENT_KEYS, LOCAL_ONLY, TEST_SPEEDUPS, ClusterSetup, cluster_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
@@ -57,8 +59,18 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
+def env_files(service: str) -> list[str]:
+    return [entry["path"] if isinstance(entry, dict) else entry for entry in SERVICES[service].get("env_file", [])]
+
+
 def env(service: str) -> dict[str, str]:
-    return {k: str(v) for k, v in SERVICES[service].get("environment", {}).items()}
+    """What compose gives the service: its env files that ship with the repository, then `environment`."""
+    out: dict[str, str] = {}
+    for path in env_files(service):
+        if (ROOT / path).is_file() and path != "cxsync.env":  # cxsync.env: the user's own, optional
+            out.update(read_env_file(ROOT / path))
+    out.update({k: str(v) for k, v in SERVICES[service].get("environment", {}).items()})
+    return out
 
 
 def interpolate(value: str, variables: dict[str, str] | None = None) -> str:
@@ -184,15 +196,69 @@ def test_start_order():
     assert SERVICES["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
 
 
-def test_init_migrates_creates_the_admin_and_the_provider_pools():
+def test_init_migrates_and_creates_the_admin_and_leaves_the_pools_to_the_plugin():
     script = "\n".join(SERVICES["airflow-init"]["command"])
     assert "airflow db migrate" in script
     assert "airflow config list" in script
     assert env("airflow-init")["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
     assert "simple_auth_manager_passwords" in script
+    # As in the cluster tier, which proves the plugin creates them when the api-server starts.
+    assert "pools" not in re.sub(r"#.*", "", script)
     for provider in PROVIDERS:
-        pool = settings.pool_name(provider)
-        assert re.search(rf"airflow pools set {pool} {settings.POOL_SLOTS[provider]} ", script), pool
+        assert settings.pool_name(provider) not in script
+
+
+# ---- the cluster test tier runs what compose runs ------------------------------------------------------------
+
+
+def _cluster_tier_environment() -> dict[str, str]:
+    setup = ClusterSetup(
+        base=Path("/tmp/cluster"),
+        metadata_url="postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_x",
+        warehouse_uri="postgresql://postgres@127.0.0.1:5432/wh_x",
+        broker_url="redis://127.0.0.1:6379/0",
+        key_prefix="cxsync-test-x:",
+        api_port=18080,
+        health_port=18974,
+        worker_log_port=18793,
+        trigger_log_port=18794,
+    )
+    return cluster_environment(setup, {})
+
+
+def test_compose_runs_the_commands_the_cluster_tier_runs():
+    for service, args in COMPONENTS.items():
+        assert SERVICES[service]["command"] == " ".join(args), service
+
+
+def test_compose_and_the_cluster_tier_read_one_file_of_shared_settings():
+    shared = shared_environment()
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and shared["AIRFLOW__CORE__TEST_CONNECTION"]
+    relative = str(SHARED_ENV_FILE.relative_to(ROOT))
+    common = COMPOSE["x-airflow-common"]
+    assert {"path": relative, "required": True} in common["env_file"]
+    for name in AIRFLOW_SERVICES:
+        assert relative in env_files(name), name
+        assert not set(shared) & set(SERVICES[name].get("environment", {})), f"{name} overrides the shared file"
+    tier = _cluster_tier_environment()
+    assert {k: tier[k] for k in shared} == shared  # verbatim, nothing overridden
+    assert not set(shared) & (set(DEPLOYMENT_KEYS) | set(LOCAL_ONLY) | set(TEST_SPEEDUPS))
+
+
+def test_compose_sets_per_deployment_exactly_what_the_cluster_tier_sets_per_run():
+    common = set(COMPOSE["x-airflow-common"]["environment"])
+    assert common == set(DEPLOYMENT_KEYS)
+    tier = _cluster_tier_environment()
+    assert set(DEPLOYMENT_KEYS) <= set(tier)
+    settings_keys = {k for k in tier if k.startswith(("AIRFLOW", "CXSYNC_"))}
+    assert settings_keys == set(shared_environment()) | set(DEPLOYMENT_KEYS) | set(LOCAL_ONLY) | set(TEST_SPEEDUPS)
+    # Both point the warehouse connection at PostgreSQL and the broker at Redis.
+    for uri in (
+        interpolate(str(COMPOSE["x-airflow-common"]["environment"]["AIRFLOW_CONN_CXSYNC_WAREHOUSE"])),
+        tier["AIRFLOW_CONN_CXSYNC_WAREHOUSE"],
+    ):
+        assert sa.make_url(uri).drivername == "postgresql"
+    assert tier["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
 
 
 def test_compose_interpolation_is_escaped_in_shell_commands():
