@@ -84,8 +84,11 @@ def test_every_agent_gets_a_row_by_precedence_and_ambiguity_never_guesses(wareho
     assert "Left Person (lp:70, deleted) -> s-7 Left Person" in log
     with warehouse.engine.connect() as conn:
         confidence = dict(
-            conn.execute(sa.select(t.agent_matches.c.method, sa.func.max(t.agent_matches.c.confidence)).group_by(t.agent_matches.c.method))
-            .all()
+            conn.execute(
+                sa.select(t.agent_matches.c.method, sa.func.max(t.agent_matches.c.confidence)).group_by(
+                    t.agent_matches.c.method
+                )
+            ).all()
         )
     assert confidence["external_id"] == 1.0 > confidence["email"] > confidence["name"] > confidence["ambiguous"] == 0
 

@@ -63,7 +63,8 @@ def test_cx_staff_upserts_and_keeps_people_who_left_the_file(warehouse, write_st
     assert write_staff(warehouse, second.staff) == {"loaded": 1, "new": 0, "left_file": 1}
     with warehouse.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(t.staff.c.staff_id, t.staff.c.name, t.staff.c.role, t.staff.c.is_active, t.staff.c.in_file)
-            .order_by(t.staff.c.staff_id)
+            sa.select(
+                t.staff.c.staff_id, t.staff.c.name, t.staff.c.role, t.staff.c.is_active, t.staff.c.in_file
+            ).order_by(t.staff.c.staff_id)
         ).all()
     assert [tuple(r) for r in rows] == [("s-1", "Ann Lee", "lead", True, True), ("s-2", "Bo", "agent", False, False)]

@@ -76,7 +76,9 @@ def _describe(qa_list: QaList) -> str:
         if qa_list.per_agent is not None
         else f"{qa_list.total} in total"
     )
-    return f"{qa_list.type} list, {quota}, interactions that ended in the last {qa_list.period.last} {qa_list.period.unit}"
+    return (
+        f"{qa_list.type} list, {quota}, interactions that ended in the last {qa_list.period.last} {qa_list.period.unit}"
+    )
 
 
 def build_qa_list(qa_list: QaList) -> DAG:

@@ -230,9 +230,11 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
             )
         )
         where.append(~sa.exists(listed))
-    return sa.select(i.c.integration_id, i.c.interaction_id, i.c.agent_id, m.c.staff_id, i.c.ended_at).select_from(
-        source
-    ).where(*where)
+    return (
+        sa.select(i.c.integration_id, i.c.interaction_id, i.c.agent_id, m.c.staff_id, i.c.ended_at)
+        .select_from(source)
+        .where(*where)
+    )
 
 
 def read_population(warehouse: Warehouse, qa_list: QaList, run_at: datetime, this_run_id: str) -> pd.DataFrame:
@@ -250,7 +252,8 @@ def expected_staff(warehouse: Warehouse, qa_list: QaList) -> set[str]:
     the quota applies to, even with no eligible conversation (then they are short by the whole quota)."""
     m, s = t.agent_matches, t.staff
     query = (
-        sa.select(sa.distinct(m.c.staff_id))
+        sa.select(m.c.staff_id)
+        .distinct()
         .select_from(m.join(s, s.c.staff_id == m.c.staff_id))
         .where(s.c.is_active.is_(True))
     )
@@ -305,10 +308,19 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
         log.info("QA list %s: short of the quota: %s", qa_list.id, json.dumps(shortfall))
     unassigned = int(items["evaluator_id"].isna().sum()) if qa_list.evaluators else 0
     if unassigned:
-        log.warning("QA list %s: %d item(s) without an evaluator (each one's only evaluator is its agent)", qa_list.id, unassigned)
+        log.warning(
+            "QA list %s: %d item(s) without an evaluator (each one's only evaluator is its agent)",
+            qa_list.id,
+            unassigned,
+        )
     if export:
         run.export_path, run.population_path = export_run(export_dir(warehouse), run, population)
-        log.info("QA list %s: items exported to %s (population for audits: %s)", qa_list.id, run.export_path, run.population_path)
+        log.info(
+            "QA list %s: items exported to %s (population for audits: %s)",
+            qa_list.id,
+            run.export_path,
+            run.population_path,
+        )
     write_run(warehouse, run, qa_list)
     return run
 
@@ -389,11 +401,18 @@ def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
     li, i = t.qa_list_items, t.interactions
     query = (
         sa.select(
-            li.c.rank, li.c.integration_id, li.c.interaction_id, li.c.agent_id, li.c.staff_id, li.c.evaluator_id,
+            li.c.rank,
+            li.c.integration_id,
+            li.c.interaction_id,
+            li.c.agent_id,
+            li.c.staff_id,
+            li.c.evaluator_id,
             i.c.ended_at,
         )
         .select_from(
-            li.outerjoin(i, sa.and_(i.c.integration_id == li.c.integration_id, i.c.interaction_id == li.c.interaction_id))
+            li.outerjoin(
+                i, sa.and_(i.c.integration_id == li.c.integration_id, i.c.interaction_id == li.c.interaction_id)
+            )
         )
         .where(li.c.list_run_id == run_id)
         .order_by(li.c.rank)

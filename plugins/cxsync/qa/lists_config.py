@@ -211,12 +211,11 @@ def _parse_entry(entry: Any, problems: list[str]) -> QaList | None:
     if kind == "all":
         if per_agent is not None or total is not None:
             problems.append("fields `per_agent` / `total`: a list of type `all` takes every eligible interaction")
-    elif kind in settings.QA_LIST_TYPES:
-        if (per_agent is None) == (total is None):
-            problems.append("fields `per_agent` / `total`: give exactly one (e.g. per_agent: 3 or total: 50)")
-        for name, value in (("per_agent", per_agent), ("total", total)):
-            if value is not None and not _whole(value, 1):
-                problems.append(f"field `{name}`: {value!r} must be a whole number greater than 0")
+    elif kind in settings.QA_LIST_TYPES and (per_agent is None) == (total is None):
+        problems.append("fields `per_agent` / `total`: give exactly one (e.g. per_agent: 3 or total: 50)")
+    for name, value in (("per_agent", per_agent), ("total", total)):
+        if value is not None and not _whole(value, 1):
+            problems.append(f"field `{name}`: {value!r} must be a whole number greater than 0")
 
     filters = _parse_filters(entry.get("filters") or {}, problems)
     exclude = entry.get("exclude_listed_within_days", 0)

@@ -149,9 +149,7 @@ def _decide(agent: ProviderAgent, method: str, found: set[str]) -> Match:
 
 
 def _match(agent: ProviderAgent, method: str, staff_id: str | None, candidates: tuple[str, ...] = ()) -> Match:
-    return Match(
-        agent.integration_id, agent.agent_id, staff_id, method, settings.MATCH_CONFIDENCE[method], candidates
-    )
+    return Match(agent.integration_id, agent.agent_id, staff_id, method, settings.MATCH_CONFIDENCE[method], candidates)
 
 
 # ---- warehouse I/O ---------------------------------------------------------------------------------------------
@@ -220,7 +218,9 @@ def write_matches(warehouse: Warehouse, matches: Sequence[Match], *, now: dateti
         for m in sorted(matches, key=lambda m: (m.integration_id, m.agent_id))
     ]
     stmt = warehouse._insert(table)
-    same = sa.and_(table.c.staff_id.is_not_distinct_from(stmt.excluded.staff_id), table.c.method == stmt.excluded.method)
+    same = sa.and_(
+        table.c.staff_id.is_not_distinct_from(stmt.excluded.staff_id), table.c.method == stmt.excluded.method
+    )
     update = {c: stmt.excluded[c] for c in ("staff_id", "method", "confidence", "candidates", "updated_at")}
     update["matched_at"] = sa.case((same, table.c.matched_at), else_=stmt.excluded.matched_at)
     upsert = stmt.on_conflict_do_update(index_elements=["integration_id", "agent_id"], set_=update)
@@ -237,7 +237,10 @@ def run_matching(warehouse: Warehouse, staff_file: StaffFile) -> dict:
         log.warning("staff file: %s", error)
     warehouse.reject(
         settings.STAFF_REJECTED_SCOPE,
-        [RejectedRecord(settings.STAFF_REJECTED_STREAM, f"line {n}", reason, raw) for n, raw, reason in staff_file.rejected],
+        [
+            RejectedRecord(settings.STAFF_REJECTED_STREAM, f"line {n}", reason, raw)
+            for n, raw, reason in staff_file.rejected
+        ],
     )
     staff_stats = write_staff(warehouse, staff_file.staff)
     log.info(

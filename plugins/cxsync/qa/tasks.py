@@ -45,7 +45,9 @@ def qa_list(list_id: str, run_at: datetime) -> dict:
         try:
             definition = lists.get(list_id)
         except KeyError as exc:
-            raise ConfigError(f"{exc.args[0]} (fix the file; its errors: {'; '.join(lists.errors) or 'none'})") from None
+            raise ConfigError(
+                f"{exc.args[0]} (fix the file; its errors: {'; '.join(lists.errors) or 'none'})"
+            ) from None
         config, warehouse = _warehouse()
         try:
             known = {i.id for i in config.integrations}
