@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from cxsync import settings
-from cxsync.records import RejectedRecord
 from cxsync.qa.staff import StaffFile, StaffMember, write_staff
+from cxsync.records import RejectedRecord
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse, to_json
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("manual", "external_id", "email", "name", "bot", "ambiguous", "unmatched")
 # Letters NFKD does not split into a base letter and a mark.
-_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i"})
+_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "\u0131": "i"})
 _NOT_ALNUM = re.compile(r"[\W_]+")
 # Names listed per method in the run's summary; the rest are counted.
 SUMMARY_NAMES = 50
