@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from cxsync import settings
 from cxsync.qa.lists_config import QaList
 from cxsync.warehouse import schema as t
+from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.connect import default_sqlite_path
 from cxsync.warehouse.store import Warehouse, to_json
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 POPULATION_COLUMNS = ["integration_id", "interaction_id", "agent_id", "staff_id", "ended_at"]
 ITEM_COLUMNS = ["rank", "integration_id", "interaction_id", "agent_id", "staff_id", "evaluator_id", "ended_at"]
+ITEM_KEY = ["list_run_id", "integration_id", "interaction_id"]
+ITEM_TABLE_COLUMNS = [*ITEM_KEY, "staff_id", "agent_id", "evaluator_id", "rank"]
 TOTAL_KEY = "_total"  # the shortfall key of a list with a `total` quota
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -357,17 +360,18 @@ def write_run(warehouse: Warehouse, run: ListRun, qa_list: QaList) -> None:
         "export_path": str(run.export_path) if run.export_path else None,
     }
     rows = [
-        {
-            "list_run_id": run.list_run_id,
-            "integration_id": r.integration_id,
-            "interaction_id": r.interaction_id,
-            "staff_id": r.staff_id,
-            "agent_id": r.agent_id,
-            "evaluator_id": r.evaluator_id if isinstance(r.evaluator_id, str) else None,
-            "rank": int(r.rank),
-        }
+        (
+            run.list_run_id,
+            r.integration_id,
+            r.interaction_id,
+            r.staff_id,
+            r.agent_id,
+            r.evaluator_id if isinstance(r.evaluator_id, str) else None,
+            int(r.rank),
+        )
         for r in run.items.itertuples(index=False)
     ]
+    items = BulkUpsert(warehouse.engine.dialect, t.qa_list_items, ITEM_TABLE_COLUMNS, ITEM_KEY)
     stmt = warehouse._insert(t.qa_lists)
     upsert = stmt.on_conflict_do_update(
         index_elements=["list_run_id"], set_={c: stmt.excluded[c] for c in head if c != "list_run_id"}
@@ -376,7 +380,7 @@ def write_run(warehouse: Warehouse, run: ListRun, qa_list: QaList) -> None:
         conn.execute(upsert, [head])
         conn.execute(t.qa_list_items.delete().where(t.qa_list_items.c.list_run_id == run.list_run_id))
         for start in range(0, len(rows), settings.UPSERT_BATCH_ROWS * 4):
-            conn.execute(t.qa_list_items.insert(), rows[start : start + settings.UPSERT_BATCH_ROWS * 4])
+            items.execute(conn, rows[start : start + settings.UPSERT_BATCH_ROWS * 4])
 
 
 # ---- reading runs back, audits ------------------------------------------------------------------------------

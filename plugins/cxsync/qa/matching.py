@@ -24,6 +24,7 @@ from cxsync import settings
 from cxsync.qa.staff import StaffFile, StaffMember, write_staff
 from cxsync.records import RejectedRecord
 from cxsync.warehouse import schema as t
+from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.store import Warehouse, to_json
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def normalize_name(value: str | None) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form: "  José  O'Neil-Smith" -> "jose o neil smith"."""
     if not value:
         return ""
+    if value.isascii():  # most names: no accents to strip
+        return " ".join(_NOT_ALNUM.sub(" ", value.lower()).split())
     decomposed = unicodedata.normalize("NFKD", value.casefold().translate(_FOLD))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(_NOT_ALNUM.sub(" ", bare).split())
@@ -198,35 +201,43 @@ def set_override(
         )
 
 
+MATCH_COLUMNS = [
+    "integration_id",
+    "agent_id",
+    "staff_id",
+    "method",
+    "confidence",
+    "candidates",
+    "matched_at",
+    "updated_at",
+]
+
+
 def write_matches(warehouse: Warehouse, matches: Sequence[Match], *, now: datetime | None = None) -> None:
-    """Upsert one row per agent. `matched_at` moves only when the outcome (staff id, method) changes."""
+    """Upsert one row per agent, in one transaction. `matched_at` moves only when the outcome (staff id, method)
+    changes, so it says since when an agent has been matched the way it is."""
     if not matches:
         return
     now = now or datetime.now(UTC)
     table = t.agent_matches
-    rows = [
-        {
-            "integration_id": m.integration_id,
-            "agent_id": m.agent_id,
-            "staff_id": m.staff_id,
-            "method": m.method,
-            "confidence": m.confidence,
-            "candidates": to_json(list(m.candidates)) if m.candidates else None,
-            "matched_at": now,
-            "updated_at": now,
-        }
-        for m in sorted(matches, key=lambda m: (m.integration_id, m.agent_id))
-    ]
-    stmt = warehouse._insert(table)
-    same = sa.and_(
-        table.c.staff_id.is_not_distinct_from(stmt.excluded.staff_id), table.c.method == stmt.excluded.method
-    )
-    update = {c: stmt.excluded[c] for c in ("staff_id", "method", "confidence", "candidates", "updated_at")}
-    update["matched_at"] = sa.case((same, table.c.matched_at), else_=stmt.excluded.matched_at)
-    upsert = stmt.on_conflict_do_update(index_elements=["integration_id", "agent_id"], set_=update)
+    upsert = BulkUpsert(warehouse.engine.dialect, table, MATCH_COLUMNS, ["integration_id", "agent_id"])
     with warehouse.engine.begin() as conn:
+        before = {
+            (i, a): (s, m, at)
+            for i, a, s, m, at in conn.execute(
+                sa.select(
+                    table.c.integration_id, table.c.agent_id, table.c.staff_id, table.c.method, table.c.matched_at
+                )
+            )
+        }
+        rows = []
+        for m in sorted(matches, key=lambda m: (m.integration_id, m.agent_id)):
+            old = before.get((m.integration_id, m.agent_id))
+            since = old[2] if old is not None and (old[0], old[1]) == (m.staff_id, m.method) else now
+            candidates = to_json(list(m.candidates)) if m.candidates else None
+            rows.append((m.integration_id, m.agent_id, m.staff_id, m.method, m.confidence, candidates, since, now))
         for start in range(0, len(rows), settings.UPSERT_BATCH_ROWS * 4):
-            conn.execute(upsert, rows[start : start + settings.UPSERT_BATCH_ROWS * 4])
+            upsert.execute(conn, rows[start : start + settings.UPSERT_BATCH_ROWS * 4])
 
 
 def run_matching(warehouse: Warehouse, staff_file: StaffFile) -> dict:

@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from cxsync import settings
 from cxsync.config import ConfigError
 from cxsync.warehouse import schema as t
+from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.store import Warehouse, to_json
 
+STAFF_COLUMNS = ["staff_id", "name", "email", "team", "role", "is_active", "external_ids", "in_file", "updated_at"]
 COLUMNS = ("staff_id", "name", "email", "team", "role", "active", "external_ids")
 REQUIRED_COLUMNS = ("staff_id",)
 _TRUE = {"true", "yes", "1", "y", "t"}
@@ -168,30 +170,25 @@ def write_staff(warehouse: Warehouse, staff: list[StaffMember], *, now: datetime
     now = now or datetime.now(UTC)
     table = t.staff
     rows = [
-        {
-            "staff_id": s.staff_id,
-            "name": s.name,
-            "email": s.email,
-            "team": s.team,
-            "role": s.role,
-            "is_active": s.active,
-            "external_ids": to_json([f"{i}:{a}" for i, a in s.external_ids]),
-            "in_file": True,
-            "updated_at": now,
-        }
+        (
+            s.staff_id,
+            s.name,
+            s.email,
+            s.team,
+            s.role,
+            s.active,
+            to_json([f"{i}:{a}" for i, a in s.external_ids]),
+            True,
+            now,
+        )
         for s in sorted(staff, key=lambda s: s.staff_id)
     ]
-    ids = [r["staff_id"] for r in rows]
+    ids = [r[0] for r in rows]
+    upsert = BulkUpsert(warehouse.engine.dialect, table, STAFF_COLUMNS, ["staff_id"])
     with warehouse.engine.begin() as conn:
         existing = set(conn.execute(sa.select(table.c.staff_id)).scalars())
-        if rows:
-            stmt = warehouse._insert(table)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["staff_id"], set_={c: stmt.excluded[c] for c in rows[0] if c != "staff_id"}
-                ),
-                rows,
-            )
+        for start in range(0, len(rows), settings.UPSERT_BATCH_ROWS * 4):
+            upsert.execute(conn, rows[start : start + settings.UPSERT_BATCH_ROWS * 4])
         gone = sorted(existing - set(ids))
         for start in range(0, len(gone), settings.UPSERT_BATCH_ROWS):
             conn.execute(
