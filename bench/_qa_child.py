@@ -41,6 +41,7 @@ def main(argv: list[str]) -> None:
             "items": len(run.items),
             "short": sum(run.shortfall.values()),
             "export": str(run.export_path),
+            "phases": run.timings,
         }
     warehouse.dispose()
     print(json.dumps({**out, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))

@@ -242,4 +242,5 @@ def run() -> str:
 - The list: {LIST_AGENTS:,} staff members, 3 each from the last 7 days of {DAYS} (closed, at least one agent and one
   customer message, nothing an earlier run listed within 30 days: {PRIOR_ITEMS:,} excluded rows):
   population {qa_list["population"]:,}, {qa_list["items"]:,} items, {qa_list["short"]} short of the quota.
+- The list's phases: {", ".join(f"{k} {v:.2f} s" for k, v in qa_list["phases"].items())}.
 """

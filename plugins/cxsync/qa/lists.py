@@ -14,7 +14,8 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ ITEM_KEY = ["list_run_id", "integration_id", "interaction_id"]
 ITEM_TABLE_COLUMNS = [*ITEM_KEY, "staff_id", "agent_id", "evaluator_id", "rank"]
 TOTAL_KEY = "_total"  # the shortfall key of a list with a `total` quota
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_CANONICAL = "cxsync_canonical_population"
 
 
 @dataclass
@@ -53,6 +55,7 @@ class ListRun:
     shortfall: dict[str, int]
     export_path: Path | None = None
     population_path: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase of the run
 
 
 @dataclass
@@ -83,12 +86,16 @@ def default_seed(list_id: str, period_start: datetime, period_end: datetime) -> 
 
 def canonical_population(population: pd.DataFrame) -> pd.DataFrame:
     """The population in one fixed order with `ended_at` as fixed-width UTC text, whatever the database."""
+    if population.attrs.get(_CANONICAL) == id(population):  # this very frame (pandas copies attrs to derived ones)
+        return population
     frame = population[POPULATION_COLUMNS].copy()
     ended = pd.to_datetime(frame["ended_at"], utc=True, format="mixed")
     frame["ended_at"] = ended.dt.strftime(_TIME_FORMAT)
     for column in ("integration_id", "interaction_id", "agent_id", "staff_id"):
         frame[column] = frame[column].astype(str)
-    return frame.sort_values(["integration_id", "interaction_id"], kind="mergesort").reset_index(drop=True)
+    frame = frame.sort_values(["integration_id", "interaction_id"], kind="mergesort").reset_index(drop=True)
+    frame.attrs[_CANONICAL] = id(frame)  # computed once per run: hashing, sampling and export reuse it
+    return frame
 
 
 def population_hash(population: pd.DataFrame) -> str:
@@ -110,7 +117,8 @@ def select_items(population: pd.DataFrame, qa_list: QaList, seed: int) -> pd.Dat
     random + total: draws spread evenly over staff members (each one's first draw before anyone's second);
     sequential: earliest-ended first (per staff member, or overall for a total); all: every row.
     """
-    frame = canonical_population(population)
+    frame = canonical_population(population).copy()
+    frame.attrs.pop(_CANONICAL, None)
     frame["_key"] = np.random.default_rng(seed).random(len(frame))
     by_time = ["ended_at", "integration_id", "interaction_id"]
     if qa_list.type == "all":
@@ -291,10 +299,22 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
     run_id = list_run_id(qa_list.id, run_at)
     start = run_at - timedelta(seconds=qa_list.period.seconds())
     seed = qa_list.seed if qa_list.seed is not None else default_seed(qa_list.id, start, run_at)
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
     population = read_population(warehouse, qa_list, run_at, run_id)
+    lap("population query")
+    population = canonical_population(population)
     digest = population_hash(population)
     items = select_items(population, qa_list, seed)
     shortfall = shortfall_of(items, qa_list, expected_staff(warehouse, qa_list))
+    lap("sampling")
     run = ListRun(run_id, qa_list.id, run_at, start, run_at, seed, len(population), digest, items, shortfall)
     log.info(
         "QA list %s run %s: period %s to %s, seed %d, population %d (hash %s), %d item(s)",
@@ -324,7 +344,11 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
             run.export_path,
             run.population_path,
         )
+        lap("export")
     write_run(warehouse, run, qa_list)
+    lap("write")
+    run.timings = timings
+    log.info("QA list %s: %s", qa_list.id, ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
     return run
 
 
