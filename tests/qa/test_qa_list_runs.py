@@ -201,3 +201,11 @@ def test_a_run_is_rebuilt_identically_from_its_seed_and_population(loaded, tmp_p
     changed = rebuild_list_run(loaded, run.list_run_id)
     assert not changed.population_unchanged
     assert rebuild_list_run(loaded, run.list_run_id, read_population_csv(run.population_path)).identical
+
+
+def test_retention_deletes_list_items_with_their_interactions_and_keeps_the_run(loaded):
+    run = build_list_run(loaded, _list(id="kept"), NOW, export=False)
+    result = loaded.delete_older_than("hd", NOW - timedelta(hours=3, minutes=30))  # i4 (and older) go
+    assert result.counts["cx_qa_list_items"] == 1
+    assert _keys(read_items(loaded, run.list_run_id)) == ELIGIBLE - {("hd", "i4")}
+    assert list_runs(loaded, "kept")[0]["item_count"] == len(ELIGIBLE)  # the run's record says what it was

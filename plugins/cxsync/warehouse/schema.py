@@ -243,7 +243,7 @@ qa_list_items = sa.Table(
 
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
-INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
+INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items]
 
 
 # Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has
