@@ -119,6 +119,9 @@ def test_filters_run_in_sql(loaded):
     notes_only = replace(f, min_agent_messages=None, max_agent_messages=0)
     assert population(replace(everyone, filters=notes_only)) == {("hd", "x-private")}
     assert ("hd", "x-old") in population(replace(everyone, period=Period(9, "days")))
+    two_sided = replace(f, min_agent_messages=2, min_customer_messages=3)  # counted, not just "any"
+    assert population(replace(everyone, filters=two_sided)) == set()
+    assert population(replace(everyone, filters=replace(f, min_agent_messages=2))) == ELIGIBLE
 
 
 def test_quotas_and_shortfall_per_staff_member_and_in_total(loaded):
