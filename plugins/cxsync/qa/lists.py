@@ -196,7 +196,7 @@ def _message_count(i: sa.Table, sender_type: str) -> sa.ScalarSelect:
 
 
 def _has_message(i: sa.Table, sender_type: str) -> sa.Exists:
-    """ "At least one": an index probe that stops at the first message, cheaper than counting them all."""
+    """At least one: an index probe that stops at the first message, cheaper than counting them all."""
     return sa.exists(sa.select(sa.literal(1)).where(*_messages_of(i, sender_type)))
 
 
