@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from cxsync.qa.matching import (
     Override,
     ProviderAgent,
+    clear_override,
     list_matches,
     match_agents,
     normalize_name,
@@ -123,6 +124,9 @@ def test_overrides_win_survive_reruns_and_unknown_staff_is_reported_not_applied(
         ).scalar_one()
     assert rows == 10  # upserts: no duplicates
     assert unchanged <= first_matched_at < changed  # matched_at moves only when the outcome changes
+    assert clear_override(warehouse, "lp", "30") and not clear_override(warehouse, "lp", "30")
+    run_matching(warehouse, staff)
+    assert _methods(warehouse)[("lp", "30")] == ("ambiguous", None, ("s-3", "s-4"))
 
 
 def test_bad_staff_rows_are_rejected_records_and_good_rows_match(warehouse, write_staff_csv):

@@ -201,6 +201,16 @@ def set_override(
         )
 
 
+def clear_override(warehouse: Warehouse, integration_id: str, agent_id: str) -> bool:
+    """Remove a person's decision; the next matching run matches the agent automatically again."""
+    table = t.agent_match_overrides
+    with warehouse.engine.begin() as conn:
+        deleted = conn.execute(
+            table.delete().where(table.c.integration_id == integration_id, table.c.agent_id == agent_id)
+        ).rowcount
+    return deleted > 0
+
+
 MATCH_COLUMNS = [
     "integration_id",
     "agent_id",
