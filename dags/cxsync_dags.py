@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from cxsync import settings, tasks
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
+from cxsync.qa.dags import build_qa_dags
 from cxsync.registry import PROVIDERS
 
 START_DATE = datetime(2026, 1, 1)  # fixed, so the schedule does not shift between parses
@@ -243,4 +244,7 @@ def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
     return dags
 
 
-globals().update(build_all(load_integrations()))
+_config = load_integrations()
+globals().update(build_all(_config))
+# The QA layer: agent matching and one DAG per QA list (its own errors DAG for the QA lists file).
+globals().update(build_qa_dags(_config))

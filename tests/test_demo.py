@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from cxsync import demo, settings, tasks
 from cxsync.config import load_integrations
 from cxsync.hooks.helpdesk import HelpDeskHook
+from cxsync.qa import tasks as qa_tasks
 from cxsync.warehouse import schema as t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +56,22 @@ integrations:
   - {id: lp_real, provider: liveperson, conn_id: liveperson_prod, label: not a sandbox connection}
 """
 
+QA_LISTS = """
+lists:
+  - {id: elsewhere, type: all, integrations: [lp_main], period: {last: 7, unit: days}}
+  - {id: demo_week, type: random, per_agent: 2, integrations: [lp_one, hd_one], period: {last: 8, unit: days},
+     evaluators: [s-900, s-200]}
+"""
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     path = tmp_path / "integrations.yaml"
     path.write_text(INTEGRATIONS)
     monkeypatch.setenv("CXSYNC_INTEGRATIONS_FILE", str(path))
+    lists = tmp_path / "qa_lists.yaml"
+    lists.write_text(QA_LISTS)
+    monkeypatch.setenv("CXSYNC_QA_LISTS_FILE", str(lists))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CXSYNC_WAREHOUSE_PATH", raising=False)
     # Connections in the shell must not reach the demo's runs: a real warehouse, a real LivePerson key.
@@ -107,9 +118,18 @@ class InProcessAirflow:
             )
             return 1
         conf = json.loads(args[args.index("-c") + 1]) if "-c" in args else {}
-        integration_id, kind = split_dag_id(dag_id)
         with environment(env):
-            if kind == "roster_sync":
+            if dag_id == settings.AGENT_MATCHING_DAG_ID:
+                qa_tasks.agent_matching()
+                kind = "qa"
+            elif dag_id.startswith("cxsync_qa_list_"):
+                qa_tasks.qa_list(dag_id.removeprefix("cxsync_qa_list_"), datetime.now(UTC))
+                kind = "qa"
+            else:
+                integration_id, kind = split_dag_id(dag_id)
+            if kind == "qa":
+                pass
+            elif kind == "roster_sync":
                 tasks.roster_sync(integration_id)
             elif kind == "backfill":
                 windows = tasks.plan_backfill(integration_id, conf["weeks"])
@@ -190,9 +210,11 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
         ("cxsync_hd_one_incremental", {}),
         ("cxsync_hd_one_retention", {"dry_run": True}),
         ("cxsync_hd_one_retention", {"dry_run": False}),
+        ("cxsync_agent_matching", {}),
+        ("cxsync_qa_list_demo_week", {}),  # the first list that needs only the demo's integrations
     ]
     first_day = {clock for _, _, clock in runs[:4]}
-    later = {clock for _, _, clock in runs[4:]}
+    later = {clock for _, _, clock in runs[4:10]}
     assert len(first_day) == 1 and later == {first_day.pop() + timedelta(days=1)}
     assert "skipped lp_real: its connection 'liveperson_prod' is not a sandbox connection" in out
 
@@ -246,6 +268,18 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
     assert f'sqlite3 {warehouse_file} "SELECT' in out
     assert "sandbox stopped" in out and "all succeeded" in out
     assert not port_open(sandbox_port(out))
+
+    # The QA step: every agent matched (or not) against the sample staff file, the list per evaluator.
+    with engine.connect() as conn:
+        matches = conn.execute(sa.select(sa.func.count()).select_from(t.agent_matches)).scalar_one()
+        agents = conn.execute(sa.select(sa.func.count()).select_from(t.agents)).scalar_one()
+        items = conn.execute(sa.select(t.qa_list_items.c.evaluator_id, t.qa_list_items.c.staff_id)).all()
+    engine.dispose()
+    assert matches == agents > 0 and f"{agents} provider agents:" in out
+    assert re.search(r"    bot +Virtual Assistant 1 \(lp_one:\d+\)", out)
+    assert items and all(evaluator != staff for evaluator, staff in items)
+    assert re.search(r"demo_week-\d{8}T\d{6}Z: \d+ of \d+ eligible interactions \(seed \d+", out)
+    assert "  evaluator s-900 Quinn Avery: " in out and "exported for QA tools: " in out
 
 
 def test_a_rerun_reuses_the_warehouse_and_continues_the_sandbox_clock(home, capsys):

@@ -10,7 +10,8 @@ The demo is a list of steps (`STEPS`) over one shared `Demo` state:
    browser on the sandbox's authorize page, so the refresh token lands in the connection;
 6. the first loads: roster sync and a one-week backfill per integration (`airflow dags test`);
 7. a day later on the sandbox clock: incremental loads, retention as a dry run, then retention for real;
-8. what landed, per table and integration, and how to query it.
+8. what landed, per table and integration, and how to query it;
+9. QA: the agents matched to the sample staff file, and one QA list built, per evaluator.
 
 Every DAG run is a subprocess whose output goes to `$AIRFLOW_HOME/demo-logs/`; the terminal gets one line
 per run. The sandbox stops at the end, on failure and on Ctrl-C alike.
@@ -47,6 +48,7 @@ from urllib.parse import urljoin
 from cxsync import registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, load_integrations
 from cxsync.pipeline import INTERACTIONS_STREAM
+from cxsync.qa.demo_step import match_and_list
 
 if TYPE_CHECKING:
     from cxsync.sandbox.server import SandboxServer
@@ -485,6 +487,7 @@ STEPS: list[Callable[[Demo], None]] = [
     later_loads,
     show_counts,
     show_where,
+    match_and_list,
 ]
 
 

@@ -61,3 +61,44 @@ def roster_asset_uri(integration_id: str) -> str:
 
 def interactions_asset_uri(integration_id: str) -> str:
     return f"cxsync://{integration_id}/interactions"
+
+
+# QA layer: staff, agent matching and QA lists (README.md, "Staff, agent matching and QA lists").
+STAFF_FILE_ENV = "CXSYNC_STAFF_FILE"
+DEFAULT_STAFF_FILE = "include/staff.csv"
+QA_LISTS_FILE_ENV = "CXSYNC_QA_LISTS_FILE"
+DEFAULT_QA_LISTS_FILE = "include/qa_lists.yaml"
+# Where list CSVs go; default: the directory of the embedded SQLite file (next to the warehouse).
+QA_EXPORT_DIR_ENV = "CXSYNC_QA_EXPORT_DIR"
+QA_EXPORT_SUBDIR = "qa_lists"
+QA_LIST_ID_PATTERN = INTEGRATION_ID_PATTERN
+AGENT_MATCHING_DAG_ID = "cxsync_agent_matching"
+AGENT_MATCHES_ASSET_URI = "cxsync://staff/agent_matches"
+QA_LISTS_ERRORS_DAG_ID = "cxsync_qa_lists_errors"
+AGENT_MATCHING_SCHEDULE = "@daily"
+QA_LIST_DEFAULT_SCHEDULE = "0 6 * * 1"
+QA_PERIOD_UNITS = ("hours", "days", "weeks")
+QA_LIST_TYPES = ("random", "sequential", "all")
+# How sure each method is; a person's decision (manual) and an id both are certain.
+MATCH_CONFIDENCE = {
+    "manual": 1.0,
+    "external_id": 1.0,
+    "bot": 1.0,
+    "email": 0.95,
+    "name": 0.8,
+    "ambiguous": 0.0,
+    "unmatched": 0.0,
+}
+# `cx_rejected_records.integration_id` and stream of bad staff file rows (they belong to no integration).
+STAFF_REJECTED_SCOPE = "_staff"
+STAFF_REJECTED_STREAM = "staff_file"
+# Provider roles that mark an automated agent (LivePerson userTypeId 2 is stored as role `bot`).
+BOT_ROLES = ("bot",)
+
+
+def qa_list_dag_id(list_id: str) -> str:
+    return f"cxsync_qa_list_{list_id}"
+
+
+def qa_list_asset_uri(list_id: str) -> str:
+    return f"cxsync://qa_lists/{list_id}"

@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 
 from cxsync.config import load_integrations
+from cxsync.qa.lists_config import load_qa_lists
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 SHIPPED = ROOT / "include" / "integrations.yaml"
 KINDS = ("roster_sync", "backfill", "incremental", "retention")
+# Global DAGs of the QA layer, whatever the integrations: agent matching and one per shipped QA list.
+QA_DAGS = {"cxsync_agent_matching"} | {
+    f"cxsync_qa_list_{q.id}" for q in load_qa_lists(ROOT / "include/qa_lists.yaml").lists
+}
 # Tasks that talk to the provider's API run in the provider's pool.
 PROVIDER_TASKS = {
     "roster_sync": {"sync_roster"},
@@ -58,7 +63,7 @@ def test_shipped_file_gives_exactly_four_dags_per_integration_and_no_import_erro
     assert shipped_bag.import_errors == {}
     expected = {f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS}
     assert len(expected) == 4 * len(shipped.integrations) == 16
-    assert set(shipped_bag.dag_ids) == expected
+    assert set(shipped_bag.dag_ids) == expected | QA_DAGS
     assert "cxsync_config_errors" not in shipped_bag.dag_ids
 
 
@@ -161,7 +166,10 @@ def test_a_bad_entry_yields_the_config_errors_dag_and_the_good_dags_remain(tmp_p
     with pytest.warns(UserWarning, match="backfill_weeks"):
         bag = dag_bag(path, monkeypatch)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {f"cxsync_{i}_{k}" for i in ("lp_ok", "hd_ok") for k in KINDS} | {"cxsync_config_errors"}
+    assert (
+        set(bag.dag_ids)
+        == {f"cxsync_{i}_{k}" for i in ("lp_ok", "hd_ok") for k in KINDS} | {"cxsync_config_errors"} | QA_DAGS
+    )
     errors_dag = bag.dags["cxsync_config_errors"]
     for text in (errors_dag.description, errors_dag.doc_md):
         assert str(path) in text and "integrations[1]" in text and "hd_bad" in text and "`backfill_weeks`" in text
@@ -281,7 +289,7 @@ def test_parsing_touches_no_network_and_no_database(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["touched"] == []
-    assert len(result["dags"]) == 16
+    assert len(result["dags"]) == 16 + len(QA_DAGS)
     # provider code loads only when a task runs (sources.base is the contract, not provider code)
     assert [m for m in result["provider_code"] if m != "cxsync.sources.base"] == []
     assert not (tmp_path / "warehouse.db").exists()
@@ -311,7 +319,7 @@ def test_airflow_dags_list_shows_exactly_four_dags_per_integration(tmp_path, shi
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
     dag_ids = sorted(d["dag_id"] for d in json.loads(listed.stdout.strip().splitlines()[-1]))
-    assert dag_ids == sorted(f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS)
+    assert dag_ids == sorted({f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS} | QA_DAGS)
     assert "Failed to load" not in listed.stdout + listed.stderr  # how the command reports import errors
 
 

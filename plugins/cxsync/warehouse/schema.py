@@ -168,9 +168,82 @@ rejected_records = sa.Table(
     sa.Index("ux_cx_rejected_record", "integration_id", "stream", "record_hash", unique=True),
 )
 
+# ---- QA layer: staff, agent matching, QA lists (new tables: create_all adds them, no migration) ----------
+staff = sa.Table(
+    "cx_staff",
+    metadata,
+    _key("staff_id"),
+    sa.Column("name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("team", sa.Text),
+    sa.Column("role", sa.Text),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    # JSON list of "<integration id>:<agent id>" from the staff file; `in_file` false: no longer in the file.
+    sa.Column("external_ids", sa.Text),
+    sa.Column("in_file", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+agent_matches = sa.Table(
+    "cx_agent_matches",
+    metadata,
+    _key("integration_id"),
+    _key("agent_id"),
+    sa.Column("staff_id", sa.String(KEY_LENGTH)),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("candidates", sa.Text),
+    sa.Column("matched_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_cx_agent_matches_staff", "staff_id"),
+)
+
+agent_match_overrides = sa.Table(
+    "cx_agent_match_overrides",
+    metadata,
+    _key("integration_id"),
+    _key("agent_id"),
+    sa.Column("staff_id", sa.String(KEY_LENGTH)),
+    sa.Column("note", sa.Text),
+    sa.Column("set_by", sa.Text),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+)
+
+qa_lists = sa.Table(
+    "cx_qa_lists",
+    metadata,
+    _key("list_run_id"),
+    sa.Column("list_id", sa.String(KEY_LENGTH), nullable=False),
+    sa.Column("run_at", UTCDateTime, nullable=False),
+    sa.Column("period_start", UTCDateTime, nullable=False),
+    sa.Column("period_end", UTCDateTime, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("population_size", sa.Integer, nullable=False),
+    sa.Column("population_hash", sa.String(64), nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("shortfall", sa.Text, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("export_path", sa.Text),
+    sa.Index("ix_cx_qa_lists_list", "list_id", "run_at"),
+)
+
+qa_list_items = sa.Table(
+    "cx_qa_list_items",
+    metadata,
+    _key("list_run_id"),
+    _key("integration_id"),
+    _key("interaction_id"),
+    sa.Column("staff_id", sa.String(KEY_LENGTH)),
+    sa.Column("agent_id", sa.Text),
+    sa.Column("evaluator_id", sa.String(KEY_LENGTH)),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Index("ix_cx_qa_list_items_interaction", "integration_id", "interaction_id"),
+)
+
+
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
-INTERACTION_CHILD_TABLES: list[sa.Table] = [messages]
+INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items]
 
 
 # Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has

@@ -1,0 +1,58 @@
+"""The QA lists file: bad entries named by file, entry and field; good lists kept; the shipped file is valid."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from cxsync.qa.lists_config import QaList, load_qa_lists
+
+SHIPPED = Path(__file__).resolve().parents[2] / "include" / "qa_lists.yaml"
+
+
+def test_shipped_file_is_valid():
+    config = load_qa_lists(SHIPPED)
+    assert config.errors == []
+    assert [q.id for q in config.lists] == ["weekly_random", "support_earliest"]
+    weekly = config.get("weekly_random")
+    assert (weekly.type, weekly.per_agent, weekly.period.seconds()) == ("random", 3, 7 * 86400)
+    assert weekly.filters.status == ("closed",) and weekly.filters.min_agent_messages == 1
+
+
+def test_bad_entries_are_named_and_good_ones_kept(tmp_path):
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        lists:
+          - {id: good, type: all, period: {last: 2, unit: days}}
+          - {id: no_quota, type: random, period: {last: 7, unit: days}}
+          - {id: bad_filter, type: sequential, total: 5, period: {last: 7, unit: days},
+             filters: {status: pending, min_agent_messages: -1, talk_ratio: 2}}
+          - {id: Bad-Id, type: lottery, per_agent: 0, period: {last: 0, unit: years}, schedule: "every day"}
+          - {id: good, type: all, period: {last: 1, unit: days}}
+          - {id: also_good, type: random, total: 4, period: {last: 12, unit: hours}, evaluators: [s-1, s-2],
+             filters: {channel: [messaging, email], team: Support, staff: [s-3], min_duration_seconds: 60,
+                       max_customer_messages: 9}, exclude_listed_within_days: 14, seed: 7}
+    """)
+    )
+    config = load_qa_lists(path)
+    assert [q.id for q in config.lists] == ["good", "also_good"]
+    errors = "\n".join(config.errors)
+    assert f"{path}: lists[1] (id 'no_quota'): fields `per_agent` / `total`" in errors
+    for field in ("`filters.status`", "`filters.min_agent_messages`", "`filters`: unknown filter(s) 'talk_ratio'"):
+        assert f"{path}: lists[2] (id 'bad_filter'): field {field}" in errors
+    for field in ("`id`", "`type`", "`per_agent`", "`period.last`", "`period.unit`", "`schedule`"):
+        assert f"{path}: lists[3] (id 'Bad-Id'): field {field}" in errors
+    assert f"{path}: lists[4] (id 'good'): field `id`: duplicate id 'good'" in errors
+    also = config.get("also_good")
+    assert also.filters.channel == ("messaging", "email") and also.filters.team == ("Support",)
+    assert QaList.from_definition(also.definition()) == also  # what a run records reads back the same
+
+
+def test_unusable_files_are_one_error_not_an_exception(tmp_path, monkeypatch):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lists: [\n")
+    config = load_qa_lists(broken)
+    assert config.lists == [] and len(config.errors) == 1 and "not valid YAML" in config.errors[0]
+    monkeypatch.setenv("CXSYNC_QA_LISTS_FILE", str(tmp_path / "missing.yaml"))
+    assert "QA lists file not found" in load_qa_lists().errors[0]
