@@ -53,3 +53,15 @@ def roster_asset_uri(integration_id: str) -> str:
 
 def interactions_asset_uri(integration_id: str) -> str:
     return f"cxsync://{integration_id}/interactions"
+
+
+# Airflow UI plugin (cxsync.ui): pages under /cxsync/.
+MATCHING_DAG_ID = "cxsync_agent_matching"
+UI_CHART_DAYS = 28
+UI_MAX_AGENT_ROWS = 2000
+UI_MAX_LIST_RUNS = 100
+# Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).
+UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
+UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"
+UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
+UI_CONNECT_MAX_AGE_SECONDS = 600

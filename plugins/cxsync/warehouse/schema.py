@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -110,6 +110,8 @@ interactions = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("raw", sa.Text),
     sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
+    # Covers the UI status page's per-integration totals (open/closed, messages): an index-only aggregate.
+    sa.Index("ix_cx_interactions_status", "integration_id", "status", "message_count"),
 )
 
 messages = sa.Table(
@@ -209,7 +211,12 @@ def _v2_dedupe_rejected_records(conn: Connection) -> None:
     next(ix for ix in table.indexes if ix.name == "ux_cx_rejected_record").create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records}
+def _v3_status_index(conn: Connection) -> None:
+    """The status page's covering index on an existing cx_interactions (new warehouses get it from create_all)."""
+    next(ix for ix in interactions.indexes if ix.name == "ix_cx_interactions_status").create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records, 3: _v3_status_index}
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
 
