@@ -104,7 +104,13 @@ def fill_matching(engine: sa.Engine, integration_id: str, now: datetime | None =
             else:
                 row = {"staff_id": None, "method": "unmatched", "confidence": 0.0, "candidates": None}
             matches.append(
-                {"integration_id": integration_id, "agent_id": agent.agent_id, **row, "matched_at": now, "updated_at": now}
+                {
+                    "integration_id": integration_id,
+                    "agent_id": agent.agent_id,
+                    **row,
+                    "matched_at": now,
+                    "updated_at": now,
+                }
             )
         conn.execute(agent_matches.insert(), matches)
     return {"staff": people, "matches": matches}

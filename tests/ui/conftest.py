@@ -2,8 +2,8 @@
 
 `ui_server` (session): a fresh Airflow home (metadata DB migrated once, simple auth manager with the users
 `admin`, `viewer` and `nobody` (no role)), the sandbox providers, an integrations file with a loaded HelpDesk
-integration (`hd_main`: roster through a real `airflow dags test` run, one week of tickets through the
-task functions), an OAuth integration whose connection lives in the metadata DB (`hd_oauth`), and one whose
+integration (`hd_main`: roster and one week of tickets through the DAG tasks' functions, run records
+in Airflow's DB), an OAuth integration whose connection lives in the metadata DB (`hd_oauth`), and one whose
 connection does not exist (`hd_nowhere`); the matching and QA-list tables filled as their DAGs would. Then
 `airflow api-server` on a free loopback port.
 
@@ -86,18 +86,38 @@ class UiServer:
         return done.stdout
 
 
-SETUP = """
+AIRFLOW_DB = """
 import json, sys
+from datetime import UTC, datetime, timedelta
 from airflow.models.connection import Connection
+from airflow.models.dagrun import DagRun
 from airflow.utils.db import initdb
 from airflow.utils.session import create_session
-from cxsync import tasks
 initdb()
 conn = json.loads(sys.argv[1])
+now = datetime.now(UTC)
 with create_session() as session:
-    session.add(Connection(conn_id="helpdesk_oauth", conn_type=conn["conn_type"], host=conn["host"],
-                           schema=conn["schema"], port=conn["port"], login=conn["login"],
-                           password=conn["password"], extra=json.dumps(conn["extra"])))
+    # The OAuth connection, not connected yet; and a copy with a wrong client secret.
+    for conn_id, password in (("helpdesk_oauth", conn["password"]), ("helpdesk_badsecret", "wrong-secret")):
+        session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
+                               schema=conn["schema"], port=conn["port"], login=conn["login"],
+                               password=password, extra=json.dumps(conn["extra"])))
+    # The run records Airflow keeps for the status page: a successful roster sync, and an incremental load
+    # that failed after its last success.
+    for dag_id, run_id, state, ago in (
+        ("cxsync_hd_main_roster_sync", "manual__roster_ok", "success", 3),
+        ("cxsync_hd_main_incremental", "scheduled__incr_ok", "success", 2),
+        ("cxsync_hd_main_incremental", "scheduled__incr_failed", "failed", 1),
+    ):
+        run = DagRun(dag_id=dag_id, run_id=run_id, run_type=run_id.split("__")[0], state=state,
+                     start_date=now - timedelta(hours=ago), run_after=now - timedelta(hours=ago))
+        run.end_date = now - timedelta(hours=ago) + timedelta(minutes=1)
+        session.add(run)
+"""
+# The warehouse as the roster sync and a one-week backfill leave it, through the tasks' own functions.
+LOAD = """
+from cxsync import tasks
+tasks.roster_sync("hd_main")
 windows = tasks.plan_backfill("hd_main", 1)
 for window in windows:
     tasks.backfill_window("hd_main", window)
@@ -156,40 +176,40 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
                 env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
         server = UiServer(f"http://127.0.0.1:{port}", env, base / "warehouse.db", sandbox.base_url, base / "api.log",
                           passwords)  # fmt: skip
-        server.python(SETUP, json.dumps(oauth_conn))
-        roster = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "cxsync_hd_main_roster_sync"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert roster.returncode == 0 and "state=success" in roster.stdout + roster.stderr, roster.stderr[-3000:]
-
-        engine = server.engine()
-        contract_tables.create(engine)
-        contract_tables.fill_matching(engine, "hd_main")
-        with engine.connect() as conn:
-            picked = conn.execute(
-                sa.text(
-                    "SELECT integration_id, interaction_id, agent_id FROM cx_interactions WHERE status = 'closed' "
-                    "ORDER BY interaction_id LIMIT 4"
-                )
-            ).all()
-        contract_tables.fill_qa_list(
-            engine,
-            LIST_RUN_ID,
-            "weekly_random",
-            [
-                {**row._asdict(), "staff_id": "s-101", "evaluator_id": ("s-100" if n % 2 else "s-102"), "rank": n + 1}
-                for n, row in enumerate(picked)
-            ],
-        )
-        engine.dispose()
-
+        server.python(AIRFLOW_DB, json.dumps(oauth_conn))
         log = server.log_path.open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
+            # The api-server takes a while to start: load the warehouse meanwhile.
+            server.python(LOAD)
+            engine = server.engine()
+            contract_tables.create(engine)
+            contract_tables.fill_matching(engine, "hd_main")
+            with engine.connect() as conn:
+                picked = conn.execute(
+                    sa.text(
+                        "SELECT integration_id, interaction_id, agent_id FROM cx_interactions WHERE status = 'closed' "
+                        "ORDER BY interaction_id LIMIT 4"
+                    )
+                ).all()
+            contract_tables.fill_qa_list(
+                engine,
+                LIST_RUN_ID,
+                "weekly_random",
+                [
+                    {
+                        **row._asdict(),
+                        "staff_id": "s-101",
+                        "evaluator_id": ("s-100" if n % 2 else "s-102"),
+                        "rank": n + 1,
+                    }
+                    for n, row in enumerate(picked)
+                ],
+            )
+            engine.dispose()
             _wait_until_up(server, process)
             yield server
         finally:
