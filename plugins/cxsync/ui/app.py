@@ -143,7 +143,8 @@ async def _to_login(request: Request, _: LoginRequired) -> RedirectResponse:
 @app.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> Any:
     if wants_html(request):
-        return render(request, None, "message.html", exc.status_code, title="Not allowed", message=exc.detail)
+        title = {403: "Not allowed", 404: "Not found"}.get(exc.status_code, "Cannot do that")
+        return render(request, None, "message.html", exc.status_code, title=title, message=exc.detail)
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
