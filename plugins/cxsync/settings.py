@@ -58,6 +58,9 @@ def interactions_asset_uri(integration_id: str) -> str:
 # Airflow UI plugin (cxsync.ui): pages under /cxsync/.
 MATCHING_DAG_ID = "cxsync_agent_matching"
 UI_CHART_DAYS = 28
+# The status page's totals (cx_status_totals) are recomputed when an integration is loaded or trimmed, and at
+# the latest after this long (a load whose transaction committed late is then counted too).
+UI_TOTALS_MAX_AGE_SECONDS = 6 * 3600
 UI_MAX_AGENT_ROWS = 2000
 UI_MAX_LIST_RUNS = 100
 # Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).

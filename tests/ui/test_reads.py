@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from cxsync import settings
 from cxsync.ui import matching, qa_lists
+from cxsync.ui import totals as totals_module
 from cxsync.ui.warehouse_reads import existing_tables, integration_counts
 from cxsync.warehouse import schema as t
 from support import contract_tables
@@ -138,3 +140,42 @@ def test_qa_list_runs_and_csv(warehouse):
     assert [r["rank"] for r in table] == ["1", "2", "3"]
     assert table[-1]["interaction_id"] == "'=HYPERLINK(1)"  # never a spreadsheet formula
     assert {r["list_id"] for r in table} == {"weekly"} and qa_lists.list_csv(engine, "nope") is None
+
+
+def test_totals_are_counted_once_and_again_only_after_a_load_or_a_retention_run(warehouse, monkeypatch):
+    engine = warehouse.engine
+    with engine.begin() as conn:
+        conn.execute(t.interactions.insert(), [_interaction(n, "hd", NOW, "open", 2) for n in range(4)])
+    counted: list[list[str]] = []
+    real_count = totals_module._count
+    monkeypatch.setattr(totals_module, "_count", lambda conn, ids: counted.append(ids) or real_count(conn, ids))
+
+    assert totals_module.totals(engine, ["hd", "empty"], NOW) == {"hd": {"open": (4, 8)}, "empty": {}}
+    assert totals_module.totals(engine, ["hd", "empty"], NOW + timedelta(minutes=5)) == {
+        "hd": {"open": (4, 8)},
+        "empty": {"open": (0, 0)},
+    }
+    assert counted == [["hd", "empty"]]  # the second request read cx_status_totals only
+
+    later = NOW + timedelta(hours=1)  # a load closes one interaction: its loaded_at moves
+    with engine.begin() as conn:
+        conn.execute(
+            t.interactions.update()
+            .where(t.interactions.c.interaction_id == "c1")
+            .values(status="closed", message_count=5, loaded_at=later)
+        )
+    assert totals_module.totals(engine, ["hd", "empty"], later)["hd"] == {"open": (3, 6), "closed": (1, 5)}
+    assert counted[-1] == ["hd"]
+
+    with engine.begin() as conn:  # retention deleted rows and logged it
+        conn.execute(t.interactions.delete().where(t.interactions.c.interaction_id == "c2"))
+        conn.execute(
+            t.retention_log.insert().values(
+                integration_id="hd", run_at=later, cutoff=NOW, dry_run=False,
+                interactions_deleted=1, messages_deleted=2, rejected_deleted=0,
+            )
+        )  # fmt: skip
+    assert totals_module.totals(engine, ["hd"], later)["hd"] == {"open": (2, 4), "closed": (1, 5)}
+    stale = later + timedelta(seconds=settings.UI_TOTALS_MAX_AGE_SECONDS + 1)
+    totals_module.totals(engine, ["hd"], stale)
+    assert counted[-2:] == [["hd"], ["hd"]] and len(counted) == 4  # a too-old row is recounted

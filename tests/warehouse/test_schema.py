@@ -252,14 +252,14 @@ def test_version_2_warehouse_gets_the_status_page_index(warehouse):
     """v3: an existing cx_interactions gets the covering index of the UI status page; its rows stay."""
     _seed(warehouse)
     with warehouse.engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_cx_interactions_status"))
+        conn.execute(sa.text("DROP INDEX ix_cx_interactions_loaded"))
         conn.execute(t.schema_version.delete())
         conn.execute(t.schema_version.insert().values(version=2, applied_at=T0))
     before = warehouse.table_counts()
-    assert "ix_cx_interactions_status" not in _index_names(warehouse)
+    assert "ix_cx_interactions_loaded" not in _index_names(warehouse)
 
     assert warehouse.ensure_schema() == 3
-    assert "ix_cx_interactions_status" in _index_names(warehouse)
+    assert "ix_cx_interactions_loaded" in _index_names(warehouse)
     assert warehouse.table_counts() == before
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from cxsync import settings
+from cxsync.ui.totals import totals
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.connect import default_sqlite_path, make_engine, url_from_connection
 
@@ -58,15 +59,20 @@ def reflect(conn: sa.Connection, name: str, present: set[str]) -> sa.Table | Non
 
 
 def day_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    """`YYYY-MM-DD` (UTC) of a time column, on either database."""
+    """The UTC day of a time column, to group by (formatted by `day_text` after grouping)."""
     if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
-    return sa.func.substr(column, 1, 10)
+        return sa.func.date_trunc("day", sa.func.timezone("UTC", column))
+    return sa.func.substr(column, 1, 10)  # SQLite keeps UTC times as text
+
+
+def day_text(value: object) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else str(value)
 
 
 def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, present: set[str]) -> dict[str, dict]:
     """Per integration: agents, interactions open/closed, messages, rejected (total and last 24 h), unmatched
-    agents, and interactions per day of the last four weeks. Each query reads an index, not the tables' rows."""
+    agents, and interactions per day of the last four weeks. Interaction totals come from cx_status_totals
+    (cxsync.ui.totals); the chart reads four weeks of the (integration_id, started_at) index."""
     out: dict[str, dict] = {
         i: {
             "agents": 0,
@@ -89,15 +95,10 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     ):
         out[integration_id]["agents"] = count
     i = t.interactions
-    # ix_cx_interactions_status covers (integration_id, status, message_count): an index-only aggregate.
-    for integration_id, status, count, message_sum in conn.execute(
-        sa.select(i.c.integration_id, i.c.status, sa.func.count(), sa.func.sum(i.c.message_count))
-        .where(i.c.integration_id.in_(ids))
-        .group_by(i.c.integration_id, i.c.status)
-    ):
-        key = "interactions_closed" if status == "closed" else "interactions_open"
-        out[integration_id][key] += count
-        out[integration_id]["messages"] += int(message_sum or 0)
+    for integration_id, by_status in totals(conn.engine, ids, now).items():
+        for status, (count, messages) in by_status.items():
+            out[integration_id]["interactions_closed" if status == "closed" else "interactions_open"] += count
+            out[integration_id]["messages"] += messages
     since = now - timedelta(days=settings.UI_CHART_DAYS)
     day = day_of(i.c.started_at, dialect).label("day")
     for integration_id, day_value, count in conn.execute(
@@ -105,7 +106,7 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
         .where(i.c.integration_id.in_(ids), i.c.started_at >= since)
         .group_by(i.c.integration_id, day)
     ):
-        out[integration_id]["per_day"][str(day_value)] = count
+        out[integration_id]["per_day"][day_text(day_value)] = count
     r = t.rejected_records
     recent = sa.func.sum(sa.case((r.c.rejected_at >= now - timedelta(hours=24), 1), else_=0))
     for integration_id, total, last_day in conn.execute(
