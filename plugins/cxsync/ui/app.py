@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.templating import Jinja2Templates
 
 from cxsync import helpdesk_oauth, settings
-from cxsync.config import ConfigError, load_integrations
+from cxsync.config import ConfigError
 from cxsync.pools import ensure_pools
 from cxsync.ui import matching, qa_lists, status
 from cxsync.ui.security import (
@@ -169,7 +169,7 @@ def stylesheet(user: Reader) -> FileResponse:
 
 def _warehouse():
     try:
-        conn_id = load_integrations().warehouse_conn_id
+        conn_id = status.integrations_config().warehouse_conn_id
     except ConfigError:
         conn_id = None
     return warehouse_engine(conn_id)
@@ -177,7 +177,7 @@ def _warehouse():
 
 def _integration_ids() -> list[str]:
     try:
-        return [i.id for i in load_integrations().integrations]
+        return [i.id for i in status.integrations_config().integrations]
     except ConfigError:
         return []
 

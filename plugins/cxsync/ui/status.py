@@ -4,20 +4,44 @@ warehouse are each read with a few queries for all integrations at once, never o
 
 from __future__ import annotations
 
-import os
+import functools
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from cxsync import settings
-from cxsync.config import ConfigError, Integration, load_integrations
+from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
 from cxsync.ui import warehouse_reads as reads
 from cxsync.warehouse import parse_watermark
 
+log = logging.getLogger(__name__)
+_config_cache: dict[str, tuple[tuple[int, int], IntegrationsConfig]] = {}
+_config_lock = threading.Lock()
+
 DAG_KINDS = ("roster_sync", "backfill", "incremental", "retention", "analytics")
 DEFAULT_AUTH_TYPES = {"liveperson": "oauth1", "helpdesk": "token"}
+
+
+def integrations_config() -> IntegrationsConfig:
+    """The integrations file, parsed again only when it changed (every page asks for it)."""
+    path = integrations_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_integrations(path)  # raises the plain "not found" ConfigError
+    key, stamp = str(path), (stat.st_mtime_ns, stat.st_size)
+    with _config_lock:
+        cached = _config_cache.get(key)
+        if cached and cached[0] == stamp:
+            return cached[1]
+    config = load_integrations(path)
+    with _config_lock:
+        _config_cache[key] = (stamp, config)
+    return config
 
 
 def dag_kinds(integration: Integration) -> list[str]:
@@ -28,7 +52,7 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
     """Everything the status page shows, as JSON-able values."""
     now = now or datetime.now(UTC)
     try:
-        config = load_integrations()
+        config = integrations_config()
     except ConfigError as exc:
         return {"generated_at": now, "config_errors": [str(exc)], "integrations": [], "warnings": [str(exc)]}
     integrations = config.integrations
@@ -197,27 +221,32 @@ class AirflowFacts:
                 for row in session.execute(sa.select(ranked).where(ranked.c.n == 1)):
                     moment = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=UTC)
                     runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
-            connections = {}
-            for conn_id in conn_ids:
-                connections[conn_id] = _connection_facts(conn_id, in_db.get(conn_id))
+            connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
         return cls(pools, connections, runs)
 
 
 def _connection_facts(conn_id: str, row: Any) -> dict[str, Any]:
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
+    """Where the connection comes from, in Airflow's search order: environment variable, then a custom
+    secrets backend, then the metadata database (`row`, already read for all connections at once)."""
+    from airflow.configuration import ensure_secrets_loaded
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+    from airflow.secrets.metastore import MetastoreBackend
 
-    if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
-        source = "environment variable"
-        conn = Connection.get_connection_from_secrets(conn_id)
-    elif row is not None:
-        source, conn = "metadata database", row
-    else:
-        try:
-            conn = Connection.get_connection_from_secrets(conn_id)
-        except AirflowNotFoundException:
-            return {"found": False}
-        source = "secrets backend"
+    conn, source = None, ""
+    for backend in ensure_secrets_loaded():
+        if isinstance(backend, MetastoreBackend):
+            conn, source = row, "metadata database"
+        elif isinstance(backend, EnvironmentVariablesBackend):
+            conn, source = backend.get_connection(conn_id), "environment variable"
+        else:
+            try:
+                conn, source = backend.get_connection(conn_id), "secrets backend"
+            except Exception:  # an unreachable backend: Airflow's lookup goes on to the next one too
+                log.debug("secrets backend %s failed for %s", type(backend).__name__, conn_id, exc_info=True)
+        if conn is not None:
+            break
+    if conn is None:
+        return {"found": False}
     try:
         extra = conn.extra_dejson or {}
     except Exception:
@@ -232,7 +261,12 @@ def _connection_facts(conn_id: str, row: Any) -> dict[str, Any]:
 
 
 def schedule_interval(schedule: str, now: datetime) -> timedelta | None:
-    """The time between two runs of a cron schedule (presets included), around now."""
+    """The time between two runs of a cron schedule (presets included), around now (to the hour)."""
+    return _interval(schedule, now.replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=512)
+def _interval(schedule: str, now: datetime) -> timedelta | None:
     from croniter import croniter
 
     try:
