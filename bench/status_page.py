@@ -123,16 +123,19 @@ def run() -> str:
     median, worst = page[len(page) // 2], page[-1]
     return f"""
 Target: the status page of a 50-integration warehouse holding 1,000,000 interactions renders in under
-{TARGET_SECONDS:.0f} s, with each integration's totals read from indexes (no scan of the tables' rows per request).
+{TARGET_SECONDS:.0f} s. No request counts the tables: interaction totals come from `cx_status_totals`, recounted for
+an integration only after it was loaded or trimmed (one index lookup each tells); the chart reads four weeks of
+the (integration_id, started_at) index; the other tables are small.
 
 | measure | value |
 |---|---|
 | integrations / interactions / DAG runs in Airflow | {len(ids)} / {INTERACTIONS:,} / {result["dag_runs"]:,} |
 | rows loaded (INSERT ... SELECT, then VACUUM ANALYZE) | {load_seconds:.0f} s |
-| first page after start (connections, engine, template compile) | {result["first_seconds"]:.2f} s |
+| first page after start (counts every integration once, compiles the template) | {result["first_seconds"]:.2f} s |
+| page after one integration was loaded (it alone is recounted) | {result["after_load_seconds"]:.2f} s |
 | page, median of {CALLS} | **{median:.2f} s** {verdict(median < TARGET_SECONDS)} |
 | page, slowest of {CALLS} | {worst:.2f} s {verdict(worst < TARGET_SECONDS)} |
 | `/cxsync/api/status` collection, median | {api[len(api) // 2]:.2f} s |
 | page size | {result["page_bytes"]:,} bytes, {result["warnings"]} warnings |
-| plan of the per-integration totals | {result["plan"]} |
+| plan of the "newest load" lookup per integration | {result["plan"]} |
 """
