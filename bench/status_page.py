@@ -135,6 +135,7 @@ the (integration_id, started_at) index; the other tables are small.
 | page after one integration was loaded (it alone is recounted) | {result["after_load_seconds"]:.2f} s |
 | page, median of {CALLS} | **{median:.2f} s** {verdict(median < TARGET_SECONDS)} |
 | page, slowest of {CALLS} | {worst:.2f} s {verdict(worst < TARGET_SECONDS)} |
+| page, CPU time of the process (median; the rest is waiting for a CPU and for PostgreSQL) | {sorted(result["page_cpu_seconds"])[CALLS // 2]:.2f} s |
 | `/cxsync/api/status` collection, median | {api[len(api) // 2]:.2f} s |
 | page size | {result["page_bytes"]:,} bytes, {result["warnings"]} warnings |
 | plan of the "newest load" lookup per integration | {result["plan"]} |
