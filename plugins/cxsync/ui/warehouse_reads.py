@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -51,11 +52,23 @@ def existing_tables(conn: sa.Connection) -> set[str]:
     return set(sa.inspect(conn).get_table_names())
 
 
+_reflected: dict[tuple[str, str], tuple[float, sa.Table]] = {}
+# Reflection reads the database's catalog (several queries on PostgreSQL): once a minute per table is enough
+# to notice a table that its DAG created or changed.
+_REFLECT_SECONDS = 60.0
+
+
 def reflect(conn: sa.Connection, name: str, present: set[str]) -> sa.Table | None:
     """The table as the database has it, or None when it does not exist (yet)."""
     if name not in present:
         return None
-    return sa.Table(name, sa.MetaData(), autoload_with=conn)
+    key = (conn.engine.url.render_as_string(hide_password=True), name)
+    cached = _reflected.get(key)
+    if cached and time.monotonic() - cached[0] < _REFLECT_SECONDS:
+        return cached[1]
+    table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+    _reflected[key] = (time.monotonic(), table)
+    return table
 
 
 def day_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
