@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from cxsync import settings
-from cxsync.ui.totals import totals
+from cxsync.ui.totals import totals_and_days
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.connect import default_sqlite_path, make_engine, url_from_connection
 
@@ -85,7 +85,7 @@ def day_text(value: object) -> str:
 def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, present: set[str]) -> dict[str, dict]:
     """Per integration: agents, interactions open/closed, messages, rejected (total and last 24 h), unmatched
     agents, and interactions per day of the last four weeks. Interaction totals come from cx_status_totals
-    (cxsync.ui.totals); the chart reads four weeks of the (integration_id, started_at) index."""
+    and the chart's days from cx_status_days (cxsync.ui.totals), both recounted only after a load."""
     out: dict[str, dict] = {
         i: {
             "agents": 0,
@@ -101,25 +101,18 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     }
     if not ids or t.interactions.name not in present:
         return out
-    dialect = conn.dialect.name
     a = t.agents
     for integration_id, count in conn.execute(
         sa.select(a.c.integration_id, sa.func.count()).where(a.c.integration_id.in_(ids)).group_by(a.c.integration_id)
     ):
         out[integration_id]["agents"] = count
-    i = t.interactions
-    for integration_id, by_status in totals(conn.engine, ids, now).items():
-        for status, (count, messages) in by_status.items():
+    by_status, by_day = totals_and_days(conn.engine, ids, now)
+    first_day = (now - timedelta(days=settings.UI_CHART_DAYS - 1)).strftime("%Y-%m-%d")
+    for integration_id in ids:
+        for status, (count, messages) in by_status.get(integration_id, {}).items():
             out[integration_id]["interactions_closed" if status == "closed" else "interactions_open"] += count
             out[integration_id]["messages"] += messages
-    since = now - timedelta(days=settings.UI_CHART_DAYS)
-    day = day_of(i.c.started_at, dialect).label("day")
-    for integration_id, day_value, count in conn.execute(
-        sa.select(i.c.integration_id, day, sa.func.count())
-        .where(i.c.integration_id.in_(ids), i.c.started_at >= since)
-        .group_by(i.c.integration_id, day)
-    ):
-        out[integration_id]["per_day"][day_text(day_value)] = count
+        out[integration_id]["per_day"] = {d: n for d, n in by_day.get(integration_id, {}).items() if d >= first_day}
     r = t.rejected_records
     recent = sa.func.sum(sa.case((r.c.rejected_at >= now - timedelta(hours=24), 1), else_=0))
     for integration_id, total, last_day in conn.execute(

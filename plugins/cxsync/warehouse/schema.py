@@ -186,6 +186,14 @@ status_totals = sa.Table(
     sa.Column("newest_retention_id", sa.Integer),
     sa.Column("computed_at", UTCDateTime, nullable=False),
 )
+# Interactions per start day (UTC, `YYYY-MM-DD`) of the weeks the status page charts, counted with the totals.
+status_days = sa.Table(
+    "cx_status_days",
+    metadata,
+    _key("integration_id"),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("interactions", sa.BigInteger, nullable=False),
+)
 
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
