@@ -125,8 +125,8 @@ def run() -> str:
     return f"""
 Target: the status page of a 50-integration warehouse holding 1,000,000 interactions renders in under
 {TARGET_SECONDS:.0f} s. No request counts the tables: interaction totals come from `cx_status_totals`, recounted for
-an integration only after it was loaded or trimmed (one index lookup each tells); the chart reads four weeks of
-the (integration_id, started_at) index; the other tables are small.
+an integration only after it was loaded or trimmed (one index lookup each tells), and the chart's days from
+`cx_status_days`, counted at the same time; the other tables read are small.
 
 | measure | value |
 |---|---|
