@@ -213,3 +213,18 @@ def test_connect_helpdesk_errors_in_plain_words(ui_server, signed_in, artifacts)
     assert "client_secret (password) of the connection is wrong" in problem.text
     assert "wrong-secret" not in driver.page_source
     screenshot(driver, "connect-bad-secret", artifacts)
+
+
+def test_the_navigation_entry_opens_the_pages_inside_airflow(ui_server, signed_in, artifacts):
+    """Airflow's own UI shows the external view `cxsync` at /plugin/cxsync, with our page in a frame."""
+    driver = signed_in
+    driver.get(ui_server.url + "/plugin/cxsync")
+    frame = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe")))
+    assert frame.get_attribute("src").rstrip("/").endswith("/cxsync")
+    driver.switch_to.frame(frame)
+    try:
+        WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.integration")))
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Integrations"
+    finally:
+        driver.switch_to.default_content()
+    copy_to_docs([screenshot(driver, "airflow-nav", artifacts)])
