@@ -6,21 +6,27 @@ follows the redirect to the command's loopback listener, which exchanges the cod
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
+from cxsync import helpdesk_oauth
 from cxsync.helpdesk_oauth import ConnectError, authorize_url, connect
 from cxsync.hooks.helpdesk import HelpDeskHook
 from support.helpdesk import HelpDeskAdmin, play_browser
+from support.http_stub import Answer, Stub
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,14 +139,14 @@ def run_python(script: str, env: dict[str, str], *args: str) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def run_connect_in_background(conn_id: str) -> tuple[threading.Thread, queue.Queue, dict]:
+def run_connect_in_background(conn_id: str, timeout: float = 20) -> tuple[threading.Thread, queue.Queue, dict]:
     urls: queue.Queue = queue.Queue()
     outcome: dict = {}
 
     def run() -> None:
         try:
             outcome["result"] = connect(
-                conn_id, port=0, open_browser=False, timeout=20, out=io.StringIO(), on_authorize_url=urls.put
+                conn_id, port=0, open_browser=False, timeout=timeout, out=io.StringIO(), on_authorize_url=urls.put
             )
         except Exception as exc:
             outcome["error"] = exc
@@ -150,16 +156,90 @@ def run_connect_in_background(conn_id: str) -> tuple[threading.Thread, queue.Que
     return thread, urls, outcome
 
 
-def test_a_callback_with_another_state_is_refused_and_nothing_is_stored(hd):
+def url_param(url: str, name: str) -> str:
+    return parse_qs(urlsplit(url).query)[name][0]
+
+
+def test_callbacks_without_the_state_are_refused_and_cannot_end_the_sign_in(hd):
+    """A forged code, a forged `?error=` and a non-ASCII `state` each get 400 (no crash); the real answer
+    still completes the sign-in."""
     thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
     url = urls.get(timeout=30)
-    redirect_uri = requests.utils.unquote(url.split("redirect_uri=")[1].split("&")[0])
-    forged = requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
+    redirect_uri = url_param(url, "redirect_uri")
+    forged_code = requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
+    forged_error = requests.get(redirect_uri, params={"error": "access_denied"}, timeout=10)
+    non_ascii = requests.get(redirect_uri, params={"code": "x", "state": "\u00e9t\u00e9"}, timeout=10)
+    assert [r.status_code for r in (forged_code, forged_error, non_ascii)] == [400, 400, 400]
+    assert "`state` does not match" in forged_error.text and "still waiting" in forged_error.text
+    assert thread.is_alive() and "refresh_token" not in hd.connection("helpdesk_oauth")["extra"]
+
+    landing = play_browser(url)
     thread.join(30)
-    assert forged.status_code == 400
+    assert landing.status_code == 200, landing.text
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].account_id == hd.info()["account_id"]
+
+
+def test_without_the_right_state_the_command_times_out_and_stores_nothing(hd):
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth", timeout=2)
+    redirect_uri = url_param(urls.get(timeout=30), "redirect_uri")
+    requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
+    thread.join(30)
     assert isinstance(outcome["error"], ConnectError)
-    assert "`state` does not match" in str(outcome["error"])
+    assert "1 request(s) with another `state` were refused" in str(outcome["error"])
     assert "refresh_token" not in hd.connection("helpdesk_oauth")["extra"]
+
+
+def test_an_idle_connection_does_not_block_the_listener(hd, monkeypatch):
+    monkeypatch.setattr(helpdesk_oauth, "REQUEST_TIMEOUT_SECONDS", 0.5)
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    url = urls.get(timeout=30)
+    parts = urlsplit(url_param(url, "redirect_uri"))
+    with socket.create_connection((parts.hostname, parts.port), timeout=5):  # connects, never sends a byte
+        landing = play_browser(url)
+    thread.join(30)
+    assert landing.status_code == 200 and "error" not in outcome, outcome.get("error")
+
+
+def test_provider_text_is_printed_without_control_characters(hd):
+    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    url = urls.get(timeout=30)
+    answer = requests.get(
+        url_param(url, "redirect_uri"),
+        params={
+            "state": url_param(url, "state"),
+            "error": "access_denied\x1b[2J",
+            "error_description": "\x1b]0;pwned\x07gone\r\nfake: ok\x9b" + "x" * 5000,
+        },
+        timeout=10,
+    )
+    thread.join(30)
+    message = str(outcome["error"])
+    assert answer.status_code == 400
+    assert message.startswith("HelpDesk did not authorize the app: access_denied[2J (]0;pwnedgonefake: ok")
+    assert not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in message)
+    assert len(message) < 500
+
+
+def test_pkce_s256_challenge_in_the_authorize_url_and_verifier_in_the_code_exchange(hd):
+    stub = Stub().add(Answer(body={"access_token": "at-1", "refresh_token": "rt-1", "account_id": "acc-9"}))
+    try:
+        hd.derive("hd_pkce", base="helpdesk_oauth", extra={"accounts_url": stub.url("")})
+        thread, urls, outcome = run_connect_in_background("hd_pkce")
+        url = urls.get(timeout=30)
+        assert url_param(url, "code_challenge_method") == "S256"
+        requests.get(
+            url_param(url, "redirect_uri"), params={"state": url_param(url, "state"), "code": "c1"}, timeout=10
+        )
+        thread.join(30)
+        assert "error" not in outcome, outcome.get("error")
+        form = parse_qs(stub.received[0].body.decode())
+        verifier = form["code_verifier"][0]
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        assert digest == url_param(url, "code_challenge") and 43 <= len(verifier) <= 128
+        assert form["code"] == ["c1"] and stub.received[0].path == "/v2/token"
+    finally:
+        stub.stop()
 
 
 def test_denied_authorization_ends_the_command_in_plain_words(hd):
@@ -187,8 +267,9 @@ def test_a_token_connection_is_refused_before_anything_starts(hd):
 
 
 def test_authorize_url_shape():
-    url = authorize_url("https://accounts.livechat.com/", "abc", "http://127.0.0.1:8976/callback", "s1")
+    url = authorize_url("https://accounts.livechat.com/", "abc", "http://127.0.0.1:8976/callback", "s1", "ch")
     assert url == (
         "https://accounts.livechat.com/?response_type=code&client_id=abc"
         "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8976%2Fcallback&state=s1"
+        "&code_challenge=ch&code_challenge_method=S256"
     )

@@ -1,4 +1,7 @@
-"""Connect a HelpDesk OAuth 2 connection, once, from a terminal.
+"""Connect a HelpDesk OAuth 2 connection, once: the authorization-code flow (with PKCE S256), shared by this
+terminal command and the Airflow UI's "Connect HelpDesk" page (`cxsync.ui`). `begin` draws the `state` and
+PKCE verifier, `read_callback` checks the redirect (`state` first), `finish` exchanges the code and stores
+the refresh token. The terminal command:
 
     python -m cxsync.helpdesk_oauth --conn-id helpdesk_oauth [--port 8976] [--no-browser]
 
@@ -19,22 +22,25 @@ must match (`--port 0` picks a free one, for tests against the sandbox).
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import html
 import json
 import os
+import re
 import secrets
 import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from cxsync import settings
-from cxsync.errors import CxsyncError
+from cxsync.errors import AuthenticationError, CxsyncError
 from cxsync.hooks.helpdesk import AUTH_OAUTH2, request_token
 from cxsync.http import ApiClient, RetryPolicy
 from cxsync.http.client import mask_secret
@@ -42,6 +48,14 @@ from cxsync.http.client import mask_secret
 DEFAULT_PORT = 8976
 DEFAULT_TIMEOUT_SECONDS = 300.0
 CALLBACK_PATH = "/callback"
+# Seconds one request to the loopback listener may take: an idle or dribbling connection must not hold the
+# one-request-at-a-time listener (and the sign-in) hostage.
+REQUEST_TIMEOUT_SECONDS = 10.0
+DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
+# C0 and C1 control characters (ESC starts terminal escape sequences): provider text never reaches a terminal
+# or a page with them.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MAX_PROVIDER_TEXT = 300
 
 
 class ConnectError(CxsyncError):
@@ -62,21 +76,183 @@ class ConnectResult:
     connection_json: str | None = None
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """One sign-in under way: what the authorize URL carried and what the code exchange must repeat.
+    `code_verifier` is the PKCE secret; it never leaves cxsync until the token request."""
+
+    conn_id: str
+    accounts_url: str
+    client_id: str
+    redirect_uri: str
+    state: str
+    code_verifier: str
+
+    @property
+    def url(self) -> str:
+        return authorize_url(
+            self.accounts_url, self.client_id, self.redirect_uri, self.state, code_challenge(self.code_verifier)
+        )
+
+    def __repr__(self) -> str:  # the verifier is a secret
+        return f"Authorization(conn_id={self.conn_id!r}, redirect_uri={self.redirect_uri!r})"
+
+
+# ---- the flow, shared by this command and the Airflow UI's "Connect HelpDesk" page --------------------------
+
+
+def clean_text(value: object, limit: int = _MAX_PROVIDER_TEXT) -> str:
+    """Provider-supplied text made safe to print: control characters (terminal escapes) removed, cut short."""
+    text = _CONTROL_CHARS.sub("", str(value))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def code_challenge(verifier: str) -> str:
+    """PKCE S256 (RFC 7636): base64url(sha256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_url(
+    accounts_url: str, client_id: str, redirect_uri: str, state: str, challenge: str | None = None
+) -> str:
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
+    if challenge:
+        # Providers without PKCE ignore unknown authorize parameters, so sending it is harmless there.
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    return f"{accounts_url.rstrip('/')}/?{urlencode(params)}"
+
+
+def oauth_connection(conn_id: str) -> tuple[Any, str, str, str]:
+    """The helpdesk connection checked for the flow: (connection, client_id, client_secret, accounts_url)."""
+    airflow_conn = read_connection(conn_id)
+    if (airflow_conn.conn_type or "") != "helpdesk":
+        raise ConnectError(f"connection {conn_id!r} is of type {airflow_conn.conn_type!r}, not helpdesk")
+    extra = dict(airflow_conn.extra_dejson or {})
+    client_id, client_secret = (airflow_conn.login or "").strip(), airflow_conn.password or ""
+    if not client_id or not client_secret:
+        raise ConnectError(
+            f"connection {conn_id!r} needs the OAuth app's client_id as login and client_secret as "
+            "password (Developers Console > Apps > your app)"
+        )
+    if str(extra.get("auth_type") or "token").lower() != AUTH_OAUTH2:
+        raise ConnectError(
+            f"connection {conn_id!r} has auth_type {extra.get('auth_type') or 'token'!r}: set its "
+            "extra `auth_type` to `oauth2` first, with the app's client_id and client_secret"
+        )
+    mask_secret(client_secret)
+    accounts_url = str(extra.get("accounts_url") or DEFAULT_ACCOUNTS_URL).rstrip("/")
+    return airflow_conn, client_id, client_secret, accounts_url
+
+
+def begin(conn_id: str, redirect_uri: str) -> Authorization:
+    """Start a sign-in: check the connection, draw a fresh `state` and PKCE verifier."""
+    _, client_id, _, accounts_url = oauth_connection(conn_id)
+    return Authorization(
+        conn_id=conn_id,
+        accounts_url=accounts_url,
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        state=secrets.token_urlsafe(24),
+        code_verifier=secrets.token_urlsafe(48),
+    )
+
+
+def read_callback(query: Mapping[str, Any], expected_state: str) -> Callback:
+    """The redirect's parameters checked, `state` first: a request that does not carry this sign-in's state
+    is not an answer to it, whatever else it says (so a stray `?error=` cannot end a sign-in)."""
+
+    def one(name: str) -> str:
+        value = query.get(name) or ""
+        if isinstance(value, list):
+            value = value[0] if value else ""
+        return str(value)
+
+    if not state_matches(one("state"), expected_state):
+        raise StateMismatch(
+            "the redirect's `state` does not match the one this sign-in sent: the answer does not belong to "
+            "this sign-in (an old tab, or a forged request); nothing was stored"
+        )
+    if one("error"):
+        message = f"HelpDesk did not authorize the app: {clean_text(one('error'), 80)}"
+        if one("error_description"):
+            message += f" ({clean_text(one('error_description'))})"
+        raise ConnectError(message)
+    if not one("code"):
+        raise ConnectError("the redirect carries no authorization `code`")
+    return Callback(code=one("code"), state=one("state"))
+
+
+class StateMismatch(ConnectError):
+    """A callback that is not the answer to this sign-in."""
+
+
+def state_matches(received: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str: compare the UTF-8 bytes, so any input is just "not equal".
+    return bool(expected) and secrets.compare_digest(
+        received.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def finish(authorization: Authorization, code: str) -> ConnectResult:
+    """Exchange the code (with the PKCE verifier) for tokens and store the refresh token in the connection."""
+    airflow_conn, client_id, client_secret, accounts_url = oauth_connection(authorization.conn_id)
+    if client_id != authorization.client_id or accounts_url != authorization.accounts_url:
+        raise ConnectError(
+            f"connection {authorization.conn_id!r} changed during the sign-in (client_id or accounts_url): start again"
+        )
+    client = ApiClient(
+        name="HelpDesk accounts",
+        user_agent=settings.USER_AGENT,
+        retry=RetryPolicy(max_attempts=3, base_seconds=1.0, max_seconds=5.0),
+    )
+    try:
+        tokens = request_token(
+            client,
+            f"{accounts_url}/v2/token",
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "redirect_uri": authorization.redirect_uri,  # identical to the one in the authorize URL
+                "code_verifier": authorization.code_verifier,
+            },
+            conn_id=authorization.conn_id,
+        )
+    except AuthenticationError as exc:
+        raise ConnectError(clean_text(exc, 1000)) from None
+    finally:
+        client.close()
+    refresh_token = tokens.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise ConnectError("the token server answered without a refresh_token; is the app a server-side app?")
+    mask_secret(refresh_token)
+    mask_secret(str(tokens.get("access_token") or ""))
+    result = store_refresh_token(authorization.conn_id, airflow_conn, refresh_token)
+    result.account_id = clean_text(tokens["account_id"], 80) if tokens.get("account_id") else None
+    return result
+
+
 # ---- the loopback listener ---------------------------------------------------------------------------------
 
 
 class CallbackListener:
-    """One-shot HTTP listener on 127.0.0.1 for the authorization redirect. Other paths (a browser's
-    favicon request) get 404 and the wait goes on; the first request to the callback path ends it."""
+    """HTTP listener on 127.0.0.1 for the authorization redirect, one request at a time. Other paths (a
+    browser's favicon request) get 404, and callbacks without this sign-in's `state` get 400: the wait goes
+    on. The first callback with the right state ends it."""
 
     def __init__(self, port: int, expected_state: str):
         self.expected_state = expected_state
         self.result: Callback | None = None
         self.error: str | None = None
+        self.refused = 0
         self._done = threading.Event()
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_SECONDS  # per connection: an idle client is dropped, not waited for
+
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path != CALLBACK_PATH:
@@ -110,26 +286,15 @@ class CallbackListener:
         return f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
 
     def _accept(self, query: dict[str, list[str]]) -> tuple[bool, str]:
-        def one(name: str) -> str:
-            values = query.get(name) or [""]
-            return values[0]
-
         if self._done.is_set():
             return False, "This sign-in was already handled; you can close this tab."
-        if one("error"):
-            described = one("error_description")
-            self.error = f"HelpDesk did not authorize the app: {one('error')}"
-            if described:
-                self.error += f" ({described})"
-        elif not secrets.compare_digest(one("state"), self.expected_state):
-            self.error = (
-                "the redirect's `state` does not match the one this command sent: the answer does not "
-                "belong to this sign-in (an old tab, or a forged request); nothing was stored"
-            )
-        elif not one("code"):
-            self.error = "the redirect carries no authorization `code`"
-        else:
-            self.result = Callback(code=one("code"), state=one("state"))
+        try:
+            self.result = read_callback(query, self.expected_state)
+        except StateMismatch as exc:
+            self.refused += 1
+            return False, f"cxsync: {exc}. This sign-in is still waiting for its own answer."
+        except ConnectError as exc:
+            self.error = str(exc)
         self._done.set()
         if self.error:
             return False, f"cxsync: {self.error}. Go back to the terminal."
@@ -141,7 +306,10 @@ class CallbackListener:
         try:
             while not self._done.is_set():
                 if time.monotonic() > deadline:
-                    raise ConnectError(f"no answer on {self.redirect_uri} within {timeout:g} s; run the command again")
+                    refused = f" ({self.refused} request(s) with another `state` were refused)" if self.refused else ""
+                    raise ConnectError(
+                        f"no answer on {self.redirect_uri} within {timeout:g} s{refused}; run the command again"
+                    )
                 self._server.handle_request()
         finally:
             self._server.server_close()
@@ -154,12 +322,7 @@ class CallbackListener:
         self._server.server_close()
 
 
-# ---- the flow ----------------------------------------------------------------------------------------------
-
-
-def authorize_url(accounts_url: str, client_id: str, redirect_uri: str, state: str) -> str:
-    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state})
-    return f"{accounts_url.rstrip('/')}/?{query}"
+# ---- the terminal command ----------------------------------------------------------------------------------
 
 
 def connect(
@@ -171,33 +334,17 @@ def connect(
     out: TextIO = sys.stdout,
     on_authorize_url: Callable[[str], None] | None = None,
 ) -> ConnectResult:
-    airflow_conn = read_connection(conn_id)
-    if (airflow_conn.conn_type or "") != "helpdesk":
-        raise ConnectError(f"connection {conn_id!r} is of type {airflow_conn.conn_type!r}, not helpdesk")
-    extra = dict(airflow_conn.extra_dejson or {})
-    client_id, client_secret = (airflow_conn.login or "").strip(), airflow_conn.password or ""
-    if not client_id or not client_secret:
-        raise ConnectError(
-            f"connection {conn_id!r} needs the OAuth app's client_id as login and client_secret as "
-            "password (Developers Console > Apps > your app)"
-        )
-    if str(extra.get("auth_type") or "token").lower() != AUTH_OAUTH2:
-        raise ConnectError(
-            f"connection {conn_id!r} has auth_type {extra.get('auth_type') or 'token'!r}: set its "
-            "extra `auth_type` to `oauth2` first, with the app's client_id and client_secret"
-        )
-    mask_secret(client_secret)
-    accounts_url = str(extra.get("accounts_url") or "https://accounts.livechat.com").rstrip("/")
-
-    state = secrets.token_urlsafe(24)
+    oauth_connection(conn_id)  # refuse a wrong connection before listening anywhere
     try:
-        listener = CallbackListener(port, state)
+        listener = CallbackListener(port, "")
     except OSError as exc:
         raise ConnectError(
             f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another --port "
             "(and register that redirect URI in the app)"
         ) from None
-    url = authorize_url(accounts_url, client_id, listener.redirect_uri, state)
+    authorization = begin(conn_id, listener.redirect_uri)
+    listener.expected_state = authorization.state
+    url = authorization.url
     print(f"Redirect URI (must be registered in the app): {listener.redirect_uri}", file=out)
     print("Open this URL in a browser, sign in to HelpDesk and approve the app:", file=out)
     print(url, file=out, flush=True)
@@ -207,36 +354,8 @@ def connect(
         webbrowser.open(url)
     print(f"Waiting up to {timeout:g} s for the redirect on {listener.redirect_uri} ...", file=out, flush=True)
     callback = listener.wait(timeout)
-
-    client = ApiClient(
-        name="HelpDesk accounts",
-        user_agent=settings.USER_AGENT,
-        retry=RetryPolicy(max_attempts=3, base_seconds=1.0, max_seconds=5.0),
-    )
-    try:
-        tokens = request_token(
-            client,
-            f"{accounts_url}/v2/token",
-            {
-                "grant_type": "authorization_code",
-                "code": callback.code,  # parse_qs already URL-decoded it (`dal%3A...` -> `dal:...`)
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "redirect_uri": listener.redirect_uri,  # identical to the one in the authorize URL
-            },
-            conn_id=conn_id,
-        )
-    finally:
-        client.close()
-    refresh_token = tokens.get("refresh_token")
-    if not isinstance(refresh_token, str) or not refresh_token:
-        raise ConnectError("the token server answered without a refresh_token; is the app a server-side app?")
-    mask_secret(refresh_token)
-    mask_secret(str(tokens.get("access_token") or ""))
-    account_id = str(tokens["account_id"]) if tokens.get("account_id") else None
-    result = store_refresh_token(conn_id, airflow_conn, refresh_token)
-    result.account_id = account_id
-    who = f"account {account_id}" if account_id else "the account"
+    result = finish(authorization, callback.code)  # parse_qs already URL-decoded the code
+    who = f"account {result.account_id}" if result.account_id else "the account"
     if result.connection_json is None:
         print(f"Connected {who}: the refresh token is stored in connection {conn_id!r} ({result.stored_in}).", file=out)
     else:

@@ -102,3 +102,15 @@ def qa_list_dag_id(list_id: str) -> str:
 
 def qa_list_asset_uri(list_id: str) -> str:
     return f"cxsync://qa_lists/{list_id}"
+# Airflow UI plugin (cxsync.ui): pages under /cxsync/.
+UI_CHART_DAYS = 28
+# The status page's totals (cx_status_totals) are recomputed when an integration is loaded or trimmed, and at
+# the latest after this long (a load whose transaction committed late is then counted too).
+UI_TOTALS_MAX_AGE_SECONDS = 6 * 3600
+UI_MAX_AGENT_ROWS = 2000
+UI_MAX_LIST_RUNS = 100
+# Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).
+UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
+UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"
+UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
+UI_CONNECT_MAX_AGE_SECONDS = 600

@@ -37,12 +37,13 @@ def test_every_benchmark_module_is_found():
         "parsing",
         "sandbox_page",
         "qa",
+        "status_page",
     }
 
 
 @pytest.mark.parametrize("name", sorted(benchmark_names()))
 def test_the_benchmark_runs_at_toy_size(name, toy_size, request):
-    if name in ("retention", "qa"):
+    if name in ("retention", "qa", "status_page"):
         request.getfixturevalue("pg_admin_engine")  # PostgreSQL only: skipped (or failed under CI) without it
     doc_before = DOC.read_text() if DOC.exists() else None
     module = importlib.import_module(f"bench.{name}")

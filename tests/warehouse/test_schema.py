@@ -229,8 +229,8 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
         _seed(wh)
         before = wh.table_counts()
 
-        assert wh.ensure_schema() == 2
-        assert _versions(wh) == [1, 2]
+        assert wh.ensure_schema() == 3
+        assert _versions(wh) == [1, 2, 3]
         after = wh.table_counts()
         assert after["cx_rejected_records"] == before["cx_rejected_records"] - 1
         assert {k: v for k, v in after.items() if k != "cx_rejected_records"} == {
@@ -289,3 +289,20 @@ def test_four_processes_create_one_new_sqlite_warehouse_at_once(tmp_path):
             versions = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
         engine.dispose()
         assert versions == [t.SCHEMA_VERSION]
+def test_version_2_warehouse_gets_the_status_page_index(warehouse):
+    """v3: an existing cx_interactions gets the covering index of the UI status page; its rows stay."""
+    _seed(warehouse)
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_cx_interactions_loaded"))
+        conn.execute(t.schema_version.delete())
+        conn.execute(t.schema_version.insert().values(version=2, applied_at=T0))
+    before = warehouse.table_counts()
+    assert "ix_cx_interactions_loaded" not in _index_names(warehouse)
+
+    assert warehouse.ensure_schema() == 3
+    assert "ix_cx_interactions_loaded" in _index_names(warehouse)
+    assert warehouse.table_counts() == before
+
+
+def _index_names(warehouse) -> set[str]:
+    return {ix["name"] for ix in sa.inspect(warehouse.engine).get_indexes("cx_interactions")}

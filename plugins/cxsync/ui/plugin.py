@@ -1,4 +1,5 @@
-"""The Airflow plugin `cxsync`, registered through the package's `airflow.plugins` entry point."""
+"""The Airflow plugin `cxsync`, registered through the package's `airflow.plugins` entry point: its FastAPI
+app under /cxsync/ and an entry in Airflow's navigation that opens the integrations page."""
 
 from __future__ import annotations
 
@@ -10,3 +11,12 @@ from cxsync.ui.app import app
 class CxsyncPlugin(AirflowPlugin):
     name = "cxsync"
     fastapi_apps = [{"app": app, "url_prefix": "/cxsync", "name": "cxsync"}]
+    external_views = [
+        {
+            "name": "cxsync",
+            "href": "/cxsync/",
+            "destination": "nav",
+            "url_route": "cxsync",
+            "category": "browse",
+        }
+    ]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -110,6 +110,9 @@ interactions = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("raw", sa.Text),
     sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
+    # The newest load of an integration in one index lookup: the UI status page's totals are recomputed
+    # only when it moved (cx_status_totals).
+    sa.Index("ix_cx_interactions_loaded", "integration_id", "loaded_at"),
 )
 
 messages = sa.Table(
@@ -241,6 +244,30 @@ qa_list_items = sa.Table(
 )
 
 
+# ---- Airflow UI (cxsync.ui) ---------------------------------------------------------------------------------
+# Per integration and status: interactions and messages, as of the newest load (`loaded_at`) and retention run
+# it saw. The status page recomputes a row only when its integration was loaded or trimmed since (or the row is
+# older than settings.UI_TOTALS_MAX_AGE_SECONDS), so a request never counts a million rows.
+status_totals = sa.Table(
+    "cx_status_totals",
+    metadata,
+    _key("integration_id"),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("interactions", sa.BigInteger, nullable=False),
+    sa.Column("messages", sa.BigInteger, nullable=False),
+    sa.Column("newest_loaded_at", UTCDateTime),
+    sa.Column("newest_retention_id", sa.Integer),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+)
+# Interactions per start day (UTC, `YYYY-MM-DD`) of the weeks the status page charts, counted with the totals.
+status_days = sa.Table(
+    "cx_status_days",
+    metadata,
+    _key("integration_id"),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("interactions", sa.BigInteger, nullable=False),
+)
+
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
 INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items]
@@ -282,7 +309,12 @@ def _v2_dedupe_rejected_records(conn: Connection) -> None:
     next(ix for ix in table.indexes if ix.name == "ux_cx_rejected_record").create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records}
+def _v3_loaded_index(conn: Connection) -> None:
+    """The status page's index on an existing cx_interactions (new warehouses get it from create_all)."""
+    next(ix for ix in interactions.indexes if ix.name == "ix_cx_interactions_loaded").create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records, 3: _v3_loaded_index}
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
 

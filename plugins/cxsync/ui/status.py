@@ -1,0 +1,298 @@
+"""The integrations status: one dict per integration (what the status page shows and `/cxsync/api/status`
+returns), with its warnings in plain words. Airflow's metadata (DAG runs, pools, connections) and the
+warehouse are each read with a few queries for all integrations at once, never one scan per integration."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from cxsync import settings
+from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
+from cxsync.pools import wanted_pools
+from cxsync.ui import warehouse_reads as reads
+from cxsync.warehouse import parse_watermark
+
+log = logging.getLogger(__name__)
+_config_cache: dict[str, tuple[tuple[int, int], IntegrationsConfig]] = {}
+_config_lock = threading.Lock()
+
+DAG_KINDS = ("roster_sync", "backfill", "incremental", "retention", "analytics")
+DEFAULT_AUTH_TYPES = {"liveperson": "oauth1", "helpdesk": "token"}
+
+
+def integrations_config() -> IntegrationsConfig:
+    """The integrations file, parsed again only when it changed (every page asks for it)."""
+    path = integrations_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_integrations(path)  # raises the plain "not found" ConfigError
+    key, stamp = str(path), (stat.st_mtime_ns, stat.st_size)
+    with _config_lock:
+        cached = _config_cache.get(key)
+        if cached and cached[0] == stamp:
+            return cached[1]
+    config = load_integrations(path)
+    with _config_lock:
+        _config_cache[key] = (stamp, config)
+    return config
+
+
+def dag_kinds(integration: Integration) -> list[str]:
+    return [k for k in DAG_KINDS if k != "analytics" or integration.conversation_analytics]
+
+
+def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, Any]:
+    """Everything the status page shows, as JSON-able values."""
+    now = now or datetime.now(UTC)
+    try:
+        config = integrations_config()
+    except ConfigError as exc:
+        return {"generated_at": now, "config_errors": [str(exc)], "integrations": [], "warnings": [str(exc)]}
+    integrations = config.integrations
+    ids = [i.id for i in integrations]
+    facts = AirflowFacts.read(
+        [settings.dag_id(i.id, kind) for i in integrations for kind in dag_kinds(i)],
+        sorted({i.conn_id for i in integrations}),
+    )
+    engine = reads.warehouse_engine(config.warehouse_conn_id)
+    with engine.connect() as conn:
+        present = reads.existing_tables(conn)
+        counts = reads.integration_counts(conn, ids, now, present)
+        marks = reads.watermarks(conn, ids, present)
+        retention = reads.last_retention(conn, ids, present)
+        completeness = reads.reconciliation(conn, ids, present)
+
+    warnings = [f"Integrations file: {error}" for error in config.errors]
+    pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
+    for pool in pools:
+        if not pool["exists"]:
+            warnings.append(
+                f"The Airflow pool {pool['name']} is missing: its tasks will never be scheduled. Restart the "
+                f"api-server (cxsync creates it) or run: airflow pools set {pool['name']} {pool['slots']} cxsync"
+            )
+    if t_missing := sorted({"cx_interactions", "cx_agents"} - present):
+        warnings.append(
+            f"The warehouse has no {', '.join(t_missing)} table yet: run a roster sync or backfill DAG once."
+        )
+    rows = [
+        _integration_row(
+            integration,
+            now,
+            facts,
+            counts[integration.id],
+            marks[integration.id],
+            retention[integration.id],
+            completeness[integration.id],
+            airflow_root,
+        )
+        for integration in integrations
+    ]
+    return {
+        "generated_at": now,
+        "integrations_file": str(config.path),
+        "warehouse": sa.make_url(engine.url).render_as_string(hide_password=True),
+        "config_errors": config.errors,
+        "pools": pools,
+        "warnings": warnings,
+        "integrations": rows,
+    }
+
+
+def _integration_row(
+    integration: Integration,
+    now: datetime,
+    facts: AirflowFacts,
+    counts: dict,
+    marks: list[dict],
+    retention: dict | None,
+    completeness: list[dict],
+    airflow_root: str,
+) -> dict[str, Any]:
+    warnings: list[str] = []
+    connection = facts.connections.get(integration.conn_id) or {"found": False}
+    if not connection["found"]:
+        warnings.append(
+            f"Connection {integration.conn_id!r} is missing: create it (Admin > Connections, type "
+            f"{integration.provider}) or set AIRFLOW_CONN_{integration.conn_id.upper()}."
+        )
+    dags = []
+    for kind in dag_kinds(integration):
+        dag_id = settings.dag_id(integration.id, kind)
+        runs = facts.runs.get(dag_id, {})
+        dag = {"kind": kind, "dag_id": dag_id, "url": f"{airflow_root}/dags/{dag_id}"}
+        for state in ("success", "failed", "running"):
+            run = runs.get(state)
+            dag[f"last_{state}"] = (
+                None if run is None else {**run, "url": f"{airflow_root}/dags/{dag_id}/runs/{run['run_id']}"}
+            )
+        dags.append(dag)
+        failed, success = dag["last_failed"], dag["last_success"]
+        if failed and (success is None or failed["at"] > success["at"]):
+            hint = " (check the connection's credentials and the task log)" if kind == "roster_sync" else ""
+            warnings.append(f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}{hint}.")
+
+    interval = schedule_interval(integration.schedule, now)
+    watermark_rows = []
+    incremental_mark = None
+    for mark in marks:
+        moment = _parse(mark["watermark"])
+        age = (now - moment).total_seconds() if moment else None
+        watermark_rows.append({**mark, "age_seconds": age})
+        if mark["stream"] == "interactions":
+            incremental_mark = (moment, age)
+    if incremental_mark is None:
+        warnings.append("No incremental watermark yet: run the backfill DAG once, then the incremental loads follow.")
+    elif interval and incremental_mark[1] is not None and incremental_mark[1] > 2 * interval.total_seconds():
+        warnings.append(
+            f"The watermark is {_duration(incremental_mark[1])} old, more than two schedule intervals "
+            f"({integration.schedule}): the incremental loads are not keeping up or not running."
+        )
+    if counts["rejected_last_24h"]:
+        warnings.append(
+            f"Rejected records are growing: {counts['rejected_last_24h']} new in the last 24 hours "
+            f"({counts['rejected']} in all); see cx_rejected_records for the reasons."
+        )
+    if counts["unmatched_agents"]:
+        warnings.append(
+            f"{counts['unmatched_agents']} agent(s) without a staff match (unmatched or ambiguous): see Manage Users."
+        )
+    per_day = [
+        {"day": day, "interactions": counts["per_day"].get(day, 0)}
+        for day in ((now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(settings.UI_CHART_DAYS - 1, -1, -1))
+    ]
+    return {
+        "id": integration.id,
+        "provider": integration.provider,
+        "label": integration.label,
+        "description": integration.description,
+        "conn_id": integration.conn_id,
+        "auth_type": connection.get("auth_type") or DEFAULT_AUTH_TYPES.get(integration.provider),
+        "connection": connection,
+        "schedule": integration.schedule,
+        "schedule_interval_seconds": interval.total_seconds() if interval else None,
+        "retention_policy": str(integration.retention),
+        "dags": dags,
+        "watermarks": watermark_rows,
+        "rows": {k: v for k, v in counts.items() if k != "per_day"},
+        "per_day": per_day,
+        "last_retention": retention,
+        "reconciliation": completeness,
+        "warnings": warnings,
+    }
+
+
+class AirflowFacts:
+    """Pools, connections and the newest runs per DAG and state, from Airflow's metadata database."""
+
+    def __init__(self, pools: set[str], connections: dict[str, dict], runs: dict[str, dict[str, dict]]):
+        self.pools = pools
+        self.connections = connections
+        self.runs = runs
+
+    @classmethod
+    def read(cls, dag_ids: list[str], conn_ids: list[str]) -> AirflowFacts:
+        from airflow.models.connection import Connection
+        from airflow.models.dagrun import DagRun
+        from airflow.models.pool import Pool
+        from airflow.utils.session import create_session
+
+        runs: dict[str, dict[str, dict]] = {}
+        with create_session() as session:
+            pools = {name for (name,) in session.execute(sa.select(Pool.pool))}
+            in_db = {
+                row.conn_id: row
+                for row in session.execute(sa.select(Connection).where(Connection.conn_id.in_(conn_ids))).scalars()
+            }
+            if dag_ids:
+                at = sa.func.coalesce(DagRun.end_date, DagRun.start_date, DagRun.run_after)
+                newest = sa.func.row_number().over(partition_by=(DagRun.dag_id, DagRun.state), order_by=at.desc())
+                ranked = (
+                    sa.select(DagRun.dag_id, DagRun.run_id, DagRun.state, at.label("at"), newest.label("n"))
+                    .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_(("success", "failed", "running")))
+                    .subquery()
+                )
+                for row in session.execute(sa.select(ranked).where(ranked.c.n == 1)):
+                    moment = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=UTC)
+                    runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
+            connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
+        return cls(pools, connections, runs)
+
+
+def _connection_facts(conn_id: str, row: Any) -> dict[str, Any]:
+    """Where the connection comes from, in Airflow's search order: environment variable, then a custom
+    secrets backend, then the metadata database (`row`, already read for all connections at once)."""
+    from airflow.configuration import ensure_secrets_loaded
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+    from airflow.secrets.metastore import MetastoreBackend
+
+    conn, source = None, ""
+    for backend in ensure_secrets_loaded():
+        if isinstance(backend, MetastoreBackend):
+            conn, source = row, "metadata database"
+        elif isinstance(backend, EnvironmentVariablesBackend):
+            conn, source = backend.get_connection(conn_id), "environment variable"
+        else:
+            try:
+                conn, source = backend.get_connection(conn_id), "secrets backend"
+            except Exception:  # an unreachable backend: Airflow's lookup goes on to the next one too
+                log.debug("secrets backend %s failed for %s", type(backend).__name__, conn_id, exc_info=True)
+        if conn is not None:
+            break
+    if conn is None:
+        return {"found": False}
+    try:
+        extra = conn.extra_dejson or {}
+    except Exception:
+        extra = {}
+    return {
+        "found": True,
+        "source": source,
+        "conn_type": conn.conn_type,
+        "auth_type": str(extra.get("auth_type") or "") or None,
+        "has_refresh_token": bool(extra.get("refresh_token")),
+    }
+
+
+def schedule_interval(schedule: str, now: datetime) -> timedelta | None:
+    """The time between two runs of a cron schedule (presets included), around now (to the hour)."""
+    return _interval(schedule, now.replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=512)
+def _interval(schedule: str, now: datetime) -> timedelta | None:
+    from croniter import croniter
+
+    try:
+        it = croniter(schedule, now)
+        first = it.get_next(datetime)
+        return it.get_next(datetime) - first
+    except (ValueError, KeyError):
+        return None
+
+
+def _parse(watermark: str | None) -> datetime | None:
+    if not watermark:
+        return None
+    try:
+        return parse_watermark(watermark)
+    except ValueError:
+        return None
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"

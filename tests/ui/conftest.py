@@ -1,0 +1,294 @@
+"""One real Airflow api-server with the cxsync plugin for the whole UI test package, and one headless Chromium.
+
+`ui_server` (session): a fresh Airflow home (metadata DB migrated once, simple auth manager with the users
+`admin`, `viewer` and `nobody` (no role)), the sandbox providers, an integrations file with a loaded HelpDesk
+integration (`hd_main`: roster and one week of tickets through the DAG tasks' functions, run records
+in Airflow's DB), an OAuth integration whose connection lives in the metadata DB (`hd_oauth`), and one whose
+connection does not exist (`hd_nowhere`); the matching and QA-list tables filled as their DAGs would. Then
+`airflow api-server` on a free loopback port.
+
+`browser` (session): Debian's chromium + chromium-driver through selenium. Missing: skip, or fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+import yaml
+
+from cxsync.sandbox.app import provider_modules
+from cxsync.sandbox.core import Sandbox
+from cxsync.sandbox.server import SandboxServer
+from support import contract_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = Path(os.environ.get("CXSYNC_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CXSYNC_CHROMEDRIVER", "/usr/bin/chromedriver"))
+USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}  # name: simple auth manager role
+FAST_EXTRAS: dict[str, Any] = {
+    "requests_per_second": 0,
+    "retry_base_seconds": 0.005,
+    "retry_max_seconds": 0.02,
+    "rate_limit_min_wait": 0.01,
+    "max_attempts": 8,
+    "timeout": 10,
+}
+LIST_RUN_ID = "weekly_random-2026w48"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@dataclass
+class UiServer:
+    url: str
+    env: dict[str, str]
+    warehouse_path: Path
+    sandbox_url: str
+    log_path: Path
+    passwords: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(f"sqlite:///{self.warehouse_path}")
+
+    def token(self, user: str) -> str:
+        """A JWT from Airflow's own token endpoint (what the login page gets)."""
+        if user not in self.tokens:
+            answer = requests.post(
+                f"{self.url}/auth/token", json={"username": user, "password": self.passwords[user]}, timeout=30
+            )
+            assert answer.status_code == 201, answer.text
+            self.tokens[user] = answer.json()["access_token"]
+        return self.tokens[user]
+
+    def python(self, script: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+
+AIRFLOW_DB = """
+import json, sys
+from datetime import UTC, datetime, timedelta
+from airflow.models.connection import Connection
+from airflow.models.dagrun import DagRun
+from airflow.utils.db import initdb
+from airflow.utils.session import create_session
+initdb()
+conn = json.loads(sys.argv[1])
+now = datetime.now(UTC)
+with create_session() as session:
+    # The OAuth connection, not connected yet; and a copy with a wrong client secret.
+    for conn_id, password in (("helpdesk_oauth", conn["password"]), ("helpdesk_badsecret", "wrong-secret")):
+        session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
+                               schema=conn["schema"], port=conn["port"], login=conn["login"],
+                               password=password, extra=json.dumps(conn["extra"])))
+    # The run records Airflow keeps for the status page: a successful roster sync, and an incremental load
+    # that failed after its last success.
+    for dag_id, run_id, state, ago in (
+        ("cxsync_hd_main_roster_sync", "manual__roster_ok", "success", 3),
+        ("cxsync_hd_main_incremental", "scheduled__incr_ok", "success", 2),
+        ("cxsync_hd_main_incremental", "scheduled__incr_failed", "failed", 1),
+    ):
+        run = DagRun(dag_id=dag_id, run_id=run_id, run_type=run_id.split("__")[0], state=state,
+                     start_date=now - timedelta(hours=ago), run_after=now - timedelta(hours=ago))
+        run.end_date = now - timedelta(hours=ago) + timedelta(minutes=1)
+        session.add(run)
+"""
+# The warehouse as the roster sync and a one-week backfill leave it, through the tasks' own functions.
+LOAD = """
+from cxsync import tasks
+tasks.roster_sync("hd_main")
+windows = tasks.plan_backfill("hd_main", 1)
+for window in windows:
+    tasks.backfill_window("hd_main", window)
+tasks.finish_backfill("hd_main", windows)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory) -> Iterator[UiServer]:
+    base = tmp_path_factory.mktemp("ui")
+    options: dict[str, Any] = {}
+    for module in provider_modules().values():
+        options.update(getattr(module, "TEST_OPTIONS", {}))
+    with SandboxServer(Sandbox(seed=11, now=None, options=options)) as sandbox:
+        passwords = {name: f"{name}-pw-{os.getpid()}" for name in USERS}
+        (base / "passwords.json").write_text(json.dumps(passwords))
+        integrations = [
+            {"id": "hd_main", "provider": "helpdesk", "label": "HelpDesk support desk", "conn_id": "helpdesk_main",
+             "description": "Tickets of the sandbox account, personal access token"},
+            {"id": "hd_oauth", "provider": "helpdesk", "label": "HelpDesk via OAuth", "conn_id": "helpdesk_oauth",
+             "description": "The same account through the OAuth app"},
+            {"id": "hd_nowhere", "provider": "helpdesk", "label": "HelpDesk not set up", "conn_id": "helpdesk_nowhere"},
+        ]  # fmt: skip
+        (base / "integrations.yaml").write_text(yaml.safe_dump({"integrations": integrations}))
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
+        env.update(
+            AIRFLOW_HOME=str(base / "airflow"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+            AIRFLOW__CORE__UNIT_TEST_MODE="False",
+            AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{n}:{r}" for n, r in USERS.items()),
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(base / "passwords.json"),
+            AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(16).hex(),
+            AIRFLOW__API__SECRET_KEY=os.urandom(16).hex(),
+            AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+            CXSYNC_INTEGRATIONS_FILE=str(base / "integrations.yaml"),
+            CXSYNC_WAREHOUSE_PATH=str(base / "warehouse.db"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "plugins"), env.get("PYTHONPATH")])),
+        )
+        oauth_conn: dict[str, Any] = {}
+        for conn_id, text in sandbox.connection_uris().items():
+            conn = json.loads(text)
+            conn["extra"] = {**conn.get("extra", {}), **FAST_EXTRAS}
+            if conn_id == "helpdesk_oauth":
+                conn["extra"].pop("refresh_token", None)  # not connected yet: the test connects it
+                oauth_conn = conn
+            else:
+                env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+        server = UiServer(f"http://127.0.0.1:{port}", env, base / "warehouse.db", sandbox.base_url, base / "api.log",
+                          passwords)  # fmt: skip
+        server.python(AIRFLOW_DB, json.dumps(oauth_conn))
+        log = server.log_path.open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            # The api-server takes a while to start: load the warehouse meanwhile.
+            server.python(LOAD)
+            engine = server.engine()
+            contract_tables.create(engine)
+            contract_tables.fill_matching(engine, "hd_main")
+            with engine.connect() as conn:
+                picked = conn.execute(
+                    sa.text(
+                        "SELECT integration_id, interaction_id, agent_id FROM cx_interactions WHERE status = 'closed' "
+                        "ORDER BY interaction_id LIMIT 4"
+                    )
+                ).all()
+            contract_tables.fill_qa_list(
+                engine,
+                LIST_RUN_ID,
+                "weekly_random",
+                [
+                    {
+                        **row._asdict(),
+                        "staff_id": "s-101",
+                        "evaluator_id": ("s-100" if n % 2 else "s-102"),
+                        "rank": n + 1,
+                    }
+                    for n, row in enumerate(picked)
+                ],
+            )
+            engine.dispose()
+            _wait_until_up(server, process)
+            yield server
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
+
+
+def _wait_until_up(server: UiServer, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"airflow api-server exited: {server.log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{server.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"airflow api-server not up in {timeout:g} s: {server.log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[Any]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        reason = f"no browser for the UI tests: {', '.join(missing)} missing (apt-get install chromium chromium-driver)"
+        if _in_ci():
+            pytest.fail(f"{reason}; CI=true: the browser tests must run")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def screenshot(driver: Any, name: str, folder: Path) -> Path:
+    """A full-page PNG: the window grows to the page's height first."""
+    height = driver.execute_script("return Math.max(document.body.scrollHeight, 600)")
+    driver.set_window_size(1400, min(int(height) + 40, 4000))
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1400, 1000)
+    return path
+
+
+def copy_to_docs(paths: list[Path]) -> None:
+    """The README's screenshots, refreshed by the test that takes them (when run from a checkout)."""
+    docs = ROOT / "docs" / "screenshots"
+    if docs.parent.exists():
+        docs.mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, docs / path.name)
