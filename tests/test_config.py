@@ -12,7 +12,7 @@ from cxsync.config import ConfigError, Retention, integrations_path, load_integr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GOOD = {"id": "lp_main", "provider": "liveperson", "conn_id": "liveperson_main"}
+GOOD = {"id": "lp_main", "provider": "liveperson", "conn_id": "sandbox_liveperson_main"}
 
 
 def write(tmp_path: Path, text: str, name: str = "integrations.yaml") -> Path:
@@ -57,7 +57,7 @@ def test_minimal_entry_gets_the_contract_defaults(tmp_path):
     (integration,) = config.integrations
     assert integration.id == "lp_main"
     assert integration.provider == "liveperson"
-    assert integration.conn_id == "liveperson_main"
+    assert integration.conn_id == "sandbox_liveperson_main"
     assert integration.backfill_weeks == 1
     assert integration.schedule == "0 2 * * *"
     assert integration.label == "lp_main"  # label falls back to the id
@@ -138,8 +138,8 @@ def test_id_length_is_bounded_so_dag_ids_and_tags_stay_within_airflow_limits(tmp
 def test_id_must_be_unique_and_the_first_entry_wins(tmp_path):
     config = load_entries(tmp_path, GOOD, {**GOOD, "conn_id": "other"}, {**GOOD, "id": "hd", "provider": "helpdesk"})
     assert [(i.id, i.conn_id) for i in config.integrations] == [
-        ("lp_main", "liveperson_main"),
-        ("hd", "liveperson_main"),
+        ("lp_main", "sandbox_liveperson_main"),
+        ("hd", "sandbox_liveperson_main"),
     ]
     error = only_error(config)
     assert_names(error, tmp_path / "integrations.yaml", 1, "id")

@@ -38,6 +38,7 @@ from cxsync.errors import CxsyncError
 from cxsync.hooks.helpdesk import AUTH_OAUTH2, request_token
 from cxsync.http import ApiClient, RetryPolicy
 from cxsync.http.client import mask_secret
+from cxsync.http.endpoints import check_helpdesk_accounts_url
 
 DEFAULT_PORT = 8976
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -188,6 +189,7 @@ def connect(
         )
     mask_secret(client_secret)
     accounts_url = str(extra.get("accounts_url") or "https://accounts.livechat.com").rstrip("/")
+    check_helpdesk_accounts_url(accounts_url, extra, conn_id=conn_id)
 
     state = secrets.token_urlsafe(24)
     try:

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="APP_KEY_OR_CLIENT_ID",
         help="remove the Users permission from this LivePerson credential (403 on Users, groups, skills); the "
-        "built-in liveperson_nousers key never has it. Repeatable",
+        "built-in sandbox_liveperson_nousers key never has it. Repeatable",
     )
     switches.add_argument(
         "--switch",
