@@ -85,11 +85,6 @@ def check_endpoint(
             f"connection {conn_id!r}: {what} carries user info (`...@host`); refusing to send credentials there"
         )
     loopback = is_loopback(host)
-    if parts.scheme != "https" and not loopback:
-        raise UntrustedEndpoint(
-            f"connection {conn_id!r}: {what} {shown} is plain http; credentials go only over https "
-            "(plain http is accepted for loopback hosts, like the sandbox, only)"
-        )
     own = host in provider_hosts or (
         provider_domain is not None and (host == provider_domain or host.endswith("." + provider_domain))
     )
@@ -99,6 +94,11 @@ def check_endpoint(
             f"connection {conn_id!r}: {what} {shown} is not a host of the provider ({', '.join(expected)}); "
             f"credentials are not sent there. If this host is yours (a gateway or proxy), name it in the "
             f"connection's extra `{TRUSTED_HOSTS_EXTRA}`"
+        )
+    if parts.scheme != "https" and not loopback:
+        raise UntrustedEndpoint(
+            f"connection {conn_id!r}: {what} {shown} is plain http; credentials go only over https "
+            "(plain http is accepted for loopback hosts, like the sandbox, only)"
         )
     if host in trusted and not own:
         log.info("connection %r: %s %s is trusted by the extra `%s`", conn_id, what, shown, TRUSTED_HOSTS_EXTRA)
