@@ -188,7 +188,8 @@ class ApiClient:
                 response = self.session.request(method, url, **kwargs)
                 self._read_body(response, deadline, method, url)
             except RETRIABLE_EXCEPTIONS as exc:
-                self._retry_or_raise(attempt, f"{method} {_path(url)}: {type(exc).__name__}", self.retry.backoff)
+                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
+                self._retry_or_raise(attempt, f"{method} {_path(url)}: {what}", self.retry.backoff)
                 continue
             self._note(response)
             status = response.status_code
