@@ -415,3 +415,23 @@ def test_integrations_must_be_a_list(tmp_path):
 def test_empty_file_means_no_integrations_and_no_errors(tmp_path, text):
     config = load_integrations(write(tmp_path, text))
     assert config.integrations == [] and config.errors == []
+
+
+def test_an_alias_bomb_gives_a_short_error(tmp_path):
+    # A few hundred bytes of YAML aliases expand into a value whose full repr is tens of megabytes: the error
+    # message (it lands in task logs and DAG docs) quotes a cut-down repr of it.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 9)]
+    text = "\n".join(["x-bomb:", *("  " + line for line in lines)])
+    text += "\nintegrations:\n  - {id: *a8, provider: *a8, conn_id: c, label: *a8, schedule: *a8}\n"
+    path = write(tmp_path, text)
+    assert path.stat().st_size < 1024
+    config = load_integrations(path)
+    assert not config.integrations
+    assert len(" ".join(config.errors)) < 4000
+    assert any("field `id`: [[[...], [...]" in e for e in config.errors)
+
+
+def test_an_id_with_a_trailing_newline_is_refused(tmp_path):
+    config = load_entries(tmp_path, {**GOOD, "id": "lp_main\n"})
+    assert not config.integrations and "field `id`" in config.errors[0]

@@ -38,7 +38,7 @@ _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yea
 # Values quoted in error messages are cut short: YAML aliases let a few hundred bytes of file expand into a value
 # whose full repr is tens of megabytes, and these messages land in task logs and DAG docs.
 _SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
-_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 3, 6, 6, 6, 6
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 2, 6, 6, 6, 6
 _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 80, 80, 40
 
 

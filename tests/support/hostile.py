@@ -60,6 +60,7 @@ class HostileHTTP:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.hostile_seen = self.seen  # type: ignore[attr-defined]  # for behaviours that count
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
