@@ -120,6 +120,8 @@ def cli_server():
 
 def test_serves_prints_connections_and_stops_on_sigterm(cli_server):
     proc, lines = cli_server
+    banner = "".join(line for line in lines if line.startswith("#"))
+    assert "SANDBOX ONLY" in banner and "test values" in banner and "Never use them for production" in banner
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)", lines[0]).group(1))
     exports = {
         m.group(1): json.loads(m.group(2).strip("'"))
