@@ -135,7 +135,7 @@ def _sections(sections: list[str] | None) -> list[str]:
 def load_liveperson(
     sandbox: Sandbox, db: FloorDB, windows: list[tuple[datetime, datetime]], sections: list[str] | None = None
 ) -> tuple[int, int]:
-    conn = sandbox.connections["liveperson_main"]
+    conn = sandbox.connections["sandbox_liveperson_main"]
     extra = conn["extra"]
     session = requests.Session()
     session.auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
@@ -216,7 +216,7 @@ def _iso_time(value: Any) -> datetime | None:
 def load_helpdesk(
     sandbox: Sandbox, db: FloorDB, windows: list[tuple[datetime, datetime]], sections: list[str] | None = None
 ) -> tuple[int, int]:
-    conn = sandbox.connections["helpdesk_main"]
+    conn = sandbox.connections["sandbox_helpdesk_main"]
     session = requests.Session()
     session.auth = HTTPBasicAuth(conn["login"], conn["password"])
     session.headers["User-Agent"] = "cxsync-floor/1"  # HelpDesk refuses generic ones
@@ -297,7 +297,7 @@ def warm_up(sandbox: Sandbox, provider: str, windows: list[tuple[datetime, datet
     """One small request per day window, so the sandbox has counted each search (LivePerson) and built its
     ticket snapshot (HelpDesk) before anything is timed."""
     if provider == "liveperson":
-        conn = sandbox.connections["liveperson_main"]
+        conn = sandbox.connections["sandbox_liveperson_main"]
         extra = conn["extra"]
         auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
         url = f"{sandbox.base_url}/messaging_history/api/account/{extra['account_id']}/conversations/search"
@@ -313,7 +313,7 @@ def warm_up(sandbox: Sandbox, provider: str, windows: list[tuple[datetime, datet
                 params = {"offset": 0, "limit": 1, "sort": "start:asc", "v": "2", "source": "cxsync"}
                 session.post(url, params=params, json=body, timeout=120).raise_for_status()
     else:
-        conn = sandbox.connections["helpdesk_main"]
+        conn = sandbox.connections["sandbox_helpdesk_main"]
         with requests.Session() as session:
             session.auth = HTTPBasicAuth(conn["login"], conn["password"])
             session.headers["User-Agent"] = "cxsync-floor/1"

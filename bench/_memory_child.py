@@ -54,7 +54,7 @@ def main(provider: str, weeks: int, warehouse_url: str) -> dict:
     from cxsync.warehouse import Warehouse
 
     quiet_logs()
-    conn_id = {"liveperson": "liveperson_main", "helpdesk": "helpdesk_main"}[provider]
+    conn_id = {"liveperson": "sandbox_liveperson_main", "helpdesk": "sandbox_helpdesk_main"}[provider]
     integration = Integration(id=f"mem_{provider}", provider=provider, conn_id=conn_id, label="memory")
     warehouse = Warehouse.from_url(warehouse_url)
     warehouse.ensure_schema()

@@ -81,7 +81,7 @@ class SandboxProcess:
         threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
         deadline = time.monotonic() + timeout
         seen: list[str] = []
-        while not {"liveperson_main", "helpdesk_main"} <= set(self.connections):
+        while not {"sandbox_liveperson_main", "sandbox_helpdesk_main"} <= set(self.connections):
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:

@@ -25,7 +25,7 @@ HISTORY_WEEKS = (1, 4) if not is_smoke() else (1, 2)
 # conversations (and open ones closing), HelpDesk's tickets keep getting events for days.
 CHANGE = {"liveperson": "4h", "helpdesk": "90m"}
 BIGGER_CHANGE = "1d"
-CONN_IDS = {"liveperson": "liveperson_main", "helpdesk": "helpdesk_main"}
+CONN_IDS = {"liveperson": "sandbox_liveperson_main", "helpdesk": "sandbox_helpdesk_main"}
 PROVIDERS = ("liveperson", "helpdesk")
 
 

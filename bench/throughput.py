@@ -60,7 +60,7 @@ def day_windows(end: datetime, days: int) -> list[Window]:
 def _integration(provider: str):
     from cxsync.config import Integration
 
-    conn_id = {"liveperson": "liveperson_main", "helpdesk": "helpdesk_main"}[provider]
+    conn_id = {"liveperson": "sandbox_liveperson_main", "helpdesk": "sandbox_helpdesk_main"}[provider]
     return Integration(id=f"bench_{provider}", provider=provider, conn_id=conn_id, label="bench")
 
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 # Provider test support (sandbox fixtures and helpers) usable from every test package.
-pytest_plugins = ["support.helpdesk"]
+pytest_plugins = ["support.helpdesk", "support.hostile"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CXSYNC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

@@ -12,7 +12,7 @@ from cxsync.config import ConfigError, Retention, integrations_path, load_integr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GOOD = {"id": "lp_main", "provider": "liveperson", "conn_id": "liveperson_main"}
+GOOD = {"id": "lp_main", "provider": "liveperson", "conn_id": "sandbox_liveperson_main"}
 
 
 def write(tmp_path: Path, text: str, name: str = "integrations.yaml") -> Path:
@@ -57,7 +57,7 @@ def test_minimal_entry_gets_the_contract_defaults(tmp_path):
     (integration,) = config.integrations
     assert integration.id == "lp_main"
     assert integration.provider == "liveperson"
-    assert integration.conn_id == "liveperson_main"
+    assert integration.conn_id == "sandbox_liveperson_main"
     assert integration.backfill_weeks == 1
     assert integration.schedule == "0 2 * * *"
     assert integration.label == "lp_main"  # label falls back to the id
@@ -138,8 +138,8 @@ def test_id_length_is_bounded_so_dag_ids_and_tags_stay_within_airflow_limits(tmp
 def test_id_must_be_unique_and_the_first_entry_wins(tmp_path):
     config = load_entries(tmp_path, GOOD, {**GOOD, "conn_id": "other"}, {**GOOD, "id": "hd", "provider": "helpdesk"})
     assert [(i.id, i.conn_id) for i in config.integrations] == [
-        ("lp_main", "liveperson_main"),
-        ("hd", "liveperson_main"),
+        ("lp_main", "sandbox_liveperson_main"),
+        ("hd", "sandbox_liveperson_main"),
     ]
     error = only_error(config)
     assert_names(error, tmp_path / "integrations.yaml", 1, "id")
@@ -424,3 +424,23 @@ def test_integrations_must_be_a_list(tmp_path):
 def test_empty_file_means_no_integrations_and_no_errors(tmp_path, text):
     config = load_integrations(write(tmp_path, text))
     assert config.integrations == [] and config.errors == []
+
+
+def test_an_alias_bomb_gives_a_short_error(tmp_path):
+    # A few hundred bytes of YAML aliases expand into a value whose full repr is tens of megabytes: the error
+    # message (it lands in task logs and DAG docs) quotes a cut-down repr of it.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 9)]
+    text = "\n".join(["x-bomb:", *("  " + line for line in lines)])
+    text += "\nintegrations:\n  - {id: *a8, provider: *a8, conn_id: c, label: *a8, schedule: *a8}\n"
+    path = write(tmp_path, text)
+    assert path.stat().st_size < 1024
+    config = load_integrations(path)
+    assert not config.integrations
+    assert len(" ".join(config.errors)) < 4000
+    assert any("field `id`: [[[...], [...]" in e for e in config.errors)
+
+
+def test_an_id_with_a_trailing_newline_is_refused(tmp_path):
+    config = load_entries(tmp_path, {**GOOD, "id": "lp_main\n"})
+    assert not config.integrations and "field `id`" in config.errors[0]

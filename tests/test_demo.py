@@ -51,8 +51,9 @@ SMALL = {
 INTEGRATIONS = """
 warehouse_conn_id: cxsync_warehouse
 integrations:
-  - {id: lp_one, provider: liveperson, conn_id: liveperson_main, label: LP One, retention: {value: 30, unit: days}}
-  - {id: hd_one, provider: helpdesk, conn_id: helpdesk_main, label: HD One}
+  - {id: lp_one, provider: liveperson, conn_id: sandbox_liveperson_main, label: LP One,
+     retention: {value: 30, unit: days}}
+  - {id: hd_one, provider: helpdesk, conn_id: sandbox_helpdesk_main, label: HD One}
   - {id: lp_real, provider: liveperson, conn_id: liveperson_prod, label: not a sandbox connection}
 """
 
@@ -76,7 +77,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("CXSYNC_WAREHOUSE_PATH", raising=False)
     # Connections in the shell must not reach the demo's runs: a real warehouse, a real LivePerson key.
     monkeypatch.setenv("AIRFLOW_CONN_CXSYNC_WAREHOUSE", "postgresql://someone:secret@db.example.com/prod")
-    monkeypatch.setenv("AIRFLOW_CONN_LIVEPERSON_MAIN", '{"conn_type": "liveperson", "login": "real-key"}')
+    monkeypatch.setenv("AIRFLOW_CONN_SANDBOX_LIVEPERSON_MAIN", '{"conn_type": "liveperson", "login": "real-key"}')
     return tmp_path
 
 
@@ -162,7 +163,7 @@ def split_dag_id(dag_id: str) -> tuple[str, str]:
 
 
 def sandbox_clock(env: Mapping[str, str]) -> datetime | None:
-    text = env.get("AIRFLOW_CONN_HELPDESK_MAIN")
+    text = env.get("AIRFLOW_CONN_SANDBOX_HELPDESK_MAIN")
     if not text:
         return None
     conn = json.loads(text)
@@ -229,9 +230,9 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
     # The runs' environment: sandbox connections only, the warehouse connection on the embedded file.
     env = airflow.dag_env()
     assert json.loads(env["AIRFLOW_CONN_CXSYNC_WAREHOUSE"]) == {"conn_type": "sqlite", "host": str(warehouse_file)}
-    lp = json.loads(env["AIRFLOW_CONN_LIVEPERSON_MAIN"])
+    lp = json.loads(env["AIRFLOW_CONN_SANDBOX_LIVEPERSON_MAIN"])
     assert lp["host"] == "127.0.0.1" and lp["login"] != "real-key" and lp["extra"]["requests_per_second"] == 25
-    assert "AIRFLOW_CONN_HELPDESK_MAIN" in env and "AIRFLOW_CONN_HELPDESK_OAUTH" not in env
+    assert "AIRFLOW_CONN_SANDBOX_HELPDESK_MAIN" in env and "AIRFLOW_CONN_SANDBOX_HELPDESK_OAUTH" not in env
     assert env["AIRFLOW_HOME"] == str(home / "home") and env["CXSYNC_INTEGRATIONS_FILE"] == str(
         home / "integrations.yaml"
     )
@@ -380,7 +381,7 @@ def test_demo_reports_an_unusable_integrations_file(home, capsys):
 
 OAUTH_INTEGRATIONS = """
 integrations:
-  - {id: hd_o, provider: helpdesk, conn_id: helpdesk_oauth, label: HD OAuth}
+  - {id: hd_o, provider: helpdesk, conn_id: sandbox_helpdesk_oauth, label: HD OAuth}
 """
 READ_METADATA = """
 import json
@@ -388,7 +389,7 @@ from airflow.models.connection import Connection
 from airflow.models.pool import Pool
 from airflow.utils.session import create_session
 with create_session() as session:
-    conn = session.query(Connection).filter(Connection.conn_id == "helpdesk_oauth").one()
+    conn = session.query(Connection).filter(Connection.conn_id == "sandbox_helpdesk_oauth").one()
     pools = {p.pool: p.slots for p in session.query(Pool)}
     print(json.dumps({"port": conn.port, "login": conn.login, "extra": conn.extra_dejson, "pools": pools}))
 """
@@ -409,7 +410,7 @@ def test_oauth_step_connects_through_the_authorize_page_and_a_rerun_replaces_the
     def check_while_the_sandbox_runs(d: demo.Demo) -> None:
         stored = read_metadata(d.env)
         seen.append(stored)
-        conn = {**d.connections["helpdesk_oauth"], "extra": stored["extra"]}
+        conn = {**d.connections["sandbox_helpdesk_oauth"], "extra": stored["extra"]}
         monkeypatch.setenv("AIRFLOW_CONN_HD_DEMO_CHECK", json.dumps(conn))
         assert HelpDeskHook("hd_demo_check").test_connection()[0]  # the stored refresh token gets access tokens
 
@@ -427,10 +428,10 @@ def test_oauth_step_connects_through_the_authorize_page_and_a_rerun_replaces_the
 
     for out, stored in zip(outputs, seen, strict=True):
         assert "added to the metadata database (replacing any earlier one), auth_type oauth2, no refresh token" in out
-        assert "$ python -m cxsync.helpdesk_oauth --conn-id helpdesk_oauth --port 0 --no-browser" in out
+        assert "$ python -m cxsync.helpdesk_oauth --conn-id sandbox_helpdesk_oauth --port 0 --no-browser" in out
         assert "pressed Approve; the page sent the browser on to http://127.0.0.1:" in out
         assert "the command's loopback listener answered 200: 'cxsync: HelpDesk authorized." in out
-        assert "the refresh token is stored in connection 'helpdesk_oauth' (metadata database)" in out
+        assert "the refresh token is stored in connection 'sandbox_helpdesk_oauth' (metadata database)" in out
         token = stored["extra"]["refresh_token"]
         assert token.startswith("dal:") and token not in out  # never printed
         assert stored["extra"]["auth_type"] == "oauth2" and stored["extra"]["requests_per_second"] == 25

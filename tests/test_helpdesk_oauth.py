@@ -73,8 +73,8 @@ def finish(process: subprocess.Popen, lines: list[str]) -> list[str]:
 
 
 def test_connect_command_with_an_env_var_connection_prints_the_json_to_store(hd):
-    conn = hd.connection("helpdesk_oauth")
-    process, url, lines = start_command("helpdesk_oauth", dict(os.environ))
+    conn = hd.connection("sandbox_helpdesk_oauth")
+    process, url, lines = start_command("sandbox_helpdesk_oauth", dict(os.environ))
     assert url.startswith(f"{conn['extra']['accounts_url']}/?response_type=code&client_id={conn['login']}")
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url and "%2Fcallback" in url and "&state=" in url
 
@@ -82,19 +82,19 @@ def test_connect_command_with_an_env_var_connection_prints_the_json_to_store(hd)
     assert landing.status_code == 200 and "HelpDesk authorized" in landing.text  # the command's own page
     output = finish(process, lines)
 
-    assert any("comes from the environment variable AIRFLOW_CONN_HELPDESK_OAUTH" in line for line in output)
+    assert any("comes from the environment variable AIRFLOW_CONN_SANDBOX_HELPDESK_OAUTH" in line for line in output)
     stored = json.loads(output[-1])
     assert stored["extra"]["auth_type"] == "oauth2" and stored["extra"]["refresh_token"].startswith("dal:")
     assert stored["login"] == conn["login"] and stored["port"] == conn["port"]
     # The printed connection works: the refresh token it holds gets access tokens.
-    hd.set_connection("helpdesk_oauth", stored)
-    ok, message = HelpDeskHook("helpdesk_oauth").test_connection()
+    hd.set_connection("sandbox_helpdesk_oauth", stored)
+    ok, message = HelpDeskHook("sandbox_helpdesk_oauth").test_connection()
     assert ok, message
 
 
 def test_connect_command_stores_the_refresh_token_in_the_metadata_database(hd, tmp_path):
     """A connection kept in Airflow's database is updated in place."""
-    conn = hd.connection("helpdesk_oauth")
+    conn = hd.connection("sandbox_helpdesk_oauth")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
     run_python(SETUP_DB, env, json.dumps(conn))
@@ -107,7 +107,7 @@ def test_connect_command_stores_the_refresh_token_in_the_metadata_database(hd, t
     extra = json.loads(run_python(READ_EXTRA, env))
     assert extra["refresh_token"].startswith("dal:") and extra["auth_type"] == "oauth2"
     assert extra["accounts_url"] == conn["extra"]["accounts_url"]  # the rest of the extra is kept
-    hd.derive("hd_from_db", base="helpdesk_oauth", extra={"refresh_token": extra["refresh_token"]})
+    hd.derive("hd_from_db", base="sandbox_helpdesk_oauth", extra={"refresh_token": extra["refresh_token"]})
     assert len(HelpDeskHook("hd_from_db").agents()) == 8
 
 
@@ -163,7 +163,7 @@ def url_param(url: str, name: str) -> str:
 def test_callbacks_without_the_state_are_refused_and_cannot_end_the_sign_in(hd):
     """A forged code, a forged `?error=` and a non-ASCII `state` each get 400 (no crash); the real answer
     still completes the sign-in."""
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth")
     url = urls.get(timeout=30)
     redirect_uri = url_param(url, "redirect_uri")
     forged_code = requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
@@ -171,7 +171,7 @@ def test_callbacks_without_the_state_are_refused_and_cannot_end_the_sign_in(hd):
     non_ascii = requests.get(redirect_uri, params={"code": "x", "state": "\u00e9t\u00e9"}, timeout=10)
     assert [r.status_code for r in (forged_code, forged_error, non_ascii)] == [400, 400, 400]
     assert "`state` does not match" in forged_error.text and "still waiting" in forged_error.text
-    assert thread.is_alive() and "refresh_token" not in hd.connection("helpdesk_oauth")["extra"]
+    assert thread.is_alive() and "refresh_token" not in hd.connection("sandbox_helpdesk_oauth")["extra"]
 
     landing = play_browser(url)
     thread.join(30)
@@ -181,18 +181,18 @@ def test_callbacks_without_the_state_are_refused_and_cannot_end_the_sign_in(hd):
 
 
 def test_without_the_right_state_the_command_times_out_and_stores_nothing(hd):
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth", timeout=2)
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth", timeout=2)
     redirect_uri = url_param(urls.get(timeout=30), "redirect_uri")
     requests.get(redirect_uri, params={"code": "dal:stolen", "state": "not-the-state"}, timeout=10)
     thread.join(30)
     assert isinstance(outcome["error"], ConnectError)
     assert "1 request(s) with another `state` were refused" in str(outcome["error"])
-    assert "refresh_token" not in hd.connection("helpdesk_oauth")["extra"]
+    assert "refresh_token" not in hd.connection("sandbox_helpdesk_oauth")["extra"]
 
 
 def test_an_idle_connection_does_not_block_the_listener(hd, monkeypatch):
     monkeypatch.setattr(helpdesk_oauth, "REQUEST_TIMEOUT_SECONDS", 0.5)
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth")
     url = urls.get(timeout=30)
     parts = urlsplit(url_param(url, "redirect_uri"))
     with socket.create_connection((parts.hostname, parts.port), timeout=5):  # connects, never sends a byte
@@ -202,7 +202,7 @@ def test_an_idle_connection_does_not_block_the_listener(hd, monkeypatch):
 
 
 def test_provider_text_is_printed_without_control_characters(hd):
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth")
     url = urls.get(timeout=30)
     answer = requests.get(
         url_param(url, "redirect_uri"),
@@ -224,7 +224,7 @@ def test_provider_text_is_printed_without_control_characters(hd):
 def test_pkce_s256_challenge_in_the_authorize_url_and_verifier_in_the_code_exchange(hd):
     stub = Stub().add(Answer(body={"access_token": "at-1", "refresh_token": "rt-1", "account_id": "acc-9"}))
     try:
-        hd.derive("hd_pkce", base="helpdesk_oauth", extra={"accounts_url": stub.url("")})
+        hd.derive("hd_pkce", base="sandbox_helpdesk_oauth", extra={"accounts_url": stub.url("")})
         thread, urls, outcome = run_connect_in_background("hd_pkce")
         url = urls.get(timeout=30)
         assert url_param(url, "code_challenge_method") == "S256"
@@ -243,7 +243,7 @@ def test_pkce_s256_challenge_in_the_authorize_url_and_verifier_in_the_code_excha
 
 
 def test_denied_authorization_ends_the_command_in_plain_words(hd):
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth")
     landing = play_browser(urls.get(timeout=30), decision="deny")
     thread.join(30)
     assert landing.status_code == 400
@@ -251,7 +251,7 @@ def test_denied_authorization_ends_the_command_in_plain_words(hd):
 
 
 def test_other_requests_to_the_listener_do_not_end_the_wait(hd):
-    thread, urls, outcome = run_connect_in_background("helpdesk_oauth")
+    thread, urls, outcome = run_connect_in_background("sandbox_helpdesk_oauth")
     url = urls.get(timeout=30)
     base = requests.utils.unquote(url.split("redirect_uri=")[1].split("&")[0]).rsplit("/", 1)[0]
     assert requests.get(base + "/favicon.ico", timeout=10).status_code == 404
@@ -263,7 +263,7 @@ def test_other_requests_to_the_listener_do_not_end_the_wait(hd):
 
 def test_a_token_connection_is_refused_before_anything_starts(hd):
     with pytest.raises(ConnectError, match="set its extra `auth_type` to `oauth2`"):
-        connect("helpdesk_main", port=0, open_browser=False, timeout=1, out=io.StringIO())
+        connect("sandbox_helpdesk_main", port=0, open_browser=False, timeout=1, out=io.StringIO())
 
 
 def test_authorize_url_shape():

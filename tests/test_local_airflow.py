@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATIONS = """
 integrations:
-  - {id: lp_local, provider: liveperson, conn_id: liveperson_main, label: LivePerson (sandbox)}
+  - {id: lp_local, provider: liveperson, conn_id: sandbox_liveperson_main, label: LivePerson (sandbox)}
 """
 STARTUP_TIMEOUT = 420.0
 

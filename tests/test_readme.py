@@ -73,11 +73,15 @@ def test_every_auth_type_has_a_cli_example_matching_the_environment_one():
         assert set(extra) <= conn_fields(example["conn_type"])
 
 
-def test_shipped_integrations_use_the_connection_ids_of_the_examples():
+def test_shipped_integrations_use_the_sandbox_connections():
+    # The shipped file is the demo's: its connections are the sandbox's, whose ids say so; the README's
+    # production examples use other ids, so the two can never be mixed up.
     from cxsync.config import load_integrations
 
     documented = {e["conn_id"] for e in env_examples()}
-    assert {i.conn_id for i in load_integrations(ROOT / "include" / "integrations.yaml").integrations} <= documented
+    shipped = {i.conn_id for i in load_integrations(ROOT / "include" / "integrations.yaml").integrations}
+    assert shipped and all(conn_id.startswith("sandbox_") for conn_id in shipped)
+    assert not shipped & documented
 
 
 @pytest.mark.parametrize(
@@ -148,6 +152,8 @@ def test_request_tunables_table_lists_every_extra_with_the_code_defaults():
         "retry_base_seconds": defaults.retry.base_seconds,
         "retry_max_seconds": defaults.retry.max_seconds,
         "rate_limit_min_wait": defaults.retry.min_rate_limit_wait,
+        "max_response_mb": defaults.max_response_bytes / (1024 * 1024),
+        "request_deadline": defaults.deadline,
     }
     assert {key: float(default) for key, (_, default) in documented.items()} == actual
     for key in documented:  # every documented extra really changes what the request layer does

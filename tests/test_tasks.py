@@ -17,8 +17,8 @@ from cxsync.sources.base import Roster, Source
 
 INTEGRATIONS = """
 integrations:
-  - {id: lp_main, provider: liveperson, conn_id: liveperson_main, retention: {value: 30, unit: days}}
-  - {id: hd_main, provider: helpdesk, conn_id: helpdesk_main}
+  - {id: lp_main, provider: liveperson, conn_id: sandbox_liveperson_main, retention: {value: 30, unit: days}}
+  - {id: hd_main, provider: helpdesk, conn_id: sandbox_helpdesk_main}
 """
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,18 @@ _KNOWN_KEYS = {
 _TOP_LEVEL_KEYS = {"warehouse_conn_id", "integrations"}
 # Airflow's cron presets (airflow.utils.dates.cron_presets); anything else must be a 5-field cron line.
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+
+
+# Values quoted in error messages are cut short: YAML aliases let a few hundred bytes of file expand into a value
+# whose full repr is tens of megabytes, and these messages land in task logs and DAG docs.
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 2, 6, 6, 6, 6
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 80, 80, 40
+
+
+def _show(value: Any) -> str:
+    """A value as it reads in an error message: its repr, cut to a few lines at most."""
+    return _SHORT.repr(value)
 
 
 class ConfigError(ValueError):
@@ -112,7 +125,7 @@ def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConf
     unknown = sorted(map(str, set(document) - _TOP_LEVEL_KEYS))
     if unknown:
         config.errors.append(
-            f"{file_path}: unknown top-level field(s) {', '.join(map(repr, unknown))}; "
+            f"{file_path}: unknown top-level field(s) {', '.join(map(_show, unknown))}; "
             f"allowed: {', '.join(sorted(_TOP_LEVEL_KEYS))}"
         )
     conn = document.get("warehouse_conn_id", settings.DEFAULT_WAREHOUSE_CONN_ID)
@@ -145,7 +158,7 @@ def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConf
 
 def _entry_name(file_path: Path, index: int, entry: Any) -> str:
     ident = entry.get("id") if isinstance(entry, dict) else None
-    label = f" (id {ident!r})" if isinstance(ident, str) and ident else ""
+    label = f" (id {_show(ident)})" if isinstance(ident, str) and ident else ""
     return f"{file_path}: integrations[{index}]{label}"
 
 
@@ -155,18 +168,18 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         return None
     unknown = sorted(map(str, set(entry) - _KNOWN_KEYS))
     if unknown:
-        problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
+        problems.append(f"unknown field(s) {', '.join(map(_show, unknown))}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
 
     ident = entry.get("id")
-    if not isinstance(ident, str) or not _ID_RE.match(ident):
-        problems.append(f"field `id`: {ident!r} must match {settings.INTEGRATION_ID_PATTERN} (e.g. lp_main)")
+    if not isinstance(ident, str) or not _ID_RE.fullmatch(ident):
+        problems.append(f"field `id`: {_show(ident)} must match {settings.INTEGRATION_ID_PATTERN} (e.g. lp_main)")
     elif len(ident) > settings.MAX_INTEGRATION_ID_LENGTH:
         # The id is part of DAG ids and tags, which Airflow limits (250 and 100 characters).
-        problems.append(f"field `id`: {ident!r} is longer than {settings.MAX_INTEGRATION_ID_LENGTH} characters")
+        problems.append(f"field `id`: {_show(ident)} is longer than {settings.MAX_INTEGRATION_ID_LENGTH} characters")
 
     provider = entry.get("provider")
     if provider not in settings.PROVIDERS:
-        problems.append(f"field `provider`: {provider!r} must be one of {', '.join(settings.PROVIDERS)}")
+        problems.append(f"field `provider`: {_show(provider)} must be one of {', '.join(settings.PROVIDERS)}")
 
     conn_id = entry.get("conn_id")
     if not isinstance(conn_id, str) or not conn_id.strip():
@@ -174,12 +187,12 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
 
     label = entry.get("label", ident if isinstance(ident, str) else "")
     if not isinstance(label, str):
-        problems.append(f"field `label`: {label!r} must be a string")
+        problems.append(f"field `label`: {_show(label)} must be a string")
     description = entry.get("description", "")
     if description is None:
         description = ""
     if not isinstance(description, str):
-        problems.append(f"field `description`: {description!r} must be a string")
+        problems.append(f"field `description`: {_show(description)} must be a string")
 
     weeks = entry.get("backfill_weeks", settings.DEFAULT_BACKFILL_WEEKS)
     if (
@@ -188,7 +201,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         or not (settings.MIN_BACKFILL_WEEKS <= weeks <= settings.MAX_BACKFILL_WEEKS)
     ):
         problems.append(
-            f"field `backfill_weeks`: {weeks!r} must be an integer from {settings.MIN_BACKFILL_WEEKS} "
+            f"field `backfill_weeks`: {_show(weeks)} must be an integer from {settings.MIN_BACKFILL_WEEKS} "
             f"to {settings.MAX_BACKFILL_WEEKS}"
         )
 
@@ -196,18 +209,18 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
 
     analytics = entry.get("conversation_analytics", False)
     if not isinstance(analytics, bool):
-        problems.append(f"field `conversation_analytics`: {analytics!r} must be true or false")
+        problems.append(f"field `conversation_analytics`: {_show(analytics)} must be true or false")
 
     schedule = entry.get("schedule", settings.DEFAULT_SCHEDULE)
     if not isinstance(schedule, str) or not _valid_cron(schedule):
         problems.append(
-            f'field `schedule`: {schedule!r} is not a valid 5-field cron expression (e.g. "0 2 * * *") '
+            f'field `schedule`: {_show(schedule)} is not a valid 5-field cron expression (e.g. "0 2 * * *") '
             f"or preset ({', '.join(sorted(_CRON_PRESETS))})"
         )
 
     options = entry.get("options", {}) or {}
     if not isinstance(options, dict):
-        problems.append(f"field `options`: {options!r} must be a mapping")
+        problems.append(f"field `options`: {_show(options)} must be a mapping")
 
     if problems:
         return None
@@ -227,27 +240,27 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
 
 def _parse_retention(value: Any, problems: list[str]) -> Retention | None:
     if not isinstance(value, dict):
-        problems.append(f"field `retention`: {value!r} must be a mapping like {{value: 90, unit: days}}")
+        problems.append(f"field `retention`: {_show(value)} must be a mapping like {{value: 90, unit: days}}")
         return None
     amount, unit = value.get("value"), value.get("unit")
     ok = True
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        problems.append(f"field `retention.value`: {amount!r} must be a whole number greater than 0")
+        problems.append(f"field `retention.value`: {_show(amount)} must be a whole number greater than 0")
         ok = False
     if unit not in settings.RETENTION_UNITS:
-        problems.append(f"field `retention.unit`: {unit!r} must be one of {', '.join(settings.RETENTION_UNITS)}")
+        problems.append(f"field `retention.unit`: {_show(unit)} must be one of {', '.join(settings.RETENTION_UNITS)}")
         ok = False
     share = value.get("approval_share", settings.RETENTION_APPROVAL_SHARE)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
         problems.append(
-            f"field `retention.approval_share`: {share!r} must be a number from 0 to 1 (the share of the "
+            f"field `retention.approval_share`: {_show(share)} must be a number from 0 to 1 (the share of the "
             "integration's interactions a scheduled run may delete without approval; 0: always ask)"
         )
         ok = False
     extra = sorted(set(value) - {"value", "unit", "approval_share"})
     if extra:
         problems.append(
-            f"field `retention`: unknown key(s) {', '.join(map(repr, extra))}; allowed: value, unit, approval_share"
+            f"field `retention`: unknown key(s) {', '.join(map(_show, extra))}; allowed: value, unit, approval_share"
         )
         ok = False
     return Retention(amount, unit, float(share)) if ok else None

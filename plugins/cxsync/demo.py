@@ -60,7 +60,7 @@ LOG_DIR_NAME = "demo-logs"
 SEED = 1
 BACKFILL_CONF = {"weeks": 1}
 CLOCK_STEP = "1d"
-OAUTH_CONN_ID = "helpdesk_oauth"
+OAUTH_CONN_ID = "sandbox_helpdesk_oauth"
 RUN_TIMEOUT_SECONDS = 600.0
 OAUTH_TIMEOUT_SECONDS = 60.0
 

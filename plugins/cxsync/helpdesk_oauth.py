@@ -44,6 +44,7 @@ from cxsync.errors import AuthenticationError, CxsyncError
 from cxsync.hooks.helpdesk import AUTH_OAUTH2, request_token
 from cxsync.http import ApiClient, RetryPolicy
 from cxsync.http.client import mask_secret
+from cxsync.http.endpoints import check_helpdesk_accounts_url
 
 DEFAULT_PORT = 8976
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -142,6 +143,8 @@ def oauth_connection(conn_id: str) -> tuple[Any, str, str, str]:
         )
     mask_secret(client_secret)
     accounts_url = str(extra.get("accounts_url") or DEFAULT_ACCOUNTS_URL).rstrip("/")
+    # the client secret and the code go to this host: only the provider's own (or one the connection trusts)
+    check_helpdesk_accounts_url(accounts_url, extra, conn_id=conn_id)
     return airflow_conn, client_id, client_secret, accounts_url
 
 

@@ -120,7 +120,7 @@ def cluster(request, tmp_path_factory, pg_admin_engine, redis_client) -> Iterato
         main_server = start_sandbox(now=None)
         kill_server = start_sandbox(seed=29, now=None)
         connections = sandbox_connections(main_server)
-        connections["liveperson_kill"] = sandbox_connections(kill_server)["liveperson_main"]
+        connections["liveperson_kill"] = sandbox_connections(kill_server)["sandbox_liveperson_main"]
         warehouse = admin_url.set(drivername="postgresql", database=warehouse_db)
         setup = ClusterSetup(
             base=base,

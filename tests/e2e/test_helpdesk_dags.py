@@ -30,14 +30,14 @@ NO_FAULTS = {"rate_limit_rps": None, "p_5xx": 0.0, "p_reset": 0.0, "p_slow": 0.0
 
 @pytest.fixture(scope="module")
 def env(airflow_env):
-    token_conn = airflow_env.connection("helpdesk_main")
+    token_conn = airflow_env.connection("sandbox_helpdesk_main")
     airflow_env.set_connection(WRONG_SCHEME, {**token_conn, "password": f"Bearer {token_conn['password']}"})
     airflow_env.add_integrations(
         {
             "id": HD,
             "provider": "helpdesk",
             "label": "HelpDesk e2e (token)",
-            "conn_id": "helpdesk_main",
+            "conn_id": "sandbox_helpdesk_main",
             "backfill_weeks": 1,
             "retention": {"value": 4, "unit": "days"},
         },
@@ -131,4 +131,4 @@ def test_a_token_sent_as_a_bearer_header_fails_the_roster_at_once_in_plain_words
     assert not result.succeeded and not result.retried, result.tail()
     assert "AirflowFailException" in result.output
     assert "HelpDesk expects HTTP Basic auth with the account ID as user name" in result.output
-    assert env.connection("helpdesk_main")["password"] not in result.output
+    assert env.connection("sandbox_helpdesk_main")["password"] not in result.output

@@ -41,7 +41,7 @@ def env(airflow_env):
             "id": LP,
             "provider": "liveperson",
             "label": "LivePerson e2e (OAuth 1.0)",
-            "conn_id": "liveperson_main",
+            "conn_id": "sandbox_liveperson_main",
             "backfill_weeks": 1,
             "retention": {"value": 3, "unit": "days"},
         },
@@ -49,7 +49,7 @@ def env(airflow_env):
             "id": NOUSERS,
             "provider": "liveperson",
             "label": "LivePerson key without Users",
-            "conn_id": "liveperson_nousers",
+            "conn_id": "sandbox_liveperson_nousers",
         },
     )
     airflow_env.sandbox("PUT", "/faults/liveperson", NO_FAULTS)
@@ -114,4 +114,4 @@ def test_roster_sync_without_the_users_permission_fails_at_once_with_the_plain_m
     result = env.run_dag(f"cxsync_{NOUSERS}_roster_sync")
     assert not result.succeeded and not result.retried, result.tail()
     assert "AirflowFailException" in result.output
-    assert users_permission_message("liveperson_nousers") in result.output
+    assert users_permission_message("sandbox_liveperson_nousers") in result.output

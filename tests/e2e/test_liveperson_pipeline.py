@@ -45,7 +45,7 @@ def sqlite_warehouse(tmp_path) -> Warehouse:
     wh.dispose()
 
 
-def integration(conn_id: str = "liveperson_main", **kwargs) -> Integration:
+def integration(conn_id: str = "sandbox_liveperson_main", **kwargs) -> Integration:
     return Integration(
         id=kwargs.pop("id", "lp_main"), provider="liveperson", conn_id=conn_id, label="LivePerson", **kwargs
     )
@@ -128,7 +128,7 @@ def test_backfill_and_two_incremental_runs_equal_the_ground_truth_and_reruns_cha
 
 
 def test_oauth2_end_to_end_equals_the_ground_truth_with_a_token_per_task(lp, sqlite_warehouse):
-    integ = integration("liveperson_oauth2", id="lp_oauth2")
+    integ = integration("sandbox_liveperson_oauth2", id="lp_oauth2")
     run(pipeline.sync_roster, integ, sqlite_warehouse)
     lp.reset_counters()
     backfill(integ, sqlite_warehouse)
@@ -183,10 +183,10 @@ def test_retention_honours_dry_run_and_a_second_run_deletes_nothing(lp, sqlite_w
 def test_roster_without_users_permission_fails_the_task_at_once_with_the_plain_message(lp, sqlite_warehouse):
     from airflow.sdk.exceptions import AirflowFailException
 
-    integ = integration("liveperson_nousers", id="lp_nousers")
+    integ = integration("sandbox_liveperson_nousers", id="lp_nousers")
     with pytest.raises(AirflowFailException) as info, tasks.fail_fast():
         run(pipeline.sync_roster, integ, sqlite_warehouse)
     assert isinstance(info.value.__cause__, PermissionDenied)
-    assert str(info.value).startswith(users_permission_message("liveperson_nousers"))
+    assert str(info.value).startswith(users_permission_message("sandbox_liveperson_nousers"))
     assert lp.lp_requests("users", 403) == 1  # asked once: no retry of a missing permission
-    assert LivePersonHook("liveperson_nousers").test_connection()[0] is False
+    assert LivePersonHook("sandbox_liveperson_nousers").test_connection()[0] is False

@@ -243,7 +243,7 @@ def templates() -> dict[str, list[dict]]:
         with pytest.MonkeyPatch.context() as mp:
             for name, value in connection_env(sandbox_connections(server)).items():
                 mp.setenv(name, value)
-            lp = LivePersonHook("liveperson_main")
+            lp = LivePersonHook("sandbox_liveperson_main")
             answer = lp.search_conversations(
                 {
                     "start": {
@@ -254,7 +254,7 @@ def templates() -> dict[str, list[dict]]:
                 limit=100,
             )
             lp.close()
-            hd = HelpDeskHook("helpdesk_main")
+            hd = HelpDeskHook("sandbox_helpdesk_main")
             rows = next(hd.ticket_pages(silo="tickets", sort_by="updatedAt", order="desc", page_size=30))
             tickets = [hd.ticket(row["ID"]) for row in rows[:12]]
             hd.close()

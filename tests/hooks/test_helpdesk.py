@@ -23,8 +23,8 @@ def hd(hd_sandbox) -> HelpDeskAdmin:
 
 
 def secrets_of(hd: HelpDeskAdmin) -> list[str]:
-    token = hd.connection("helpdesk_main")["password"]
-    oauth = hd.connection("helpdesk_oauth")
+    token = hd.connection("sandbox_helpdesk_main")["password"]
+    oauth = hd.connection("sandbox_helpdesk_oauth")
     return [token, oauth["password"], oauth["extra"].get("refresh_token") or "never-set"]
 
 
@@ -32,9 +32,9 @@ def secrets_of(hd: HelpDeskAdmin) -> list[str]:
 
 
 def test_token_auth_connects_and_names_the_account(hd):
-    account = hd.connection("helpdesk_main")["login"]
-    assert ":" in hd.connection("helpdesk_main")["password"]  # `dal:...`: used whole as the Basic password
-    ok, message = HelpDeskHook("helpdesk_main").test_connection()
+    account = hd.connection("sandbox_helpdesk_main")["login"]
+    assert ":" in hd.connection("sandbox_helpdesk_main")["password"]  # `dal:...`: used whole as the Basic password
+    ok, message = HelpDeskHook("sandbox_helpdesk_main").test_connection()
     assert ok, message
     assert f"Connected to HelpDesk account {account}" in message
     assert "personal access token" in message
@@ -43,16 +43,16 @@ def test_token_auth_connects_and_names_the_account(hd):
 
 def test_requests_carry_the_specific_user_agent(hd):
     """The API blocks generic User-Agents; ours is cxsync's own."""
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     assert hook.get_conn().session.headers["User-Agent"] == settings.USER_AGENT
     assert len(hook.agents()) == 8
-    conn = hd.connection("helpdesk_main")
+    conn = hd.connection("sandbox_helpdesk_main")
     generic = requests.get(f"{hd.url}/v1/agents", auth=(conn["login"], conn["password"]), timeout=10)
     assert generic.status_code == 403 and "User-Agent" in generic.text
 
 
 def test_server_now_is_the_sandbox_clock(hd):
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     assert hook.server_now() == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
     hd.advance("2h")
     hook.agents()
@@ -61,7 +61,7 @@ def test_server_now_is_the_sandbox_clock(hd):
 
 def test_token_sent_as_bearer_header_value_fails_in_plain_words(hd):
     """The usual mistake: the token pasted as `Bearer dal:...`. 401, and the message says what HelpDesk wants."""
-    token = hd.connection("helpdesk_main")["password"]
+    token = hd.connection("sandbox_helpdesk_main")["password"]
     hd.derive("hd_wrong_scheme", password=f"Bearer {token}")
     ok, message = HelpDeskHook("hd_wrong_scheme").test_connection()
     assert not ok
@@ -74,21 +74,21 @@ def test_token_sent_as_bearer_header_value_fails_in_plain_words(hd):
 
 def test_wrong_scheme_explained_when_the_api_answers_with_a_bearer_challenge(hd):
     """A personal token that reaches the API as Bearer gets a Bearer challenge; the hint names the scheme."""
-    conn = hd.connection("helpdesk_main")
+    conn = hd.connection("sandbox_helpdesk_main")
     raw = requests.get(
         f"{hd.url}/v1/licenses",
         timeout=10,
         headers={"Authorization": f"Bearer {conn['password']}", "User-Agent": settings.USER_AGENT},
     )
     assert raw.status_code == 401 and "Bearer" in raw.headers["WWW-Authenticate"]
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     hint = hook._explain(raw)
     assert "Basic auth with the account ID as user name" in hint
     assert "wrong scheme" in hint
 
 
 def test_swapped_login_and_password_are_pointed_out(hd):
-    conn = hd.connection("helpdesk_main")
+    conn = hd.connection("sandbox_helpdesk_main")
     hd.derive("hd_swapped", login=conn["password"], password=conn["login"])
     ok, message = HelpDeskHook("hd_swapped").test_connection()
     assert not ok
@@ -105,16 +105,16 @@ def test_task_failure_carries_the_same_hint(hd):
 
 def test_missing_role_is_named(hd):
     hd.set_role("token", "viewer")
-    ok, message = HelpDeskHook("helpdesk_main").test_connection()
+    ok, message = HelpDeskHook("sandbox_helpdesk_main").test_connection()
     assert not ok
     assert "reading the agent roster" in message
     assert "403" in message
     assert "lacks the role HelpDesk asks for: owner or normal" in message
     with pytest.raises(PermissionDenied) as failure:
-        HelpDeskHook("helpdesk_main").agents()
+        HelpDeskHook("sandbox_helpdesk_main").agents()
     assert "owner or normal" in str(failure.value)
     # A viewer still reads tickets: only the roster needs the stronger role.
-    assert HelpDeskHook("helpdesk_main").get("/tickets", {"pageSize": 1})
+    assert HelpDeskHook("sandbox_helpdesk_main").get("/tickets", {"pageSize": 1})
 
 
 def test_connection_settings_are_checked_in_plain_words(hd):
@@ -130,8 +130,8 @@ def test_connection_settings_are_checked_in_plain_words(hd):
 
 
 def test_api_url_from_host_schema_port_or_a_typed_url(hd, monkeypatch):
-    conn = hd.connection("helpdesk_main")
-    assert HelpDeskHook("helpdesk_main").connection.api_url == f"http://127.0.0.1:{conn['port']}/v1"
+    conn = hd.connection("sandbox_helpdesk_main")
+    assert HelpDeskHook("sandbox_helpdesk_main").connection.api_url == f"http://127.0.0.1:{conn['port']}/v1"
     hd.derive("hd_url_host", host=f"http://127.0.0.1:{conn['port']}/v1", port=None, schema=None)
     assert HelpDeskHook("hd_url_host").connection.api_url == f"http://127.0.0.1:{conn['port']}/v1"
     assert len(HelpDeskHook("hd_url_host").teams()) == 2
@@ -148,11 +148,11 @@ def test_api_url_from_host_schema_port_or_a_typed_url(hd, monkeypatch):
 
 def test_oauth_connects_and_reuses_the_access_token(hd):
     hd.authorize_oauth()
-    ok, message = HelpDeskHook("helpdesk_oauth").test_connection()
+    ok, message = HelpDeskHook("sandbox_helpdesk_oauth").test_connection()
     assert ok, message
     assert f"account {hd.info()['account_id']}" in message and "OAuth 2" in message
     hd.reset_counters()
-    hook = HelpDeskHook("helpdesk_oauth")
+    hook = HelpDeskHook("sandbox_helpdesk_oauth")
     for _ in range(5):
         hook.agents()
     assert hd.requests_to("helpdesk_token") == 1  # one token for every request
@@ -161,7 +161,7 @@ def test_oauth_connects_and_reuses_the_access_token(hd):
 
 def test_oauth_token_expiry_on_the_provider_clock_refreshes_once(hd):
     hd.authorize_oauth()
-    hook = HelpDeskHook("helpdesk_oauth")
+    hook = HelpDeskHook("sandbox_helpdesk_oauth")
     hook.agents()
     hd.reset_counters()
     hd.advance("9h")  # past the 8-hour lifetime, on the sandbox's clock
@@ -180,7 +180,7 @@ def test_oauth_token_expiry_on_the_provider_clock_refreshes_once(hd):
 
 def test_oauth_revoked_access_tokens_are_replaced(hd):
     hd.authorize_oauth()
-    hook = HelpDeskHook("helpdesk_oauth")
+    hook = HelpDeskHook("sandbox_helpdesk_oauth")
     hook.teams()
     hd.expire_access_tokens()
     assert len(hook.teams()) == 2
@@ -191,17 +191,17 @@ def test_oauth_invalid_refresh_token_fails_with_the_servers_words_and_no_secret(
     token = hd.authorize_oauth()
     hd.revoke_tokens()
     with pytest.raises(AuthenticationError) as failure:
-        HelpDeskHook("helpdesk_oauth").agents()
+        HelpDeskHook("sandbox_helpdesk_oauth").agents()
     message = str(failure.value)
     assert "invalid_grant" in message and "refresh token is invalid or revoked" in message
-    assert "python -m cxsync.helpdesk_oauth --conn-id helpdesk_oauth" in message
+    assert "python -m cxsync.helpdesk_oauth --conn-id sandbox_helpdesk_oauth" in message
     for secret in [token, *secrets_of(hd)]:
         assert secret not in message
 
 
 def test_oauth_wrong_client_secret(hd):
     hd.authorize_oauth()
-    hd.derive("hd_oauth_bad_secret", base="helpdesk_oauth", password="not-the-secret")
+    hd.derive("hd_oauth_bad_secret", base="sandbox_helpdesk_oauth", password="not-the-secret")
     ok, message = HelpDeskHook("hd_oauth_bad_secret").test_connection()
     assert not ok
     assert "invalid_client" in message and "client_secret (password) of the connection is wrong" in message
@@ -209,7 +209,7 @@ def test_oauth_wrong_client_secret(hd):
 
 
 def test_oauth_without_refresh_token_says_how_to_get_one(hd):
-    ok, message = HelpDeskHook("helpdesk_oauth").test_connection()
+    ok, message = HelpDeskHook("sandbox_helpdesk_oauth").test_connection()
     assert not ok
     # the Test button tests the form under a temporary id: the advice names no connection id
     assert (
@@ -222,9 +222,9 @@ def test_secrets_are_registered_with_the_masker(hd):
     from airflow.sdk._shared.secrets_masker import redact
 
     hd.authorize_oauth()
-    hook = HelpDeskHook("helpdesk_oauth")
+    hook = HelpDeskHook("sandbox_helpdesk_oauth")
     hook.agents()
-    HelpDeskHook("helpdesk_main").agents()
+    HelpDeskHook("sandbox_helpdesk_main").agents()
     access_token = hook._tokens.get()
     for secret in [*secrets_of(hd), access_token]:
         assert secret not in redact(f"log line with {secret} inside")
@@ -245,7 +245,7 @@ def test_rate_limit_429_is_waited_out(hd):
 
 def test_5xx_resets_and_truncated_bodies_are_retried(hd):
     hd.faults(p_5xx=0.25, p_reset=0.1, p_truncate=0.1)
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     for _ in range(30):
         assert len(hook.agents()) == 8
     assert hd.fault_count("5xx") > 0
@@ -260,7 +260,7 @@ def test_keyset_paging_walks_many_pages_without_gaps_or_repeats(hd_sandbox):
     hd = hd_sandbox(hd_tickets_per_day=20, hd_archive_idle_days=60)
     truth = [t for t in hd.truth() if t["silo"] == "tickets"]
     expected = [t["interaction_id"] for t in sorted(truth, key=lambda t: (t["started_at"], t["interaction_id"]))]
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     pages = list(hook.ticket_pages(silo="tickets", sort_by="createdAt", order="asc", page_size=3))
     assert len(pages) >= len(expected) // 3 >= 10
     assert [row["ID"] for page in pages for row in page] == expected

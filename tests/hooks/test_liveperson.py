@@ -109,7 +109,7 @@ def test_oauth2_needs_no_access_token(monkeypatch):
 
 
 def test_csds_is_asked_once_per_hook_and_every_service_uses_the_connection_port(lp):
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     sent = recorded(hook)
     hook.users()
     hook.search_conversations(last_hour(lp.now()), limit=1)
@@ -148,7 +148,7 @@ def test_a_base_uri_with_its_own_port_is_used_as_given_and_per_service_csds_work
     stub = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=stub.serve_forever, daemon=True).start()
     try:
-        conn = lp.connections()["liveperson_main"]
+        conn = lp.connections()["sandbox_liveperson_main"]
         conn["port"] = stub.server_address[1]  # CSDS on the stub; services on the sandbox, by the baseURI's port
         set_connection(monkeypatch, "lp_stub_csds", conn)
         hook = LivePersonHook("lp_stub_csds")
@@ -159,7 +159,7 @@ def test_a_base_uri_with_its_own_port_is_used_as_given_and_per_service_csds_work
 
 
 def test_an_unknown_account_fails_with_a_plain_csds_message(lp, monkeypatch):
-    conn = lp.connections()["liveperson_main"]
+    conn = lp.connections()["sandbox_liveperson_main"]
     conn["extra"]["account_id"] = "999"
     set_connection(monkeypatch, "lp_wrong_account", conn)
     with pytest.raises(ProviderRequestError, match="does not know service 'accountConfigReadOnly' for account '999'"):
@@ -198,7 +198,7 @@ def test_an_unreachable_csds_answers_the_test_button_in_plain_words(monkeypatch)
 
 
 def test_oauth1_requests_are_signed_and_carry_user_agent_and_source(lp):
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     sent = recorded(hook)
     assert len(hook.users()) == 7  # deleted agents included
     hook.search_conversations(last_hour(lp.now()), limit=1)
@@ -214,7 +214,7 @@ def test_oauth1_requests_are_signed_and_carry_user_agent_and_source(lp):
 
 
 def test_a_wrong_app_secret_says_the_signature_was_refused(lp, monkeypatch):
-    conn = lp.connections()["liveperson_main"]
+    conn = lp.connections()["sandbox_liveperson_main"]
     conn["password"] = "not-the-app-secret"
     set_connection(monkeypatch, "lp_bad_secret", conn)
     ok, message = LivePersonHook("lp_bad_secret").test_connection()
@@ -229,7 +229,7 @@ def test_a_wrong_app_secret_says_the_signature_was_refused(lp, monkeypatch):
 
 
 def test_oauth2_token_is_reused_and_renewed_shortly_before_expiry(lp):
-    hook = LivePersonHook("liveperson_oauth2")
+    hook = LivePersonHook("sandbox_liveperson_oauth2")
     sent = recorded(hook)
     for _ in range(3):
         hook.search_conversations(last_hour(lp.now()), limit=1)
@@ -246,7 +246,7 @@ def test_oauth2_token_is_reused_and_renewed_shortly_before_expiry(lp):
 
 
 def test_oauth2_expired_token_is_refreshed_once_on_401(lp):
-    hook = LivePersonHook("liveperson_oauth2")
+    hook = LivePersonHook("sandbox_liveperson_oauth2")
     hook.users()
     lp.advance("2h")  # the sandbox clock moves past the token's expiry; the hook has not seen it yet
     assert len(hook.users()) == 7
@@ -255,7 +255,7 @@ def test_oauth2_expired_token_is_refreshed_once_on_401(lp):
 
 
 def test_a_wrong_client_secret_says_the_client_secret_was_refused(lp, monkeypatch):
-    conn = lp.connections()["liveperson_oauth2"]
+    conn = lp.connections()["sandbox_liveperson_oauth2"]
     conn["password"] = "wrong-client-secret"
     set_connection(monkeypatch, "lp_bad_client", conn)
     ok, message = LivePersonHook("lp_bad_client").test_connection()
@@ -269,7 +269,9 @@ def test_a_wrong_client_secret_says_the_client_secret_was_refused(lp, monkeypatc
 # ---- Test button and the Users permission --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("conn_id", "method"), [("liveperson_main", "OAuth 1.0"), ("liveperson_oauth2", "OAuth 2.0")])
+@pytest.mark.parametrize(
+    ("conn_id", "method"), [("sandbox_liveperson_main", "OAuth 1.0"), ("sandbox_liveperson_oauth2", "OAuth 2.0")]
+)
 def test_the_test_button_checks_csds_auth_users_and_history(lp, conn_id, method):
     ok, message = LivePersonHook(conn_id).test_connection()
     assert ok, message
@@ -278,25 +280,25 @@ def test_the_test_button_checks_csds_auth_users_and_history(lp, conn_id, method)
 
 
 def test_the_test_button_says_what_to_do_when_users_is_missing(lp):
-    ok, message = LivePersonHook("liveperson_nousers").test_connection()
+    ok, message = LivePersonHook("sandbox_liveperson_nousers").test_connection()
     assert not ok
     # the Test button tests a form under a temporary id: the message names no connection id
     assert message.startswith("this LivePerson connection: the Users API refused these credentials, while conversation")
-    assert "liveperson_nousers" not in message
+    assert "sandbox_liveperson_nousers" not in message
     assert 'enable "Users" (Administration > Users)' in message and "HTTP 403" in message
 
 
 def test_users_denied_raises_permission_denied_with_the_same_plain_message(lp):
     with pytest.raises(PermissionDenied) as info:
-        LivePersonHook("liveperson_nousers").users()
-    assert str(info.value).startswith(users_permission_message("liveperson_nousers"))
+        LivePersonHook("sandbox_liveperson_nousers").users()
+    assert str(info.value).startswith(users_permission_message("sandbox_liveperson_nousers"))
 
 
 def test_the_ui_test_button_path_through_airflows_connection_model(lp, monkeypatch):
     """What the API server does: a transient connection exported as a URI (extras become strings)."""
     from airflow.models.connection import Connection
 
-    for conn_id, expect in (("liveperson_main", True), ("liveperson_nousers", False)):
+    for conn_id, expect in (("sandbox_liveperson_main", True), ("sandbox_liveperson_nousers", False)):
         data = lp.connections()[conn_id]
         conn = Connection(
             conn_id=f"transient_{conn_id}",
@@ -321,16 +323,16 @@ def test_the_ui_test_button_path_through_airflows_connection_model(lp, monkeypat
 def test_secrets_are_registered_with_the_masker(lp):
     from airflow.sdk._shared.secrets_masker import redact
 
-    oauth1 = lp.connections()["liveperson_main"]
-    LivePersonHook("liveperson_main").users()
-    hook2 = LivePersonHook("liveperson_oauth2")
+    oauth1 = lp.connections()["sandbox_liveperson_main"]
+    LivePersonHook("sandbox_liveperson_main").users()
+    hook2 = LivePersonHook("sandbox_liveperson_oauth2")
     sent = recorded(hook2)
     hook2.users()
     token = sent[-1].headers["Authorization"].split(" ", 1)[1]
     for secret in (
         oauth1["password"],
         oauth1["extra"]["access_token_secret"],
-        lp.connections()["liveperson_oauth2"]["password"],
+        lp.connections()["sandbox_liveperson_oauth2"]["password"],
         token,
     ):
         assert secret not in redact(f"log line with {secret} inside")
@@ -340,7 +342,7 @@ def test_secrets_are_registered_with_the_masker(lp):
 
 
 def test_other_4xx_fail_at_once_with_status_and_body(lp):
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     hook.users()
     before = lp.lp_requests("conversations_search")
     with pytest.raises(ProviderRequestError) as info:
@@ -352,7 +354,7 @@ def test_other_4xx_fail_at_once_with_status_and_body(lp):
 
 def test_recovers_from_429_5xx_resets_truncated_bodies_and_timeouts(lp, monkeypatch):
     export_connections(lp, monkeypatch, timeout=0.3, max_attempts=10)
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     window = last_hour(lp.now())
     window["start"]["from"] -= 3 * 86_400_000
     clean = hook.search_conversations(window)
@@ -374,7 +376,7 @@ def test_429_waits_at_least_what_retry_after_asks(lp, monkeypatch):
         waits.append(seconds)
         time.sleep(seconds)
 
-    hook = LivePersonHook("liveperson_main", sleep=sleep)
+    hook = LivePersonHook("sandbox_liveperson_main", sleep=sleep)
     hook.users()
     lp.faults(rate_limit_rps=5)
     for _ in range(10):
@@ -385,7 +387,7 @@ def test_429_waits_at_least_what_retry_after_asks(lp, monkeypatch):
 
 
 def test_server_now_is_the_providers_clock_and_follows_it(lp):
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     assert hook.server_now() == lp.now()  # 2025: far from this machine's clock
     lp.advance("3h")
     assert hook.server_now() == lp.now()

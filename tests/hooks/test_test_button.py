@@ -20,7 +20,7 @@ def hd(hd_sandbox):
 
 
 def test_helpdesk_oauth_without_a_refresh_token_advises_a_command_that_can_work(hd):
-    hd.derive(TEMPORARY_ID, base="helpdesk_oauth", extra={"refresh_token": None})
+    hd.derive(TEMPORARY_ID, base="sandbox_helpdesk_oauth", extra={"refresh_token": None})
     ok, message = HelpDeskHook(TEMPORARY_ID).test_connection()
     assert not ok
     assert TEMPORARY_ID not in message

@@ -110,7 +110,7 @@ def cli_server():
         if not line:
             break
         lines.append(line)
-        if line.startswith("export AIRFLOW_CONN_LIVEPERSON_NOUSERS="):
+        if line.startswith("export AIRFLOW_CONN_SANDBOX_LIVEPERSON_NOUSERS="):
             break
     yield proc, lines
     if proc.poll() is None:
@@ -120,13 +120,15 @@ def cli_server():
 
 def test_serves_prints_connections_and_stops_on_sigterm(cli_server):
     proc, lines = cli_server
+    banner = "".join(line for line in lines if line.startswith("#"))
+    assert "SANDBOX ONLY" in banner and "test values" in banner and "Never use them for production" in banner
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)", lines[0]).group(1))
     exports = {
         m.group(1): json.loads(m.group(2).strip("'"))
         for m in (re.match(r"export AIRFLOW_CONN_([A-Z0-9_]+)=(.*)$", line.strip()) for line in lines)
         if m
     }
-    main = exports["LIVEPERSON_MAIN"]
+    main = exports["SANDBOX_LIVEPERSON_MAIN"]
     assert main["port"] == port and main["host"] == "127.0.0.1" and main["schema"] == "http"
     extra = main["extra"]
     auth = OAuth1(main["login"], main["password"], extra["access_token"], extra["access_token_secret"])

@@ -272,8 +272,8 @@ def test_server_binds_a_free_port_and_stops(sandbox_factory):
 
 def test_connection_uris_are_airflow_connection_json(sandbox_server):
     uris = sandbox_server.connection_uris()
-    main = json.loads(uris["liveperson_main"])
+    main = json.loads(uris["sandbox_liveperson_main"])
     assert main["conn_type"] == "liveperson"
     assert (main["host"], main["schema"], main["port"]) == ("127.0.0.1", "http", sandbox_server.port)
     assert main["extra"]["auth_type"] == "oauth1" and main["extra"]["account_id"] == "12345678"
-    assert {"liveperson_main", "liveperson_oauth2", "liveperson_nousers"} <= set(uris)
+    assert {"sandbox_liveperson_main", "sandbox_liveperson_oauth2", "sandbox_liveperson_nousers"} <= set(uris)

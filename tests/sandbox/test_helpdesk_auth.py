@@ -16,7 +16,7 @@ UA = {"User-Agent": "cxsync-sandbox-tests/1.0"}
 REDIRECT = "http://127.0.0.1:9/callback"
 
 
-def conn(server, conn_id: str = "helpdesk_main") -> dict:
+def conn(server, conn_id: str = "sandbox_helpdesk_main") -> dict:
     return json.loads(server.connection_uris()[conn_id])
 
 
@@ -50,7 +50,7 @@ class _Form(HTMLParser):
 
 def authorize(server, state: str = "xyz-123", redirect_uri: str = REDIRECT, decision: str = "approve") -> dict:
     """Walk the authorize page like a browser; the redirect's query parameters."""
-    client_id = conn(server, "helpdesk_oauth")["login"]
+    client_id = conn(server, "sandbox_helpdesk_oauth")["login"]
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
     page = requests.get(server.base_url + "/", params=params)
     assert page.status_code == 200
@@ -67,7 +67,7 @@ def authorize(server, state: str = "xyz-123", redirect_uri: str = REDIRECT, deci
 
 
 def exchange(server, code: str, redirect_uri: str = REDIRECT, **override: str) -> requests.Response:
-    c = conn(server, "helpdesk_oauth")
+    c = conn(server, "sandbox_helpdesk_oauth")
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -79,7 +79,7 @@ def exchange(server, code: str, redirect_uri: str = REDIRECT, **override: str) -
 
 
 def refresh(server, refresh_token: str, **override: str) -> requests.Response:
-    c = conn(server, "helpdesk_oauth")
+    c = conn(server, "sandbox_helpdesk_oauth")
     form = {
         "grant_type": "refresh_token",
         "refresh_token": refresh_token,
@@ -99,7 +99,7 @@ def advance(server, delta: str) -> None:
 
 # ------------------------------------------------------------------------------------ Basic token
 def test_connection_declares_token_and_oauth_credentials(sandbox_server):
-    main, oauth = conn(sandbox_server), conn(sandbox_server, "helpdesk_oauth")
+    main, oauth = conn(sandbox_server), conn(sandbox_server, "sandbox_helpdesk_oauth")
     assert main["conn_type"] == oauth["conn_type"] == "helpdesk"
     assert (main["host"], main["schema"], main["port"]) == ("127.0.0.1", "http", sandbox_server.port)
     assert main["extra"] == {"auth_type": "token"}
@@ -242,7 +242,7 @@ def test_code_exchange_answers_the_documented_token(sandbox_server):
     assert body["account_id"] == conn(sandbox_server)["login"]
     agents = bearer_get(sandbox_server, body["access_token"])
     assert agents.status_code == 200 and isinstance(agents.json(), list)
-    assert "refresh_token" in conn(sandbox_server, "helpdesk_oauth")["extra"]
+    assert "refresh_token" in conn(sandbox_server, "sandbox_helpdesk_oauth")["extra"]
 
 
 def test_code_is_single_use(sandbox_server):
@@ -282,7 +282,7 @@ def test_bad_client_credentials_are_invalid_client(sandbox_server, override):
 
 
 def test_client_credentials_in_basic_auth_instead_of_the_form_are_invalid_client(sandbox_server):
-    c = conn(sandbox_server, "helpdesk_oauth")
+    c = conn(sandbox_server, "sandbox_helpdesk_oauth")
     code = authorize(sandbox_server)["code"]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
     answer = requests.post(sandbox_server.base_url + "/v2/token", data=form, auth=(c["login"], c["password"]))
@@ -290,7 +290,7 @@ def test_client_credentials_in_basic_auth_instead_of_the_form_are_invalid_client
 
 
 def test_unsupported_grant_type(sandbox_server):
-    c = conn(sandbox_server, "helpdesk_oauth")
+    c = conn(sandbox_server, "sandbox_helpdesk_oauth")
     form = {"grant_type": "password", "client_id": c["login"], "client_secret": c["password"]}
     answer = requests.post(sandbox_server.base_url + "/v2/token", data=form)
     assert answer.status_code == 400 and answer.json()["error"] == "unsupported_grant_type"
@@ -342,9 +342,9 @@ def _preapproved(server) -> str:
 
 
 def test_preapproved_refresh_token_lands_in_the_oauth_connection(sandbox_server):
-    assert "refresh_token" not in conn(sandbox_server, "helpdesk_oauth")["extra"]
+    assert "refresh_token" not in conn(sandbox_server, "sandbox_helpdesk_oauth")["extra"]
     token = _preapproved(sandbox_server)
-    assert conn(sandbox_server, "helpdesk_oauth")["extra"]["refresh_token"] == token
+    assert conn(sandbox_server, "sandbox_helpdesk_oauth")["extra"]["refresh_token"] == token
     assert refresh(sandbox_server, token).status_code == 200
 
 

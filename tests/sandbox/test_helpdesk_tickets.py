@@ -20,7 +20,7 @@ TICKET_FIELDS = {
 
 
 def api(server) -> requests.Session:
-    c = json.loads(server.connection_uris()["helpdesk_main"])
+    c = json.loads(server.connection_uris()["sandbox_helpdesk_main"])
     session = requests.Session()
     session.auth = (c["login"], c["password"])
     session.headers.update(UA)

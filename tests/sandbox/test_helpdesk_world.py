@@ -14,7 +14,7 @@ SILOS = ("tickets", "archive", "spam", "trash")
 
 
 def api(server) -> requests.Session:
-    c = json.loads(server.connection_uris()["helpdesk_main"])
+    c = json.loads(server.connection_uris()["sandbox_helpdesk_main"])
     session = requests.Session()
     session.auth = (c["login"], c["password"])
     session.headers.update(UA)
@@ -59,8 +59,8 @@ def test_same_seed_same_answers_and_another_seed_differs(sandbox_factory):
 
     assert sample(a) == sample(b)
     assert (
-        json.loads(a.connection_uris()["helpdesk_main"])["password"]
-        == json.loads(b.connection_uris()["helpdesk_main"])["password"]
+        json.loads(a.connection_uris()["sandbox_helpdesk_main"])["password"]
+        == json.loads(b.connection_uris()["sandbox_helpdesk_main"])["password"]
     )
     assert sample(a)[2] != sample(c)[2]
 

@@ -129,7 +129,7 @@ class FilterIgnoringHook(HelpDeskHook):
 def test_window_is_right_when_the_server_ignores_the_date_filter(hd):
     truth = hd.truth()
     start, end = T0 - timedelta(days=5), T0 - timedelta(days=4)
-    hook = FilterIgnoringHook("helpdesk_main")
+    hook = FilterIgnoringHook("sandbox_helpdesk_main")
     source = HelpDeskSource(integration(page_size=4), hook=hook)
     records, _ = load(source, source.window(start, end))
     assert set(records) == created_in(truth, start, end)
@@ -156,7 +156,7 @@ class FilterRefusingHook(HelpDeskHook):
 def test_window_lists_without_the_date_filter_when_the_server_refuses_it(hd, caplog):
     truth = hd.truth()
     start, end = T0 - timedelta(days=3), T0 - timedelta(days=2)
-    source = HelpDeskSource(integration(page_size=10), hook=FilterRefusingHook("helpdesk_main"))
+    source = HelpDeskSource(integration(page_size=10), hook=FilterRefusingHook("sandbox_helpdesk_main"))
     records, _ = load(source, source.window(start, end))
     assert set(records) == created_in(truth, start, end)
     assert "HelpDesk refused the created-date filter (HTTP 422" in caplog.text
@@ -225,7 +225,7 @@ def test_unmappable_ticket_is_rejected_and_the_run_goes_on(hd, warehouse):
     truth = hd.truth()
     start, end = T0 - timedelta(days=2), T0 - timedelta(days=1)
     wanted = sorted(created_in(truth, start, end))
-    hook = CorruptingHook("helpdesk_main")
+    hook = CorruptingHook("sandbox_helpdesk_main")
     hook.broken_id = wanted[0]
     source = HelpDeskSource(integration(), hook=hook)
     result = pipeline.load_window(source.integration, source, warehouse, pipeline.Window(start, end))
@@ -258,7 +258,7 @@ def test_a_ticket_gone_between_list_and_fetch_is_skipped_with_a_warning(hd, capl
     truth = hd.truth()
     start, end = T0 - timedelta(days=2), T0 - timedelta(days=1)
     wanted = sorted(created_in(truth, start, end))
-    hook = VanishingHook("helpdesk_main")
+    hook = VanishingHook("sandbox_helpdesk_main")
     hook.gone_id = wanted[-1]
     source = HelpDeskSource(integration(), hook=hook)
     records, rejected = load(source, source.window(start, end))
@@ -341,7 +341,7 @@ def test_a_ticket_deleted_at_helpdesk_keeps_its_warehouse_copy(hd, warehouse):
     backfill(source, warehouse)
     loaded = warehouse_view(warehouse, "hd_test")
     victim = sorted(loaded)[0]
-    conn = hd.connection("helpdesk_main")
+    conn = hd.connection("sandbox_helpdesk_main")
     deleted = requests.delete(
         f"{hd.url}/v1/tickets/{victim}",
         auth=(conn["login"], conn["password"]),

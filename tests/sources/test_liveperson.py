@@ -40,7 +40,7 @@ def lp_busy(monkeypatch) -> LPSandbox:
     sandbox.server.stop()
 
 
-def source(conn_id: str = "liveperson_main", hook: LivePersonHook | None = None, **options) -> LivePersonSource:
+def source(conn_id: str = "sandbox_liveperson_main", hook: LivePersonHook | None = None, **options) -> LivePersonSource:
     integration = Integration(id="lp_test", provider="liveperson", conn_id=conn_id, label="test", options=options)
     return LivePersonSource(integration, hook=hook)
 
@@ -61,7 +61,7 @@ def started_in(truth: list[dict], start: datetime, end: datetime) -> list[dict]:
 # ---- windows ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("conn_id", ["liveperson_main", "liveperson_oauth2"])
+@pytest.mark.parametrize("conn_id", ["sandbox_liveperson_main", "sandbox_liveperson_oauth2"])
 def test_day_windows_load_every_conversation_exactly_once(lp, conn_id):
     src = source(conn_id)
     now = src.server_now()
@@ -158,7 +158,7 @@ class ClockMovingHook(LivePersonHook):
 
 
 def test_a_result_set_that_moves_while_paging_is_paged_again_without_loss_or_duplicates(lp_busy, caplog):
-    hook = ClockMovingHook("liveperson_main", lp_busy, "2h")
+    hook = ClockMovingHook("sandbox_liveperson_main", lp_busy, "2h")
     src = source(hook=hook)
     now = src.server_now()
     since = now - timedelta(hours=20)
@@ -213,7 +213,7 @@ def test_nothing_changed_costs_one_search(monkeypatch):
     quiet = start_lp_sandbox(lp_conversations_per_day=0)
     try:
         export_connections(quiet, monkeypatch)
-        for conn_id, expected_requests in (("liveperson_main", 2), ("liveperson_oauth2", 3)):
+        for conn_id, expected_requests in (("sandbox_liveperson_main", 2), ("sandbox_liveperson_oauth2", 3)):
             src = source(conn_id)
             quiet.reset_counters()
             now = src.server_now()
@@ -230,7 +230,7 @@ def test_nothing_changed_costs_one_search(monkeypatch):
 
 def test_roster_has_every_agent_deleted_ones_too_with_groups_and_skills(lp):
     roster = source().roster()
-    users = LivePersonHook("liveperson_main").users()
+    users = LivePersonHook("sandbox_liveperson_main").users()
     assert {a.agent_id for a in roster.agents} == {str(u["id"]) for u in users}
     assert any(a.is_deleted for a in roster.agents) and any(not a.is_deleted for a in roster.agents)
     assert {a.role for a in roster.agents} == {"agent", "bot"}
@@ -239,8 +239,8 @@ def test_roster_has_every_agent_deleted_ones_too_with_groups_and_skills(lp):
 
 def test_roster_without_the_users_permission_fails_with_the_plain_message(lp):
     with pytest.raises(PermissionDenied) as info:
-        source("liveperson_nousers").roster()
-    assert str(info.value).startswith(users_permission_message("liveperson_nousers"))
+        source("sandbox_liveperson_nousers").roster()
+    assert str(info.value).startswith(users_permission_message("sandbox_liveperson_nousers"))
 
 
 # ---- rejected records --------------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class CorruptingHook(LivePersonHook):
 
 
 def test_unmappable_records_are_rejected_with_the_reason_and_the_run_goes_on(lp):
-    src = source(hook=CorruptingHook("liveperson_main"))
+    src = source(hook=CorruptingHook("sandbox_liveperson_main"))
     now = src.server_now()
     records, rejected, _ = collect(src.window(now - timedelta(days=2), now))
     assert len(rejected) == 2

@@ -27,8 +27,8 @@ STARTUP_TIMEOUT = 180.0
 # its own (connection `liveperson_kill`) for the worker-kill test, whose slow answers do not slow the others.
 LP, HD, KILL = "lp_cluster", "hd_cluster", "lp_worker_kill"
 INTEGRATIONS: list[dict[str, Any]] = [
-    {"id": LP, "provider": "liveperson", "label": "LivePerson on the cluster", "conn_id": "liveperson_main"},
-    {"id": HD, "provider": "helpdesk", "label": "HelpDesk on the cluster", "conn_id": "helpdesk_main"},
+    {"id": LP, "provider": "liveperson", "label": "LivePerson on the cluster", "conn_id": "sandbox_liveperson_main"},
+    {"id": HD, "provider": "helpdesk", "label": "HelpDesk on the cluster", "conn_id": "sandbox_helpdesk_main"},
     {"id": KILL, "provider": "liveperson", "label": "LivePerson, worker killed", "conn_id": "liveperson_kill"},
 ]
 

@@ -4,7 +4,7 @@ Registered for the whole suite by `tests/conftest.py` (`pytest_plugins`), so hoo
 tests share one way to stand up the provider:
 
 - `hd_sandbox(**options)`: start a sandbox (small HelpDesk volumes, fixed seed and clock) and point the
-  `helpdesk_main` (token) and `helpdesk_oauth` connections at it through `AIRFLOW_CONN_*` variables,
+  `sandbox_helpdesk_main` (token) and `sandbox_helpdesk_oauth` connections at it through `AIRFLOW_CONN_*` variables,
   with tiny retry waits and no client-side rate limit, so fault tests never sleep for real.
 - `HelpDeskAdmin`: clock, faults, counters, roles, tokens and ground truth, through `/_sandbox/...`.
 """
@@ -123,7 +123,7 @@ class HelpDeskAdmin:
         self.connections[conn_id] = conn
         self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
-    def derive(self, conn_id: str, base: str = "helpdesk_main", **changes: Any) -> str:
+    def derive(self, conn_id: str, base: str = "sandbox_helpdesk_main", **changes: Any) -> str:
         """A new connection like `base` with fields changed; `extra` is merged, not replaced."""
         conn = self.connection(base)
         extra = changes.pop("extra", None)
@@ -134,9 +134,9 @@ class HelpDeskAdmin:
         return conn_id
 
     def authorize_oauth(self) -> str:
-        """A refresh token as if the owner approved the app; stored in the `helpdesk_oauth` connection."""
+        """A refresh token as if the owner approved the app; stored in the `sandbox_helpdesk_oauth` connection."""
         token = self.issue_refresh_token()
-        self.derive("helpdesk_oauth", base="helpdesk_oauth", extra={"refresh_token": token})
+        self.derive("sandbox_helpdesk_oauth", base="sandbox_helpdesk_oauth", extra={"refresh_token": token})
         return token
 
 
@@ -151,7 +151,7 @@ def hd_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., HelpDe
         servers.append(server)
         admin = HelpDeskAdmin(server, monkeypatch)
         for conn_id, text in server.connection_uris().items():
-            if conn_id.startswith("helpdesk"):
+            if conn_id.startswith("sandbox_helpdesk"):
                 conn = json.loads(text)
                 conn["extra"] = {**conn.get("extra", {}), **FAST_EXTRAS}
                 admin.set_connection(conn_id, conn)
@@ -162,7 +162,7 @@ def hd_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., HelpDe
         server.stop()
 
 
-def integration(conn_id: str = "helpdesk_main", integration_id: str = "hd_test", **options: Any) -> Integration:
+def integration(conn_id: str = "sandbox_helpdesk_main", integration_id: str = "hd_test", **options: Any) -> Integration:
     return Integration(
         id=integration_id,
         provider="helpdesk",

@@ -159,10 +159,14 @@ def _lp_loaded(warehouse: Any, integration_id: str) -> dict[str, dict[str, Any]]
 
 PROVIDERS: dict[str, ProviderCase] = {
     "liveperson": ProviderCase(
-        "liveperson", "liveperson_main", "cxsync.sources.liveperson:LivePersonSource", _lp_expected, _lp_loaded
+        "liveperson", "sandbox_liveperson_main", "cxsync.sources.liveperson:LivePersonSource", _lp_expected, _lp_loaded
     ),
     "helpdesk": ProviderCase(
-        "helpdesk", "helpdesk_main", "cxsync.sources.helpdesk:HelpDeskSource", expected_from_truth, warehouse_view
+        "helpdesk",
+        "sandbox_helpdesk_main",
+        "cxsync.sources.helpdesk:HelpDeskSource",
+        expected_from_truth,
+        warehouse_view,
     ),
 }
 

@@ -98,7 +98,7 @@ conn = json.loads(sys.argv[1])
 now = datetime.now(UTC)
 with create_session() as session:
     # The OAuth connection, not connected yet; and a copy with a wrong client secret.
-    for conn_id, password in (("helpdesk_oauth", conn["password"]), ("helpdesk_badsecret", "wrong-secret")):
+    for conn_id, password in (("sandbox_helpdesk_oauth", conn["password"]), ("helpdesk_badsecret", "wrong-secret")):
         session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
                                schema=conn["schema"], port=conn["port"], login=conn["login"],
                                password=password, extra=json.dumps(conn["extra"])))
@@ -141,9 +141,11 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
         passwords = {name: f"{name}-pw-{os.getpid()}" for name in USERS}
         (base / "passwords.json").write_text(json.dumps(passwords))
         integrations = [
-            {"id": "hd_main", "provider": "helpdesk", "label": "HelpDesk support desk", "conn_id": "helpdesk_main",
+            {"id": "hd_main", "provider": "helpdesk", "label": "HelpDesk support desk",
+             "conn_id": "sandbox_helpdesk_main",
              "description": "Tickets of the sandbox account, personal access token"},
-            {"id": "hd_oauth", "provider": "helpdesk", "label": "HelpDesk via OAuth", "conn_id": "helpdesk_oauth",
+            {"id": "hd_oauth", "provider": "helpdesk", "label": "HelpDesk via OAuth",
+             "conn_id": "sandbox_helpdesk_oauth",
              "description": "The same account through the OAuth app"},
             {"id": "hd_nowhere", "provider": "helpdesk", "label": "HelpDesk not set up", "conn_id": "helpdesk_nowhere"},
         ]  # fmt: skip
@@ -169,7 +171,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
         for conn_id, text in sandbox.connection_uris().items():
             conn = json.loads(text)
             conn["extra"] = {**conn.get("extra", {}), **FAST_EXTRAS}
-            if conn_id == "helpdesk_oauth":
+            if conn_id == "sandbox_helpdesk_oauth":
                 conn["extra"].pop("refresh_token", None)  # not connected yet: the test connects it
                 oauth_conn = conn
             else:

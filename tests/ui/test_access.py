@@ -27,7 +27,11 @@ def routes() -> list[tuple[str, str, str]]:
             path = re.sub(r"\{[^}]+\}", "x", route.path)
             for method in sorted(route.methods - {"HEAD"}):
                 found.append(
-                    (route.name, method, "/cxsync" + path + ("?conn_id=helpdesk_oauth" if "connect" in path else ""))
+                    (
+                        route.name,
+                        method,
+                        "/cxsync" + path + ("?conn_id=sandbox_helpdesk_oauth" if "connect" in path else ""),
+                    )
                 )
     return found
 

@@ -187,23 +187,23 @@ def test_connect_helpdesk_end_to_end(ui_server, signed_in, artifacts):
 
     flash = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
     assert driver.current_url.rstrip("/").endswith("/cxsync")
-    assert "HelpDesk connected" in flash.text and "stored in connection 'helpdesk_oauth'" in flash.text
+    assert "HelpDesk connected" in flash.text and "stored in connection 'sandbox_helpdesk_oauth'" in flash.text
     shots.append(screenshot(driver, "connected", artifacts))
     copy_to_docs(shots)
-    stored = json.loads(ui_server.python(READ_CONNECTION, "helpdesk_oauth").strip().splitlines()[-1])
+    stored = json.loads(ui_server.python(READ_CONNECTION, "sandbox_helpdesk_oauth").strip().splitlines()[-1])
     assert stored == {"has_refresh_token": True, "works": True}
     assert "Reconnect HelpDesk" in _card(driver, "hd_oauth").text
 
 
 def test_connect_helpdesk_errors_in_plain_words(ui_server, signed_in, artifacts):
     driver = signed_in
-    _start_connect(driver, ui_server, "helpdesk_oauth")
+    _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
     driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
     problem = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-problem")))
     assert "HelpDesk did not authorize the app: access_denied (the user denied access)" in problem.text
     screenshot(driver, "connect-denied", artifacts)
 
-    _start_connect(driver, ui_server, "helpdesk_oauth")
+    _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
     driver.get(ui_server.url + "/cxsync/connect/helpdesk/callback?code=dal:forged&state=not-this-one")
     assert "`state` does not match" in driver.find_element(By.ID, "connect-problem").text
 

@@ -113,3 +113,43 @@ def test_a_warehouse_other_than_postgres_or_sqlite_is_refused_plainly():
     engine = sa.create_engine("mysql+pymysql://qa@db/cx", module=fake_driver)
     with pytest.raises(ValueError, match="runs on PostgreSQL or SQLite, not mysql"):
         Warehouse(engine)
+
+
+def test_postgres_tls_extras_reach_libpq(monkeypatch):
+    extra = {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem", "sslcert": "/c.pem", "sslkey": "/k.pem"}
+    extra |= {"keepalives": True, "sqlalchemy_scheme": "postgresql", "cursor": "dictcursor"}  # last two: Airflow's
+    conn = {"conn_type": "postgres", "host": "db.internal", "login": "u", "password": "p", "schema": "qa"}
+    monkeypatch.setenv("AIRFLOW_CONN_CXSYNC_WAREHOUSE", json.dumps({**conn, "extra": extra}))
+    query = dict(sa.make_url(resolve_url()).query)
+    assert query == {
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ca.pem",
+        "sslcert": "/c.pem",
+        "sslkey": "/k.pem",
+        "keepalives": "1",
+    }
+
+
+def test_sslmode_require_refuses_a_server_without_tls_before_sending_the_login(monkeypatch):
+    from support.hostile import NoTlsPostgres
+
+    server = NoTlsPostgres()
+    try:
+        conn = {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "login": "qa_user",
+            "password": "warehouse-password",
+            "schema": "qa",
+            "extra": {"sslmode": "require", "connect_timeout": "5"},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_CXSYNC_WAREHOUSE", json.dumps(conn))
+        engine = make_engine(resolve_url())
+        with pytest.raises(sa.exc.OperationalError, match="SSL"), engine.connect():
+            pass
+        engine.dispose()
+        assert server.ssl_requests >= 1
+        assert server.startup_messages == [], "the user name went out in clear text to a server without TLS"
+    finally:
+        server.stop()

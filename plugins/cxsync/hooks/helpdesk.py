@@ -30,6 +30,7 @@ from cxsync.errors import AuthenticationError, CxsyncError, FatalError
 from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, BasicAuth, BearerAuth, ClientTunables, NoAuth, RateLimiter, Token, TokenCache
 from cxsync.http.client import mask_secret
+from cxsync.http.endpoints import check_helpdesk_accounts_url, warn_if_plain_http
 from cxsync.http.tunables import ConnectionSettingError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,13 @@ class HelpDeskConnection:
     def secrets(self) -> list[str]:
         return [s for s in (self.secret, self.refresh_token) if s]
 
+    def __repr__(self) -> str:
+        # The password and refresh token stay out of tracebacks, logs and debugger output.
+        return (
+            f"HelpDeskConnection(conn_id={self.conn_id!r}, auth_type={self.auth_type!r}, api_url={self.api_url!r}, "
+            f"login={self.login!r}, accounts_url={self.accounts_url!r}, secret=***, refresh_token=***)"
+        )
+
     @classmethod
     def from_airflow(cls, conn: Any) -> HelpDeskConnection:
         conn_id = conn.conn_id
@@ -101,6 +109,7 @@ class HelpDeskConnection:
         else:
             _require(conn_id, login, "login", "the OAuth app's client_id")
             _require(conn_id, secret, "password", "the OAuth app's client_secret")
+            check_helpdesk_accounts_url(accounts_url, extra, conn_id=conn_id)
         tunables = ClientTunables.from_extras(
             extra, conn_id=conn_id, default_requests_per_second=DEFAULT_REQUESTS_PER_SECOND
         )
@@ -160,6 +169,8 @@ class HelpDeskHook(BaseHook):
             retry=tunables.retry,
             timeout=tunables.timeout,
             explain=self._explain,
+            max_response_bytes=tunables.max_response_bytes,
+            deadline=tunables.deadline,
         )
         if conn.auth_type == AUTH_TOKEN:
             client.auth = BasicAuth(conn.login, conn.secret)
@@ -382,10 +393,12 @@ class HelpDeskHook(BaseHook):
 def request_token(client: ApiClient, token_url: str, form: dict[str, str], *, conn_id: str) -> dict[str, Any]:
     """POST a grant to the token URL; `{error, error_description}` answers become `AuthenticationError`
     with those words (never the secrets we sent). 429 and 5xx are retried by the client."""
-    response = client.request("POST", token_url, data=form, auth=NoAuth(), ok_status=(400, 401, 403))
+    response = client.request(
+        "POST", token_url, data=form, auth=NoAuth(), ok_status=(400, 401, 403), allow_redirects=False
+    )
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if response.status_code >= 400 or not isinstance(payload, dict) or not payload.get("access_token"):
         error, description = _token_error(payload)
@@ -443,6 +456,7 @@ def _api_url(conn: Any) -> str:
             f"connection {conn.conn_id!r}: field `schema` must be https or http, got {scheme!r}"
         )
     port = f":{conn.port}" if conn.port and ":" not in host else ""
+    warn_if_plain_http(scheme, host, conn_id=conn.conn_id)
     return f"{scheme}://{host}{port}/v1"
 
 

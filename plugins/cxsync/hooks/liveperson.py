@@ -39,6 +39,7 @@ from cxsync.http import (
     TokenCache,
 )
 from cxsync.http.client import RequestStats, mask_secret
+from cxsync.http.endpoints import LIVEPERSON_DOMAIN, check_csds_host, check_endpoint, trusted_hosts, warn_if_plain_http
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class LivePersonSettings:
     source: str
     users_api_version: str
     tunables: ClientTunables
+    trusted_hosts: frozenset[str] = frozenset()  # extra `trusted_hosts`: non-LivePerson hosts allowed anyway
 
     def __repr__(self) -> str:
         return (
@@ -141,6 +143,8 @@ class LivePersonSettings:
         source = text("source", DEFAULT_SOURCE) or DEFAULT_SOURCE
         if len(source) > MAX_SOURCE_LENGTH:
             raise fail(f"extra `source` must be at most {MAX_SOURCE_LENGTH} characters, got {len(source)}")
+        csds_host = (conn.host or "").strip() or DEFAULT_CSDS_HOST
+        warn_if_plain_http(scheme, csds_host, conn_id=conn_id)
         port = conn.port
         if port is not None:
             try:
@@ -151,7 +155,7 @@ class LivePersonSettings:
             conn_id=conn_id,
             account_id=account_id,
             scheme=scheme,
-            csds_host=(conn.host or "").strip() or DEFAULT_CSDS_HOST,
+            csds_host=csds_host,
             port=port or None,
             auth_type=auth_type,
             key=key,
@@ -163,6 +167,7 @@ class LivePersonSettings:
             tunables=ClientTunables.from_extras(
                 extra, conn_id=conn_id, default_requests_per_second=DEFAULT_REQUESTS_PER_SECOND
             ),
+            trusted_hosts=trusted_hosts(extra, conn_id=conn_id),
         )
 
 
@@ -189,6 +194,7 @@ class LivePersonHook(BaseHook):
         self._token_cache: TokenCache | None = None
         self._hosts: dict[str, str] = {}
         self._hosts_resolved_at: float | None = None
+        self._checked_origins: set[str] = set()
 
     # ---- building the client, in small steps -----------------------------------------------------
 
@@ -224,6 +230,8 @@ class LivePersonHook(BaseHook):
                 timeout=s.tunables.timeout,
                 sleep=self._sleep,
                 explain=self._explain,
+                max_response_bytes=s.tunables.max_response_bytes,
+                deadline=s.tunables.deadline,
             )
             self._api.auth = self._auth()
             for secret in self._api.auth.secrets():
@@ -275,7 +283,24 @@ class LivePersonHook(BaseHook):
             self._resolve_all()
         if service not in self._hosts:
             self._resolve_one(service)
-        return self._origin(self._hosts[service])
+        origin = self._origin(self._hosts[service])
+        if origin not in self._checked_origins:
+            self._check_service_host(service, origin)
+            self._checked_origins.add(origin)
+        return origin
+
+    def _check_service_host(self, service: str, origin: str) -> None:
+        """A resolved host gets signed requests, bearer tokens and (sentinel) the client secret: it must be a
+        bare host of LivePerson's (or one the connection trusts), reached over https unless on loopback."""
+        s = self._conn()
+        check_csds_host(self._hosts[service], service=service, conn_id=s.conn_id)
+        check_endpoint(
+            origin,
+            provider_domain=LIVEPERSON_DOMAIN,
+            trusted=s.trusted_hosts,
+            conn_id=s.conn_id,
+            what=f"LivePerson service {service!r} (resolved by CSDS at {s.csds_host})",
+        )
 
     def _resolve_all(self) -> None:
         """All services in one request; a CSDS that only answers per service is asked per service later."""
@@ -334,7 +359,12 @@ class LivePersonHook(BaseHook):
         form = {"client_id": s.key, "client_secret": s.secret, "grant_type": "client_credentials"}
         try:
             response = client.request(
-                "POST", url, data=form, auth=NoAuth(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+                "POST",
+                url,
+                data=form,
+                auth=NoAuth(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                allow_redirects=False,  # a redirect would forward the client secret to wherever it points
             )
         except (AuthenticationError, PermissionDenied, ProviderRequestError) as exc:
             raise TokenRefused(
@@ -346,7 +376,7 @@ class LivePersonHook(BaseHook):
         try:
             payload = response.json()
             token = Token.from_response(payload, now=client.server_clock())
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise TokenRefused(
                 f"LivePerson sentinel answered connection {s.conn_id!r} without an access_token "
                 f"(HTTP {response.status_code}); the client credentials could not be exchanged for a token"

@@ -76,6 +76,9 @@ class Token:
     access_token: str
     expires_at: float | None  # epoch seconds; None: unknown, kept until a 401
 
+    def __repr__(self) -> str:
+        return f"Token(access_token=***, expires_at={self.expires_at!r})"
+
     @classmethod
     def from_response(cls, payload: dict[str, Any], now: float | None = None) -> Token:
         """Read `expires_in` (seconds), else the JWT `exp` claim, else unknown."""

@@ -7,6 +7,11 @@
 - 429 waits (`Retry-After`, at least 1 s) and slows the rate limiter down (AIMD); 5xx / resets /
   timeouts / truncated JSON back off exponentially with jitter; bounded, then `RetriesExhausted`
   (Airflow's task retry takes over).
+
+Answers are bounded: the body is streamed and refused beyond `max_response_bytes` (counted after
+decompression, which is done chunk by chunk, so a gzip bomb never inflates in memory), each try must
+finish within `deadline` seconds however slowly the server dribbles, and JSON nested too deeply to parse
+is a `ProviderRequestError`, not a crash.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
 from cxsync.http.auth import AuthStrategy, NoAuth
@@ -36,6 +42,19 @@ log = logging.getLogger(__name__)
 
 BODY_EXCERPT = 500
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read
+# The largest answer read (after decompression). A LivePerson page of 100 whole conversations is a few MB.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# The longest one try of a request may take, body included: a read timeout alone bounds only each pause.
+DEFAULT_DEADLINE_SECONDS = 300.0
+_READ_CHUNK = 256 * 1024
+
+
+class ResponseTooLarge(ProviderRequestError):
+    """The answer is larger than the connection allows (`max_response_mb`); reading it again would not help."""
+
+
+class DeadlineExceeded(requests.Timeout):
+    """One try took longer than the per-request deadline (a server sending its answer a byte at a time)."""
 
 
 def mask_secret(value: str | None) -> None:
@@ -73,8 +92,12 @@ class ApiClient:
         default_headers: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         explain: Callable[[requests.Response], str | None] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
     ):
         self.name = name
+        self.max_response_bytes = max_response_bytes
+        self.deadline = deadline
         self.auth = auth or NoAuth()
         self.rate_limiter = rate_limiter or RateLimiter(None)
         self.retry = retry or RetryPolicy()
@@ -133,8 +156,12 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         auth: AuthStrategy | None = None,
         ok_status: Collection[int] = (),
+        allow_redirects: bool = True,
     ) -> requests.Response:
-        """Send with retries; return a 2xx response (or one whose status is in `ok_status`)."""
+        """Send with retries; return a 2xx response (or one whose status is in `ok_status`), its body read.
+
+        Token requests pass `allow_redirects=False`: a 307 would forward the form, secrets included, to
+        wherever it points; a redirect answer is then fatal and names the target."""
         strategy = auth or self.auth
         refreshed = False
         attempt = 0
@@ -146,6 +173,8 @@ class ApiClient:
                 "timeout": self.timeout,
                 "proxies": self._proxies_for(url),
                 "verify": self._verify,
+                "allow_redirects": allow_redirects,
+                "stream": True,  # the body is read below, bounded in size and time
             }
             if json_body is not None:
                 kwargs["json"] = json_body
@@ -154,10 +183,13 @@ class ApiClient:
             strategy.prepare(kwargs)
             self.stats.waited_seconds += self.rate_limiter.acquire()
             self.stats.requests += 1
+            deadline = time.monotonic() + self.deadline
             try:
                 response = self.session.request(method, url, **kwargs)
+                self._read_body(response, deadline, method, url)
             except RETRIABLE_EXCEPTIONS as exc:
-                self._retry_or_raise(attempt, f"{method} {_path(url)}: {type(exc).__name__}", self.retry.backoff)
+                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
+                self._retry_or_raise(attempt, f"{method} {_path(url)}: {what}", self.retry.backoff)
                 continue
             self._note(response)
             status = response.status_code
@@ -205,6 +237,53 @@ class ApiClient:
 
     # ---- private steps --------------------------------------------------------------------------
 
+    def _read_body(self, response: requests.Response, deadline: float, method: str, url: str) -> None:
+        """Read the streamed body into `response.content`, within the size cap and the deadline.
+
+        `read1` returns what has arrived (one byte from a dribbling server, not a full chunk), so the
+        deadline is checked between arrivals; it also decompresses at most one chunk at a time."""
+        limit = self.max_response_bytes
+        try:
+            declared = int(response.headers.get("Content-Length") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit and not response.headers.get("Content-Encoding"):
+            response.close()
+            raise self._too_large(method, url, f"it declares {declared:,} bytes")
+        raw = response.raw
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = raw.read1(_READ_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(method, url, f"more than {limit:,} bytes arrived")
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise DeadlineExceeded(
+                        f"the answer did not finish within the {self.deadline:g} s deadline (extra `request_deadline`)"
+                    )
+        except Urllib3Error as exc:  # cut short, reset, undecodable: what requests would have raised
+            response.close()
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+
+    def _too_large(self, method: str, url: str, why: str) -> ResponseTooLarge:
+        limit_mb = self.max_response_bytes / (1024 * 1024)
+        return ResponseTooLarge(
+            f"{self.name}: the answer to {method} {_path(url)} is larger than {limit_mb:g} MiB ({why}); cxsync "
+            "refuses it rather than exhaust the worker's memory. If such answers are expected, raise the "
+            "connection's extra `max_response_mb`",
+            status=None,
+        )
+
     def _proxies_for(self, url: str) -> dict[str, str]:
         """The environment's proxies for this URL's origin (`HTTPS_PROXY`, `NO_PROXY`...), read once per origin."""
         key = "/".join(url.split("/", 3)[:3])  # scheme://host[:port]
@@ -237,6 +316,12 @@ class ApiClient:
         status = response.status_code
         body = _excerpt(response)
         hint = self._explain(response) if self._explain else None
+        if 300 <= status < 400:
+            target = _path(response.headers.get("Location") or "(no Location)")
+            hint = (
+                f"The server redirected to {target}; cxsync does not follow redirects here (they would carry "
+                "credentials elsewhere): point the connection at the final address."
+            )
         message = f"{self.name}: HTTP {status} from {method} {_path(url)}: {body}"
         if hint:
             message = f"{message}\n{hint}"
@@ -266,11 +351,19 @@ _decode = msgspec.json.decode
 
 def _parse_json(response: requests.Response) -> Any:
     """The body as JSON: msgspec (about three times faster on a 1 MB page), else `response.json()`, which
-    also reads what msgspec refuses (a non-UTF-8 charset, NaN) and raises on a body that is not JSON."""
+    also reads what msgspec refuses (a non-UTF-8 charset, NaN) and raises on a body that is not JSON.
+    JSON nested deeper than the parsers go is a fatal `ProviderRequestError` (no retry makes it shallower)."""
     try:
-        return _decode(response.content)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return response.json()
+        try:
+            return _decode(response.content)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return response.json()
+    except RecursionError:
+        raise ProviderRequestError(
+            f"the answer of {_path(response.url or '')} (HTTP {response.status_code}) is JSON nested too deeply "
+            "to read; this is not an answer the provider's API gives",
+            status=response.status_code,
+        ) from None
 
 
 def _path(url: str) -> str:

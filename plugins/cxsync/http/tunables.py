@@ -11,6 +11,8 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `retry_base_seconds`       | first backoff after a 5xx / reset / timeout              | 2       |
 | `retry_max_seconds`        | ceiling of one backoff wait                              | 60      |
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
+| `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
+| `request_deadline`         | seconds one try of a request may take, body included     | 300     |
 
 Extras arrive as JSON values or, from a connection URI (the UI's Test button), as strings.
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxsync.errors import FatalError
-from cxsync.http.client import DEFAULT_TIMEOUT
+from cxsync.http.client import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from cxsync.http.retry import RetryPolicy
 
 
@@ -35,6 +37,8 @@ class ClientTunables:
     requests_per_second: float | None
     timeout: tuple[float, float]
     retry: RetryPolicy
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    deadline: float = DEFAULT_DEADLINE_SECONDS
 
     @classmethod
     def from_extras(
@@ -57,7 +61,15 @@ class ClientTunables:
             number("connect_timeout", connect_default, minimum=0.001),
             number("timeout", read_default, minimum=0.001),
         )
-        return cls(requests_per_second=rps or None, timeout=timeout, retry=retry)
+        max_mb = number("max_response_mb", DEFAULT_MAX_RESPONSE_BYTES / (1024 * 1024), minimum=0.001)
+        deadline = number("request_deadline", DEFAULT_DEADLINE_SECONDS, minimum=0.001)
+        return cls(
+            requests_per_second=rps or None,
+            timeout=timeout,
+            retry=retry,
+            max_response_bytes=int(max_mb * 1024 * 1024),
+            deadline=deadline,
+        )
 
 
 def extra_number(

@@ -75,7 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     server = parser.add_argument_group("server")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (keep it on loopback)")
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; a non-loopback address needs --allow-non-loopback (the sandbox's credentials "
+        "are public test values and its admin API mints tokens)",
+    )
+    server.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="listen on the non-loopback --host given, e.g. inside a container; never on a shared network",
+    )
     server.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
     server.add_argument("--seed", default="1", help="data seed: the same seed gives the same data")
     server.add_argument(
@@ -141,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="APP_KEY_OR_CLIENT_ID",
         help="remove the Users permission from this LivePerson credential (403 on Users, groups, skills); the "
-        "built-in liveperson_nousers key never has it. Repeatable",
+        "built-in sandbox_liveperson_nousers key never has it. Repeatable",
     )
     switches.add_argument(
         "--switch",
@@ -197,11 +207,18 @@ class QuietExitServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cxsync.http.endpoints import is_loopback
     from cxsync.sandbox.app import create_app
     from cxsync.sandbox.server import build_connection_uris, uvicorn_config
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not is_loopback(args.host) and not args.allow_non_loopback:
+        parser.error(
+            f"--host {args.host} is not a loopback address: the sandbox serves public test credentials and an "
+            "admin API that mints tokens to anyone who reaches it. Keep the default 127.0.0.1, or add "
+            "--allow-non-loopback if you really mean it (a container, never a shared network)"
+        )
     try:
         sandbox = sandbox_from_args(args)
         app = create_app(sandbox)
@@ -227,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         f"# cxsync sandbox on http://{args.host}:{port} (seed {sandbox.seed}, clock {sandbox.clock.now().isoformat()})"
     )
     print(f"# admin API: http://{args.host}:{port}/_sandbox (docs: /_sandbox/docs)")
+    print(
+        "# SANDBOX ONLY: the credentials below are public test values of this local stand-in, not LivePerson's "
+        "or HelpDesk's; its connection ids start with `sandbox_`. Never use them for production."
+    )
     print("# Airflow connections:")
     for conn_id, conn in build_connection_uris(sandbox, args.host, port).items():
         print(f"export AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(json.dumps(conn, sort_keys=True))}")

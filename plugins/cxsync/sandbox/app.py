@@ -6,8 +6,25 @@ import importlib
 from types import ModuleType
 
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cxsync.sandbox.core import PROVIDER_NAMES, FaultMiddleware, Sandbox
+
+# Host headers the sandbox answers. A web page elsewhere can point its own DNS name at 127.0.0.1 (DNS
+# rebinding) and reach the admin API, which mints refresh tokens; its requests carry that name as Host.
+LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def allowed_host_names(sandbox: Sandbox) -> list[str]:
+    """Loopback names, plus the `--host` the sandbox was explicitly allowed to listen on (any name when that is
+    the wildcard address: whoever passed `--allow-non-loopback 0.0.0.0` chose to be reachable by every name)."""
+    names = list(LOOPBACK_HOST_NAMES)
+    host = str(sandbox.options.get("host") or "")
+    if host in ("0.0.0.0", "::"):
+        return ["*"]
+    if host and host not in names:
+        names.append(host)
+    return names
 
 
 def provider_modules() -> dict[str, ModuleType]:
@@ -48,4 +65,6 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     for module in modules.values():
         app.include_router(module.build_router(sandbox))
     app.add_middleware(FaultMiddleware, sandbox=sandbox)
+    # Outermost: a request with a foreign Host header is refused before anything else sees it.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_host_names(sandbox))
     return app

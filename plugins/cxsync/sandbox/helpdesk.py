@@ -139,7 +139,7 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
     if state.oauth.last_refresh_token:
         oauth_extra["refresh_token"] = state.oauth.last_refresh_token
     return {
-        "helpdesk_main": {
+        "sandbox_helpdesk_main": {
             "conn_type": "helpdesk",
             "description": "Sandbox HelpDesk, personal access token (Basic auth)",
             "host": host,
@@ -149,7 +149,7 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             "password": world.api_token,
             "extra": {"auth_type": "token"},
         },
-        "helpdesk_oauth": {
+        "sandbox_helpdesk_oauth": {
             "conn_type": "helpdesk",
             "description": "Sandbox HelpDesk, OAuth 2 app; approve it with the connect command (authorize page "
             "at accounts_url) or get a refresh token from POST /_sandbox/helpdesk/oauth/refresh-token",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from cxsync.http.endpoints import is_loopback
 from cxsync.sandbox.helpdesk_data import HelpDeskWorld
 
 SCOPE = "accounts--my:ro helpdesk--all:ro"
@@ -176,6 +177,10 @@ class OAuthServer:
         parts = urlsplit(uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return "redirect_uri must be an absolute http(s) URL"
+        if parts.username is not None or not is_loopback(parts.hostname or ""):
+            # The sandbox hands out codes for test credentials only to a listener on this machine (the connect
+            # command's): a page elsewhere must not collect them.
+            return "redirect_uri must point at a loopback address (127.0.0.1, ::1 or localhost) in the sandbox"
         return None
 
     def authorize_form(self, params: dict[str, str]) -> str:

@@ -116,8 +116,8 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
         }
 
     return {
-        "liveperson_main": oauth1(MAIN_KEY, "Sandbox LivePerson, OAuth 1.0 key with every permission"),
-        "liveperson_oauth2": {
+        "sandbox_liveperson_main": oauth1(MAIN_KEY, "Sandbox LivePerson, OAuth 1.0 key with every permission"),
+        "sandbox_liveperson_oauth2": {
             "conn_type": "liveperson",
             "description": "Sandbox LivePerson, OAuth 2.0 client credentials",
             "host": host,
@@ -127,7 +127,9 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             "password": OAUTH2_CLIENT.client_secret,
             "extra": {"account_id": account, "auth_type": "oauth2", "source": "cxsync"},
         },
-        "liveperson_nousers": oauth1(NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"),
+        "sandbox_liveperson_nousers": oauth1(
+            NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"
+        ),
     }
 
 

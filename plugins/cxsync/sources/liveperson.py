@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from cxsync import settings
 from cxsync.config import ConfigError
 from cxsync.errors import FatalError, RetriableError
 from cxsync.records import InteractionRecord, RejectedRecord
@@ -219,7 +220,9 @@ class LivePersonSource(Source):
         body = {**filters, "status": ["OPEN", "CLOSE"], "contentToRetrieve": list(self.options.content_to_retrieve)}
         yielded: dict[str, str] = {}  # id -> digest of the copy already yielded (dedupe, newest copy wins)
         outside = 0
+        stalled_at: int | None = None
         for attempt in range(1, self.options.repage_limit + 2):
+            stalled_at = None  # offset of a full page that brought nothing new in this pass
             first_count: int | None = None
             last_count = 0
             seen: set[str] = set()
@@ -233,6 +236,7 @@ class LivePersonSource(Source):
                 last_count = count
                 page_no += 1
                 pages = max(1, math.ceil(count / PAGE_LIMIT))
+                seen_before = len(seen)
                 fresh: list[Any] = []
                 for record in records:
                     key = record_key(record)
@@ -249,10 +253,22 @@ class LivePersonSource(Source):
                 yield self._page(
                     fresh, f"{label}: page {page_no} of {pages}" + (f" (pass {attempt})" if attempt > 1 else "")
                 )
+                if len(records) >= PAGE_LIMIT and len(seen) == seen_before:
+                    # A full page of conversations already seen in this pass: the offset is not moving through
+                    # the result set. Page it again from the start (bounded), never on and on.
+                    stalled_at = offset
+                    break
                 offset += PAGE_LIMIT
                 if offset >= count or not records:
                     break
-            if last_count == first_count and len(seen) >= last_count:
+                if page_no >= settings.LIVEPERSON_MAX_SEARCH_PAGES:
+                    raise FatalError(
+                        f"{label}: LivePerson still announced more conversations after "
+                        f"{settings.LIVEPERSON_MAX_SEARCH_PAGES:,} pages of {PAGE_LIMIT} (count {count:,}); "
+                        "cxsync stops there rather than page without end. Load shorter windows (a smaller "
+                        "backfill), or report the answer to LivePerson if the count is wrong"
+                    )
+            if stalled_at is None and last_count == first_count and len(seen) >= last_count:
                 if outside:
                     log.info(
                         "%s: %d conversation(s) outside the window were left to the neighbouring window "
@@ -270,6 +286,13 @@ class LivePersonSource(Source):
                 len(seen),
                 attempt,
                 self.options.repage_limit,
+            )
+        if stalled_at is not None:
+            raise RetriableError(
+                f"{label}: LivePerson answered a full page at offset {stalled_at} holding only conversations "
+                f"it had already sent in this pass, {self.options.repage_limit + 1} times: its offset paging does "
+                "not advance, so cxsync stopped instead of asking forever. Try again later; if it persists, "
+                "report it to LivePerson"
             )
         raise RetriableError(
             f"{label}: the result set kept changing while paging "

@@ -16,6 +16,24 @@ from cxsync import settings
 log = logging.getLogger(__name__)
 
 _POSTGRES_TYPES = {"postgres", "postgresql"}
+# Extras of Airflow's postgres connection that are Airflow's own, not libpq's (PostgresHook skips them too);
+# every other extra (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`, `sslpassword`, `target_session_attrs`,
+# `application_name`, `connect_timeout`, `keepalives*`, `options`...) is a libpq connection parameter.
+_AIRFLOW_ONLY_EXTRAS = frozenset(
+    {
+        "iam",
+        "redshift",
+        "redshift-serverless",
+        "cursor",
+        "cluster-identifier",
+        "workgroup-name",
+        "aws_conn_id",
+        "azure_conn_id",
+        "sqlalchemy_scheme",
+        "sqlalchemy_query",
+        "description",
+    }
+)
 
 
 def default_sqlite_path() -> Path:
@@ -38,6 +56,7 @@ def url_from_connection(conn) -> URL | str:
             host=conn.host or None,
             port=conn.port or None,
             database=conn.schema or None,
+            query=_libpq_parameters(conn),
         )
     if conn_type == "sqlite":
         # Airflow's sqlite connection keeps the file path in `host`.
@@ -50,6 +69,29 @@ def url_from_connection(conn) -> URL | str:
             "use a postgres or sqlite connection"
         )
     return url
+
+
+def _libpq_parameters(conn) -> dict[str, str]:
+    """The connection's extras that libpq reads (TLS above all: `sslmode`, `sslrootcert`, `sslcert`, `sslkey`),
+    as Airflow's own PostgresHook passes them; dropping them would let libpq skip verifying the server."""
+    try:
+        extra = conn.extra_dejson or {}
+    except (TypeError, ValueError):
+        extra = {}
+    params: dict[str, str] = {}
+    for key, value in extra.items():
+        if key in _AIRFLOW_ONLY_EXTRAS or value is None or value == "":
+            continue
+        if isinstance(value, dict | list):
+            raise ValueError(
+                f"connection {conn.conn_id!r}: extra `{key}` must be a single value (a libpq connection "
+                f"parameter), not {type(value).__name__}"
+            )
+        params[str(key)] = str(int(value)) if isinstance(value, bool) else str(value)
+    query = extra.get("sqlalchemy_query")
+    if isinstance(query, dict):
+        params.update({str(k): str(v) for k, v in query.items()})
+    return params
 
 
 def _connection_or_none(conn_id: str):
