@@ -18,6 +18,10 @@ MIN_BACKFILL_WEEKS = 1
 MAX_BACKFILL_WEEKS = 4
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_RETENTION = {"value": 13, "unit": "months"}
+# Reconciliation (integration option `reconcile_hours`): the look-back compared with the provider's lists after
+# every incremental load; 0 turns it off. At most the longest backfill.
+DEFAULT_RECONCILE_HOURS = 48
+MAX_RECONCILE_HOURS = MAX_BACKFILL_WEEKS * 7 * 24
 RETENTION_UNITS = ("days", "weeks", "months", "quarters", "years")
 
 # Warehouse (DESIGN.md, "Warehouse tables").

@@ -87,6 +87,13 @@ def incremental(integration_id: str) -> dict:
         return pipeline.load_changes(integration, source, warehouse)
 
 
+def reconcile(integration_id: str) -> dict:
+    from cxsync.reconcile import reconcile as run
+
+    with _context(integration_id) as (integration, source, warehouse):
+        return run(integration, source, warehouse)
+
+
 def retention(integration_id: str, dry_run: bool) -> dict:
     with _context(integration_id, with_source=False) as (integration, _, warehouse):
         return pipeline.apply_retention(integration, warehouse, dry_run=dry_run)

@@ -22,7 +22,7 @@ KINDS = ("roster_sync", "backfill", "incremental", "retention")
 PROVIDER_TASKS = {
     "roster_sync": {"sync_roster"},
     "backfill": {"plan_windows", "load_window"},
-    "incremental": {"load_changes"},
+    "incremental": {"load_changes", "reconcile"},
     "retention": set(),
 }
 

@@ -141,6 +141,14 @@ class FaultSettings:
     p_truncate: float = 0.0  # a JSON body cut in the middle
     p_partial: float = 0.0  # LivePerson: `shardsStatusResult.partialResult: true`
     p_is_partial: float = 0.0  # LivePerson: records with `info.isPartial: true`, messages cut
+    # Late visibility (search indexes and replicas lag, imports, delayed e-mail): every read of records (lists,
+    # searches, by id) shows the world as it was this many minutes ago, while answers carry the real time.
+    visibility_lag_minutes: float = 0.0
+    # A one-off backlog: records created in [backlog_from, backlog_until) stay invisible until `backlog_hours`
+    # after backlog_until, then appear all at once with the times they carry.
+    backlog_from: str | None = None
+    backlog_until: str | None = None
+    backlog_hours: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,6 +178,27 @@ class FaultSettings:
             raise ValueError(f"slow_seconds must be >= 0, got {self.slow_seconds!r}")
         if not isinstance(self.retry_after, bool):
             raise ValueError("retry_after must be true or false")
+        for name in ("visibility_lag_minutes", "backlog_hours"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if (self.backlog_from is None) != (self.backlog_until is None):
+            raise ValueError("backlog_from and backlog_until go together (ISO 8601 times), or neither")
+        if self.backlog_from is not None:
+            low, high = self.backlog_window() or (None, None)
+            if low is None or high is None or high <= low:
+                raise ValueError("backlog_until must be after backlog_from")
+
+    def backlog_window(self) -> tuple[datetime, datetime] | None:
+        """(from, until) of the backlog, or None without one; ValueError when a time is not ISO 8601."""
+        if self.backlog_from is None or self.backlog_until is None:
+            return None
+        try:
+            return parse_instant(self.backlog_from), parse_instant(self.backlog_until)
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(
+                f"backlog_from/backlog_until must be ISO 8601 times, got {self.backlog_from!r}, {self.backlog_until!r}"
+            ) from None
 
 
 class Counters:
@@ -304,6 +333,20 @@ class Sandbox:
             if bucket is None or bucket.rate != rps:
                 bucket = self._buckets[provider] = TokenBucket(rps)
         return bucket.take()
+
+    # late visibility
+    def view_time(self, provider: str) -> datetime:
+        """The instant whose state the provider's record reads show now (the clock minus the visibility lag)."""
+        return self.clock.now() - timedelta(minutes=self.faults[provider].visibility_lag_minutes)
+
+    def in_backlog(self, provider: str, created: datetime) -> bool:
+        """Whether a record created at `created` is still held back by the provider's one-off backlog."""
+        settings = self.faults[provider]
+        window = settings.backlog_window()
+        if window is None:
+            return False
+        low, high = window
+        return low <= created < high and self.clock.now() < high + timedelta(hours=settings.backlog_hours)
 
     # switches
     def switch(self, provider: str, credential: str | None, name: str, default: Any = None) -> Any:
