@@ -212,28 +212,39 @@ class Counters:
         with self._lock:
             self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
             self._faults: dict[tuple[str, str], int] = defaultdict(int)
+            self._bytes: dict[tuple[str, str], int] = defaultdict(int)
 
-    def count_request(self, provider: str, endpoint: str, status: int) -> None:
+    def count_request(self, provider: str, endpoint: str, status: int, body_bytes: int = 0) -> None:
         with self._lock:
             self._requests[(provider, endpoint, status)] += 1
+            self._bytes[(provider, endpoint)] += body_bytes
 
     def count_fault(self, provider: str, kind: str) -> None:
         with self._lock:
             self._faults[(provider, kind)] += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """`{"requests": {provider: {"total", "by_status": {"200": n}, "by_endpoint": {name: {"200": n}}}},
-        "faults": {provider: {kind: n}}}`; status codes are strings (JSON keys)."""
+        """`{"requests": {provider: {"total", "by_status": {"200": n}, "by_endpoint": {name: {"200": n}}, "bytes",
+        "bytes_by_endpoint": {name: n}}}, "faults": {provider: {kind: n}}}`; status codes are strings (JSON keys);
+        bytes are response body bytes sent."""
         with self._lock:
             requests = dict(self._requests)
             faults = dict(self._faults)
+            sent = dict(self._bytes)
         out: dict[str, Any] = {"requests": {}, "faults": {}}
         for (provider, endpoint, status), n in sorted(requests.items()):
-            p = out["requests"].setdefault(provider, {"total": 0, "by_status": {}, "by_endpoint": {}})
+            p = out["requests"].setdefault(
+                provider, {"total": 0, "by_status": {}, "by_endpoint": {}, "bytes": 0, "bytes_by_endpoint": {}}
+            )
             p["total"] += n
             p["by_status"][str(status)] = p["by_status"].get(str(status), 0) + n
             e = p["by_endpoint"].setdefault(endpoint, {})
             e[str(status)] = e.get(str(status), 0) + n
+        for (provider, endpoint), n in sorted(sent.items()):
+            p = out["requests"].get(provider)
+            if p is not None:
+                p["bytes"] += n
+                p["bytes_by_endpoint"][endpoint] = p["bytes_by_endpoint"].get(endpoint, 0) + n
         for (provider, kind), n in sorted(faults.items()):
             out["faults"].setdefault(provider, {})[kind] = n
         return out
@@ -462,8 +473,11 @@ class FaultMiddleware:
         sandbox = self.sandbox
         provider = provider_for_path(scope.get("path", ""))
         status_seen: list[int] = []
+        body_bytes = [0]
 
         async def stamped_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                body_bytes[0] += len(message.get("body", b""))
             if message["type"] == "http.response.start":
                 status_seen.append(int(message["status"]))
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
@@ -473,7 +487,7 @@ class FaultMiddleware:
 
         def count() -> None:
             sandbox.counters.count_request(
-                provider or "sandbox", endpoint_name(scope), status_seen[0] if status_seen else 0
+                provider or "sandbox", endpoint_name(scope), status_seen[0] if status_seen else 0, body_bytes[0]
             )
 
         if provider is None:

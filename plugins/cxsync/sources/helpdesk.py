@@ -164,9 +164,10 @@ class HelpDeskSource(Source):
     # ---- reconciliation ------------------------------------------------------------------------------------
 
     def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
-        """List rows only: tickets created in [start, end) (both silos, by `createdAt`), tickets updated since
-        `start` (both silos, `updatedAt` newest first, down to `start`), and the `trash` silo (deleted tickets;
-        HelpDesk purges it after about 30 days, so its size does not grow with our history)."""
+        """List rows only: tickets updated since `start`, from both silos, `updatedAt` newest first down to `start`
+        (which holds every ticket created since then: a ticket's update is never before its creation), and the
+        `trash` silo (deleted tickets; HelpDesk purges it after about 30 days, so it does not grow with our history).
+        `end` is now: nothing is listed past it."""
         start, end = _utc(start), _utc(end)
         seen: set[str] = set()
 
@@ -186,17 +187,6 @@ class HelpDeskSource(Source):
                 deleted=deleted,
             )
 
-        for silo in SILOS:
-            for rows in self._created_pages(silo, start, end):
-                past_end = False
-                for row in rows:
-                    created = mapping.parse_time(row.get("createdAt")) if isinstance(row, dict) else None
-                    if created is not None and created >= end:
-                        past_end = True
-                    elif created is not None and created >= start and (item := listed(row)) is not None:
-                        yield item
-                if past_end:
-                    break
         for silo in SILOS:
             pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
             for rows in pages:

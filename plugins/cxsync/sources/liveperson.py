@@ -251,18 +251,25 @@ class LivePersonSource(Source):
             boundary = (to_ms(item.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS
             by_boundary.setdefault(boundary, []).append(item)
         changed: set[str] = set()
+        # A conversation not updated since an earlier boundary is not updated since a later one either: each
+        # answer leaves only its own records as candidates for the later boundaries.
+        candidates = {i.interaction_id for i in held if i.updated_at is not None}
+        first = min((i.started_at for i in held), default=end)
         for boundary, items in sorted(by_boundary.items()):
-            wanted = {i.interaction_id for i in items}
-            first = min(i.started_at for i in items)
+            items = [i for i in items if i.interaction_id in candidates]
+            if not items:
+                continue
             filters = {
                 "start": {"from": to_ms(first), "to": to_ms(end)},
                 "status": ["OPEN"],
                 "latestUpdateTime": {"from": boundary},
             }
-            for record in self._light_records(filters, "reconciliation: open conversations updated since"):
-                key = mapping.conversation_key(record)
-                if key in wanted:
-                    changed.add(key)
+            answered = {
+                mapping.conversation_key(record)
+                for record in self._light_records(filters, "reconciliation: open conversations updated since")
+            }
+            changed |= {i.interaction_id for i in items if i.interaction_id in answered}
+            candidates &= answered
         return changed
 
     def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
