@@ -415,3 +415,22 @@ def test_integrations_must_be_a_list(tmp_path):
 def test_empty_file_means_no_integrations_and_no_errors(tmp_path, text):
     config = load_integrations(write(tmp_path, text))
     assert config.integrations == [] and config.errors == []
+
+
+# ---- reconciliation option --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 673, "48", True, None, [48]])
+def test_reconcile_hours_must_be_a_number_of_hours_in_range(tmp_path, bad):
+    config = load_entries(tmp_path, {**GOOD, "options": {"reconcile_hours": bad}}, {**GOOD, "id": "lp_ok"})
+    assert [i.id for i in config.integrations] == ["lp_ok"]  # the good entry keeps its DAGs
+    message = only_error(config)
+    assert_names(message, tmp_path / "integrations.yaml", 0, "options.reconcile_hours")
+    assert "from 0 (no reconciliation) to 672" in message
+
+
+@pytest.mark.parametrize(("given", "hours"), [(None, 48.0), (0, 0.0), (24, 24.0), (1.5, 1.5), (672, 672.0)])
+def test_reconcile_hours_defaults_to_48_and_0_turns_it_off(tmp_path, given, hours):
+    options = {} if given is None else {"reconcile_hours": given}
+    (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
+    assert integration.reconcile_hours == hours

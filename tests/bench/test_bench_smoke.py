@@ -36,6 +36,7 @@ def test_every_benchmark_module_is_found():
         "retention",
         "parsing",
         "sandbox_page",
+        "reconciliation",
     }
 
 

@@ -246,3 +246,26 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
         assert kept == [("hd", "c1"), ("lp", "c1"), ("lp", "c2")]
     finally:
         wh.dispose()
+
+
+def test_version_2_warehouse_gets_the_interaction_deleted_at_column_and_keeps_its_rows(warehouse_url):
+    """Version 3 adds `cx_interactions.deleted_at` (deleted at the provider, kept until retention)."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        _seed(wh)
+        with wh.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE cx_interactions DROP COLUMN deleted_at"))
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=2, applied_at=T0))
+        before = wh.table_counts()
+
+        assert wh.ensure_schema() == 3 == t.SCHEMA_VERSION
+        assert _versions(wh) == [2, 3]
+        assert wh.table_counts() == before
+        with wh.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("cx_interactions")}
+            deleted = conn.execute(sa.select(t.interactions.c.deleted_at)).scalars().all()
+        assert "deleted_at" in columns and deleted and all(d is None for d in deleted)
+    finally:
+        wh.dispose()
