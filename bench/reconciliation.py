@@ -79,16 +79,20 @@ def measure(weeks: int, tmp: str) -> list[dict]:
             history = warehouse.table_counts(integration.id)["cx_interactions"]
             sandbox.faults(provider, visibility_lag_minutes=LAG_MINUTES)
             rows.append({"provider": provider, "weeks": weeks, "history": history})
+        last = {}
         for _ in range(3):
             sandbox.advance("1h")
             for provider in PROVIDERS:
                 integration, warehouse = _integration(provider), warehouses[provider]
-                _step(provider, lambda s, i=integration, wh=warehouse: pipeline.load_changes(i, s, wh))
+                last[provider] = _step(provider, lambda s, i=integration, wh=warehouse: pipeline.load_changes(i, s, wh))
         for row in rows:
             provider = row["provider"]
             integration, warehouse = _integration(provider), warehouses[provider]
             sandbox.reset_counters()
-            result = _step(provider, lambda s, i=integration, wh=warehouse: reconcile(i, s, wh))
+            result = _step(
+                provider,
+                lambda s, i=integration, wh=warehouse, inc=last[provider]: reconcile(i, s, wh, incremental=inc),
+            )
             row["reconcile"] = _served(sandbox, provider)
             row["result"] = result
             sandbox.reset_counters()

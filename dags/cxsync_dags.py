@@ -135,10 +135,10 @@ def build_incremental(integration: Integration) -> DAG:
         if integration.reconcile_hours > 0:
             # After the load: lists the look-back, loads what the incremental read missed (late visibility).
             @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))])
-            def reconcile(integration_id: str = integration.id) -> dict:
-                return tasks.reconcile(integration_id)
+            def reconcile(incremental: dict, integration_id: str = integration.id) -> dict:
+                return tasks.reconcile(integration_id, incremental)
 
-            loaded >> reconcile()
+            reconcile(loaded)
     return dag
 
 

@@ -95,9 +95,13 @@ def test_late_records_are_lost_without_reconciliation_and_repaired_with_it(sandb
     while admin.now() < released + timedelta(hours=1):
         admin.advance("1h")
         for hours, runner in runners.items():
-            runner.incremental()
+            loaded = runner.incremental()
             if hours:
-                results.append(runner.task(lambda s, r=runner: rc.reconcile(r.integration, s, warehouse)))
+                results.append(
+                    runner.task(
+                        lambda s, r=runner, inc=loaded: rc.reconcile(r.integration, s, warehouse, incremental=inc)
+                    )
+                )
 
     expected = case.expected(admin.truth(provider, at=admin.now() - LAG))
     with_recon = stored(warehouse, provider, runners[48].integration.id)

@@ -29,7 +29,7 @@ from typing import Any
 from cxsync.config import Integration
 from cxsync.pipeline import Progress, read_ahead, spared_heap
 from cxsync.sources.base import Listed, Source
-from cxsync.warehouse import Warehouse
+from cxsync.warehouse import Warehouse, parse_watermark
 from cxsync.warehouse.store import HeldInteraction
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,15 @@ OK, REPAIRED, DIFFERS = "ok", "repaired", "differs"
 
 
 def reconcile(
-    integration: Integration, source: Source, warehouse: Warehouse, *, hours: float | None = None
+    integration: Integration,
+    source: Source,
+    warehouse: Warehouse,
+    *,
+    hours: float | None = None,
+    incremental: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`incremental`: the result of the incremental load just before (its `since` watermark), if any."""
+    covered_since = _since(incremental)
     hours = integration.reconcile_hours if hours is None else hours
     if hours <= 0:
         log.info("reconciliation of %s is off (option reconcile_hours: 0)", integration.id)
@@ -78,7 +85,7 @@ def reconcile(
             stale.add(iid)
         elif item.updated_at is None:
             unstamped.append(copy)
-    stale |= source.changed(unstamped, end) if unstamped else set()
+    stale |= source.changed(unstamped, end, covered_since) if unstamped else set()
 
     wanted = missing + sorted(stale)
     progress = Progress(f"reconciliation {integration.id}")
@@ -127,6 +134,11 @@ def reconcile(
         if day["status"] == DIFFERS:
             log.warning("reconciliation %s, %s: %s", integration.id, day["day"], day["warning"])
     return result
+
+
+def _since(incremental: dict[str, Any] | None) -> datetime | None:
+    since = (incremental or {}).get("since")
+    return parse_watermark(since) if isinstance(since, str) and since else None
 
 
 def _differs(item: Listed, copy: HeldInteraction) -> bool:
@@ -202,3 +214,22 @@ def _days(
         )
         day += timedelta(days=1)
     return rows
+
+
+def last_check(warehouse: Warehouse, integration_id: str) -> dict[str, Any] | None:
+    """The latest reconciliation's days of an integration, summed: for status pages and the demo."""
+    import sqlalchemy as sa
+
+    from cxsync.warehouse import schema as t
+
+    table = t.reconciliation
+    latest = sa.select(sa.func.max(table.c.checked_at)).where(table.c.integration_id == integration_id)
+    query = sa.select(table).where(
+        table.c.integration_id == integration_id, table.c.checked_at == latest.scalar_subquery()
+    )
+    with warehouse.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    if not rows:
+        return None
+    total = {k: sum(r[k] for r in rows) for k in ("provider_count", "warehouse_count", "missing", "stale", "repaired")}
+    return total | {"days": len(rows), "differing": [str(r["day"]) for r in rows if r["status"] == DIFFERS]}

@@ -87,11 +87,11 @@ def incremental(integration_id: str) -> dict:
         return pipeline.load_changes(integration, source, warehouse)
 
 
-def reconcile(integration_id: str) -> dict:
+def reconcile(integration_id: str, incremental: dict | None = None) -> dict:
     from cxsync.reconcile import reconcile as run
 
     with _context(integration_id) as (integration, source, warehouse):
-        return run(integration, source, warehouse)
+        return run(integration, source, warehouse, incremental=incremental)
 
 
 def retention(integration_id: str, dry_run: bool) -> dict:

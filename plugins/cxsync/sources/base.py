@@ -86,9 +86,13 @@ class Source(ABC):
         (no record fetched whole), with the ones the provider holds as deleted marked so."""
         raise NotImplementedError(f"{type(self).__name__} cannot list for reconciliation")
 
-    def changed(self, held: Sequence[HeldInteraction], end: datetime) -> set[str]:
+    def changed(
+        self, held: Sequence[HeldInteraction], end: datetime, covered_since: datetime | None = None
+    ) -> set[str]:
         """Of stored interactions whose listing (up to `end`) carried no update stamp, the ids the provider changed
-        since our copy (cheaply, by list requests). Sources whose lists carry stamps never need it."""
+        since our copy (cheaply, by list requests). `covered_since`: the watermark the incremental run just before
+        read from (its overlap is the source's): a change after it that was visible then is already loaded.
+        Sources whose lists carry stamps never need it."""
         return set()
 
     def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:

@@ -239,11 +239,18 @@ class LivePersonSource(Source):
                     seen.add(key)
                     yield _listed(key, record)
 
-    def changed(self, held: Sequence[HeldInteraction], end: datetime) -> set[str]:
+    def changed(
+        self, held: Sequence[HeldInteraction], end: datetime, covered_since: datetime | None = None
+    ) -> set[str]:
         """Open conversations (the list shows no update stamp for them): for each stored copy, whether LivePerson
         has an update at or after the next 10-minute boundary after the copy's last event, by `latestUpdateTime`
         searches (info only), one per distinct boundary. An update within those first minutes is seen once the
-        conversation changes again or closes (then its status differs)."""
+        conversation changes again or closes (then its status differs). A copy whose last event is after the
+        floor of the incremental run just before (`covered_since` minus the overlap, rounded down as LivePerson
+        does) is as current as that run could see: only older copies are asked about."""
+        if covered_since is not None:
+            floor_ms = (to_ms(covered_since - self.options.overlap) // TEN_MINUTES_MS) * TEN_MINUTES_MS
+            held = [i for i in held if i.updated_at is not None and to_ms(i.updated_at) < floor_ms]
         by_boundary: dict[int, list[HeldInteraction]] = {}
         for item in held:
             if item.updated_at is None:
