@@ -256,6 +256,15 @@ def test_a_conversation_moved_back_from_closed_to_open_is_open_again(warehouse):
         day = conn.execute(sa.select(t.reconciliation).where(t.reconciliation.c.day == date(2025, 3, 14))).one()
     assert (row.status, row.ended_at) == ("open", None)
     assert (day.provider_count, day.warehouse_count, day.stale, day.repaired, day.status) == (1, 1, 1, 1, "repaired")
+    assert rc.last_check(warehouse, integ.id) == {
+        "provider_count": 1,
+        "warehouse_count": 1,
+        "missing": 0,
+        "stale": 1,
+        "repaired": 1,
+        "days": 1,
+        "differing": [],
+    }
 
 
 def test_a_day_still_differing_after_the_repair_is_a_warning_in_the_log_and_the_table(warehouse, caplog):
