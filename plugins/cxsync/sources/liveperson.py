@@ -244,30 +244,31 @@ class LivePersonSource(Source):
     ) -> set[str]:
         """Open conversations (the list shows no update stamp for them): for each stored copy, whether LivePerson
         has an update at or after the next 10-minute boundary after the copy's last event, by `latestUpdateTime`
-        searches (info only), one per distinct boundary. An update within those first minutes is seen once the
+        searches (info only). An update within those first minutes is seen once the
         conversation changes again or closes (then its status differs). A copy whose last event is after the
         floor of the incremental run just before (`covered_since` minus the overlap, rounded down as LivePerson
         does) is as current as that run could see: only older copies are asked about."""
         if covered_since is not None:
             floor_ms = (to_ms(covered_since - self.options.overlap) // TEN_MINUTES_MS) * TEN_MINUTES_MS
             held = [i for i in held if i.updated_at is not None and to_ms(i.updated_at) < floor_ms]
-        by_boundary: dict[int, list[HeldInteraction]] = {}
-        for item in held:
-            if item.updated_at is None:
-                continue
-            boundary = (to_ms(item.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS
-            by_boundary.setdefault(boundary, []).append(item)
+        items = sorted(
+            ((to_ms(i.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS, i.interaction_id, to_ms(i.started_at))
+            for i in held
+            if i.updated_at is not None
+        )
         changed: set[str] = set()
-        # A conversation not updated since an earlier boundary is not updated since a later one either: each
-        # answer leaves only its own records as candidates for the later boundaries.
-        candidates = {i.interaction_id for i in held if i.updated_at is not None}
-        first = min((i.started_at for i in held), default=end)
-        for boundary, items in sorted(by_boundary.items()):
-            items = [i for i in items if i.interaction_id in candidates]
-            if not items:
-                continue
+        self._split_changed(items, end, changed)
+        return changed
+
+    def _split_changed(self, items: list[tuple[int, str, int]], end: datetime, changed: set[str]) -> None:
+        """Divide and conquer over (boundary, id, start) sorted by boundary: one search at the middle boundary B
+        settles every conversation it answers with a boundary at or below B (changed) and every one it leaves out
+        with a boundary at or above B (unchanged); the rest splits in two. Idle conversations (the usual open
+        ones) are settled in about log2(n) searches."""
+        while items:
+            boundary = items[len(items) // 2][0]
             filters = {
-                "start": {"from": to_ms(first), "to": to_ms(end)},
+                "start": {"from": min(i[2] for i in items), "to": to_ms(end)},
                 "status": ["OPEN"],
                 "latestUpdateTime": {"from": boundary},
             }
@@ -275,9 +276,10 @@ class LivePersonSource(Source):
                 mapping.conversation_key(record)
                 for record in self._light_records(filters, "reconciliation: open conversations updated since")
             }
-            changed |= {i.interaction_id for i in items if i.interaction_id in answered}
-            candidates &= answered
-        return changed
+            changed.update(i[1] for i in items if i[0] <= boundary and i[1] in answered)
+            upper = [i for i in items if i[0] > boundary and i[1] in answered]
+            items = [i for i in items if i[0] < boundary and i[1] not in answered]
+            self._split_changed(upper, end, changed)
 
     def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
         ids = list(dict.fromkeys(interaction_ids))
