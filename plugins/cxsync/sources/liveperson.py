@@ -251,35 +251,29 @@ class LivePersonSource(Source):
         if covered_since is not None:
             floor_ms = (to_ms(covered_since - self.options.overlap) // TEN_MINUTES_MS) * TEN_MINUTES_MS
             held = [i for i in held if i.updated_at is not None and to_ms(i.updated_at) < floor_ms]
-        items = sorted(
-            ((to_ms(i.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS, i.interaction_id, to_ms(i.started_at))
-            for i in held
-            if i.updated_at is not None
-        )
+        by_boundary: dict[int, list[HeldInteraction]] = {}
+        for item in held:
+            if item.updated_at is not None:
+                boundary = (to_ms(item.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS
+                by_boundary.setdefault(boundary, []).append(item)
         changed: set[str] = set()
-        self._split_changed(items, end, changed)
-        return changed
-
-    def _split_changed(self, items: list[tuple[int, str, int]], end: datetime, changed: set[str]) -> None:
-        """Divide and conquer over (boundary, id, start) sorted by boundary: one search at the middle boundary B
-        settles every conversation it answers with a boundary at or below B (changed) and every one it leaves out
-        with a boundary at or above B (unchanged); the rest splits in two. Idle conversations (the usual open
-        ones) are settled in about log2(n) searches."""
-        while items:
-            boundary = items[len(items) // 2][0]
+        for boundary, items in sorted(by_boundary.items()):
+            # Only a search from a copy's own boundary tells "changed since" from "unchanged"; its start range
+            # is that of the copies asked about, so the answer holds little more than them.
             filters = {
-                "start": {"from": min(i[2] for i in items), "to": to_ms(end)},
+                "start": {
+                    "from": to_ms(min(i.started_at for i in items)),
+                    "to": to_ms(max(i.started_at for i in items)),
+                },
                 "status": ["OPEN"],
                 "latestUpdateTime": {"from": boundary},
             }
-            answered = {
-                mapping.conversation_key(record)
-                for record in self._light_records(filters, "reconciliation: open conversations updated since")
-            }
-            changed.update(i[1] for i in items if i[0] <= boundary and i[1] in answered)
-            upper = [i for i in items if i[0] > boundary and i[1] in answered]
-            items = [i for i in items if i[0] < boundary and i[1] not in answered]
-            self._split_changed(upper, end, changed)
+            wanted = {i.interaction_id for i in items}
+            for record in self._light_records(filters, "reconciliation: open conversations updated since"):
+                key = mapping.conversation_key(record)
+                if key in wanted:
+                    changed.add(key)
+        return changed
 
     def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
         ids = list(dict.fromkeys(interaction_ids))
