@@ -5,7 +5,8 @@ provider later than the time it carries (index or replica lag, imports, an incid
 for good. After each incremental load this pass lists the look-back (`reconcile_hours`, default 48) with list
 requests only, and compares each listed interaction with the stored copy:
 
-- missing: listed, not stored;
+- missing: listed, started in the look-back, not stored (one that started earlier and was never stored lies
+  outside what the backfill loads, by start time, and is left alone);
 - stale: the provider's update stamp is newer than ours, or its status or agent differs (a conversation moved
   back from closed to open is stale too), or the source says it changed (`Source.changed`, for lists without
   stamps);
@@ -65,7 +66,11 @@ def reconcile(
     outside = [i for i, item in listed.items() if not _inside(item.started_at, start, end)]
     held = warehouse.held_interactions(integration.id, start, end, outside)
 
-    missing = sorted(i for i, item in listed.items() if not item.deleted and i not in held)
+    # Missing: listed, started in the look-back, not stored. A record that started earlier is compared when stored;
+    # one never stored lies outside what the backfill loaded (it loads by start time), so it is left alone.
+    missing = sorted(
+        i for i, item in listed.items() if not item.deleted and i not in held and _inside(item.started_at, start, end)
+    )
     stale: set[str] = set()
     deleted: list[str] = []
     restored: list[str] = []
