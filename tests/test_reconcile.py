@@ -262,7 +262,7 @@ def test_a_conversation_moved_back_from_closed_to_open_is_open_again(warehouse):
         "missing": 0,
         "stale": 1,
         "repaired": 1,
-        "days": 1,
+        "days": 3,  # 48 hours back from 09:30 touch three days
         "differing": [],
     }
 
