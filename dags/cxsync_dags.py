@@ -131,7 +131,8 @@ def build_incremental(integration: Integration) -> DAG:
     with _dag(
         integration,
         "incremental",
-        "Loads interactions created or changed since the last committed watermark.",
+        "Loads interactions created or changed since the last committed watermark, then reconciles the look-back "
+        "(`reconcile_hours`) with the provider's lists.",
         schedule=integration.schedule,
         max_active_runs=1,
         default_args=_default_args(integration.provider),
@@ -141,7 +142,14 @@ def build_incremental(integration: Integration) -> DAG:
         def load_changes(integration_id: str = integration.id) -> dict:
             return tasks.incremental(integration_id)
 
-        load_changes()
+        loaded = load_changes()
+        if integration.reconcile_hours > 0:
+            # After the load: lists the look-back, loads what the incremental read missed (late visibility).
+            @task(outlets=[Asset(settings.interactions_asset_uri(integration.id))])
+            def reconcile(incremental: dict, integration_id: str = integration.id) -> dict:
+                return tasks.reconcile(integration_id, incremental)
+
+            reconcile(loaded)
     return dag
 
 

@@ -444,3 +444,22 @@ def test_an_alias_bomb_gives_a_short_error(tmp_path):
 def test_an_id_with_a_trailing_newline_is_refused(tmp_path):
     config = load_entries(tmp_path, {**GOOD, "id": "lp_main\n"})
     assert not config.integrations and "field `id`" in config.errors[0]
+
+
+# ---- reconciliation option --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 673, "48", True, None, [48]])
+def test_reconcile_hours_must_be_a_number_of_hours_in_range(tmp_path, bad):
+    config = load_entries(tmp_path, {**GOOD, "options": {"reconcile_hours": bad}}, {**GOOD, "id": "lp_ok"})
+    assert [i.id for i in config.integrations] == ["lp_ok"]  # the good entry keeps its DAGs
+    message = only_error(config)
+    assert_names(message, tmp_path / "integrations.yaml", 0, "options.reconcile_hours")
+    assert "from 0 (no reconciliation) to 672" in message
+
+
+@pytest.mark.parametrize(("given", "hours"), [(None, 48.0), (0, 0.0), (24, 24.0), (1.5, 1.5), (672, 672.0)])
+def test_reconcile_hours_defaults_to_48_and_0_turns_it_off(tmp_path, given, hours):
+    options = {} if given is None else {"reconcile_hours": given}
+    (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
+    assert integration.reconcile_hours == hours

@@ -77,6 +77,11 @@ class Integration:
     # Provider-specific tunables (overlaps, window sizes); free-form, read by the provider pipeline.
     options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def reconcile_hours(self) -> float:
+        """The look-back reconciled with the provider after each incremental load (option `reconcile_hours`); 0: off."""
+        return float(self.options.get("reconcile_hours", settings.DEFAULT_RECONCILE_HOURS))
+
 
 @dataclass
 class IntegrationsConfig:
@@ -221,6 +226,14 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     options = entry.get("options", {}) or {}
     if not isinstance(options, dict):
         problems.append(f"field `options`: {_show(options)} must be a mapping")
+    else:
+        hours = options.get("reconcile_hours", settings.DEFAULT_RECONCILE_HOURS)
+        number = isinstance(hours, int | float) and not isinstance(hours, bool)
+        if not number or not 0 <= hours <= settings.MAX_RECONCILE_HOURS:
+            problems.append(
+                f"field `options.reconcile_hours`: {_show(hours)} must be a number of hours from 0 (no reconciliation) "
+                f"to {settings.MAX_RECONCILE_HOURS}"
+            )
 
     if problems:
         return None

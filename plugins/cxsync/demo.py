@@ -575,6 +575,7 @@ def summarize(
             f"{changed} otherwise updated (new messages, reassigned); watermark {clock_text(mark)}"
         )
         problem = None if new or closed else "a sandbox day later the incremental run found nothing new or closed"
+        summary, problem = _with_reconciliation(warehouse, integration, summary, problem)
         return summary, problem
     # retention: the run's own row in cx_retention_log
     row = latest_retention(warehouse, integration.id)
@@ -586,6 +587,24 @@ def summarize(
         f"{row['rejected_deleted']} rejected records that started before {clock_text(row['cutoff'])} "
         f"(retention {retention_text(integration)})"
     ), None
+
+
+def _with_reconciliation(
+    warehouse: Warehouse, integration: Integration, summary: str, problem: str | None
+) -> tuple[str, str | None]:
+    """The incremental DAG's reconcile task: what its cx_reconciliation rows say."""
+    from cxsync.reconcile import last_check
+
+    check = last_check(warehouse, integration.id)
+    if check is None:
+        return summary, problem
+    summary += (
+        f"; reconciled {check['days']} days: {check['provider_count']} listed, {check['missing']} missing, "
+        f"{check['stale']} stale, {check['repaired']} repaired"
+    )
+    if check["differing"]:
+        problem = problem or f"reconciliation: days still differing {check['differing']}"
+    return summary, problem
 
 
 # ---- reading the warehouse -----------------------------------------------------------------------------------

@@ -164,7 +164,8 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
             wrote_any = True
     if not wrote_any:
         warehouse.set_watermark(integration.id, INTERACTIONS_STREAM, new_watermark)
-    result = progress.summary() | {"watermark": new_watermark}
+    # `since`: the watermark this run read from (reconciliation skips what this run's read already covered).
+    result = progress.summary() | {"watermark": new_watermark, "since": committed}
     log.info("incremental %s finished: %s", integration.id, result)
     return result
 

@@ -68,6 +68,9 @@ class InteractionRecord:
     customer_id: str | None = None
     messages: list[MessageRecord] = field(default_factory=list)
     raw: Any = None
+    # Agents the record names (ticket event authors, assignees): the warehouse adds those it does not know, so
+    # agents deleted before the first roster sync still get a row that matching can see.
+    agents_seen: list[AgentRecord] = field(default_factory=list)
 
     @property
     def message_count(self) -> int:

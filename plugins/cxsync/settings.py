@@ -20,6 +20,10 @@ MIN_BACKFILL_WEEKS = 1
 MAX_BACKFILL_WEEKS = 4
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_RETENTION = {"value": 13, "unit": "months"}
+# Reconciliation (integration option `reconcile_hours`): the look-back compared with the provider's lists after
+# every incremental load; 0 turns it off. At most the longest backfill.
+DEFAULT_RECONCILE_HOURS = 48
+MAX_RECONCILE_HOURS = MAX_BACKFILL_WEEKS * 7 * 24
 RETENTION_UNITS = ("days", "weeks", "months", "quarters", "years")
 # Scheduled retention asks for approval before deleting more than this share of an integration's interactions.
 RETENTION_APPROVAL_SHARE = 0.10
@@ -106,6 +110,8 @@ def qa_list_dag_id(list_id: str) -> str:
 
 def qa_list_asset_uri(list_id: str) -> str:
     return f"cxsync://qa_lists/{list_id}"
+
+
 # Airflow UI plugin (cxsync.ui): pages under /cxsync/.
 UI_CHART_DAYS = 28
 # The status page's totals (cx_status_totals) are recomputed when an integration is loaded or trimmed, and at

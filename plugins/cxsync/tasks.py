@@ -99,6 +99,13 @@ def incremental(integration_id: str) -> dict:
         return pipeline.load_changes(integration, source, warehouse)
 
 
+def reconcile(integration_id: str, incremental: dict | None = None) -> dict:
+    from cxsync.reconcile import reconcile as run
+
+    with _context(integration_id) as (integration, source, warehouse):
+        return run(integration, source, warehouse, incremental=incremental)
+
+
 def assess_retention(integration_id: str, dry_run: bool, run_type: str | None) -> dict:
     with _context(integration_id, with_source=False) as (integration, _, warehouse):
         return pipeline.assess_retention(integration, warehouse, dry_run=dry_run, scheduled=run_type == "scheduled")

@@ -38,6 +38,7 @@ def test_every_benchmark_module_is_found():
         "sandbox_page",
         "qa",
         "status_page",
+        "reconciliation",
     }
 
 

@@ -27,7 +27,7 @@ QA_DAGS = {"cxsync_agent_matching"} | {
 PROVIDER_TASKS = {
     "roster_sync": {"sync_roster"},
     "backfill": {"plan_windows", "load_window"},
-    "incremental": {"load_changes"},
+    "incremental": {"load_changes", "reconcile"},
     "retention": set(),
 }
 
@@ -140,6 +140,18 @@ def test_backfill_default_weeks_come_from_the_integration(tmp_path, monkeypatch)
     path.write_text("integrations:\n  - {id: hd_x, provider: helpdesk, conn_id: hd, backfill_weeks: 3}\n")
     bag = dag_bag(path, monkeypatch)
     assert serialized(bag.dags["cxsync_hd_x_backfill"]).params.validate() == {"weeks": 3}
+
+
+def test_incremental_reconciles_after_the_load_unless_reconcile_hours_is_0(tmp_path, monkeypatch):
+    path = tmp_path / "integrations.yaml"
+    path.write_text(
+        "integrations:\n  - {id: hd_x, provider: helpdesk, conn_id: hd}\n"
+        "  - {id: hd_off, provider: helpdesk, conn_id: hd, options: {reconcile_hours: 0}}\n"
+    )
+    bag = dag_bag(path, monkeypatch)
+    dag = serialized(bag.dags["cxsync_hd_x_incremental"])
+    assert dag.task_dict["reconcile"].upstream_task_ids == {"load_changes"}
+    assert set(serialized(bag.dags["cxsync_hd_off_incremental"]).task_dict) == {"load_changes"}
 
 
 def test_retention_dry_run_param_is_boolean(shipped_bag):

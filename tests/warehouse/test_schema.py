@@ -229,8 +229,8 @@ def test_version_1_warehouse_with_repeated_rejected_records_keeps_one_of_each(wa
         _seed(wh)
         before = wh.table_counts()
 
-        assert wh.ensure_schema() == 3
-        assert _versions(wh) == [1, 2, 3]
+        assert wh.ensure_schema() == t.SCHEMA_VERSION
+        assert _versions(wh) == list(range(1, t.SCHEMA_VERSION + 1))
         after = wh.table_counts()
         assert after["cx_rejected_records"] == before["cx_rejected_records"] - 1
         assert {k: v for k, v in after.items() if k != "cx_rejected_records"} == {
@@ -289,6 +289,8 @@ def test_four_processes_create_one_new_sqlite_warehouse_at_once(tmp_path):
             versions = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
         engine.dispose()
         assert versions == [t.SCHEMA_VERSION]
+
+
 def test_version_2_warehouse_gets_the_status_page_index(warehouse):
     """v3: an existing cx_interactions gets the covering index of the UI status page; its rows stay."""
     _seed(warehouse)
@@ -299,10 +301,33 @@ def test_version_2_warehouse_gets_the_status_page_index(warehouse):
     before = warehouse.table_counts()
     assert "ix_cx_interactions_loaded" not in _index_names(warehouse)
 
-    assert warehouse.ensure_schema() == 3
+    assert warehouse.ensure_schema() == t.SCHEMA_VERSION
     assert "ix_cx_interactions_loaded" in _index_names(warehouse)
     assert warehouse.table_counts() == before
 
 
 def _index_names(warehouse) -> set[str]:
     return {ix["name"] for ix in sa.inspect(warehouse.engine).get_indexes("cx_interactions")}
+
+
+def test_version_2_warehouse_gets_the_interaction_deleted_at_column_and_keeps_its_rows(warehouse_url):
+    """Version 4 adds `cx_interactions.deleted_at` (deleted at the provider, kept until retention)."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        _seed(wh)
+        with wh.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE cx_interactions DROP COLUMN deleted_at"))
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=2, applied_at=T0))
+        before = wh.table_counts()
+
+        assert wh.ensure_schema() == t.SCHEMA_VERSION
+        assert _versions(wh) == list(range(2, t.SCHEMA_VERSION + 1))
+        assert wh.table_counts() == before
+        with wh.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("cx_interactions")}
+            deleted = conn.execute(sa.select(t.interactions.c.deleted_at)).scalars().all()
+        assert "deleted_at" in columns and deleted and all(d is None for d in deleted)
+    finally:
+        wh.dispose()

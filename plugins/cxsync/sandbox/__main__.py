@@ -130,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(
             f"--{p}-p-truncate", type=_probability, default=0.0, help="probability of a JSON body cut in half"
         )
+        group.add_argument(
+            f"--{p}-visibility-lag",
+            type=float,
+            default=0.0,
+            metavar="MINUTES",
+            help="records become listable (and readable by id) this many minutes after their update time",
+        )
+        group.add_argument(
+            f"--{p}-backlog-from",
+            type=_instant,
+            default=None,
+            metavar="ISO",
+            help="one-off backlog: records created from this time (to --backlog-until) appear late",
+        )
+        group.add_argument(
+            f"--{p}-backlog-until", type=_instant, default=None, metavar="ISO", help="end of the one-off backlog"
+        )
+        group.add_argument(
+            f"--{p}-backlog-hours",
+            type=float,
+            default=0.0,
+            help="the backlog's records appear this many hours after --backlog-until, all at once",
+        )
         if provider == "liveperson":
             group.add_argument(
                 "--lp-p-partial",
@@ -180,6 +203,10 @@ def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
             p_truncate=values[f"{p}_p_truncate"],
             p_partial=values.get(f"{p}_p_partial", 0.0),
             p_is_partial=values.get(f"{p}_p_is_partial", 0.0),
+            visibility_lag_minutes=values.get(f"{p}_visibility_lag", 0.0),
+            backlog_from=values.get(f"{p}_backlog_from"),
+            backlog_until=values.get(f"{p}_backlog_until"),
+            backlog_hours=values.get(f"{p}_backlog_hours", 0.0),
         )
         settings.validate()
         out[provider] = settings

@@ -141,6 +141,14 @@ class FaultSettings:
     p_truncate: float = 0.0  # a JSON body cut in the middle
     p_partial: float = 0.0  # LivePerson: `shardsStatusResult.partialResult: true`
     p_is_partial: float = 0.0  # LivePerson: records with `info.isPartial: true`, messages cut
+    # Late visibility (search indexes and replicas lag, imports, delayed e-mail): every read of records (lists,
+    # searches, by id) shows the world as it was this many minutes ago, while answers carry the real time.
+    visibility_lag_minutes: float = 0.0
+    # A one-off backlog: records created in [backlog_from, backlog_until) stay invisible until `backlog_hours`
+    # after backlog_until, then appear all at once with the times they carry.
+    backlog_from: str | None = None
+    backlog_until: str | None = None
+    backlog_hours: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,6 +178,27 @@ class FaultSettings:
             raise ValueError(f"slow_seconds must be >= 0, got {self.slow_seconds!r}")
         if not isinstance(self.retry_after, bool):
             raise ValueError("retry_after must be true or false")
+        for name in ("visibility_lag_minutes", "backlog_hours"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if (self.backlog_from is None) != (self.backlog_until is None):
+            raise ValueError("backlog_from and backlog_until go together (ISO 8601 times), or neither")
+        if self.backlog_from is not None:
+            low, high = self.backlog_window() or (None, None)
+            if low is None or high is None or high <= low:
+                raise ValueError("backlog_until must be after backlog_from")
+
+    def backlog_window(self) -> tuple[datetime, datetime] | None:
+        """(from, until) of the backlog, or None without one; ValueError when a time is not ISO 8601."""
+        if self.backlog_from is None or self.backlog_until is None:
+            return None
+        try:
+            return parse_instant(self.backlog_from), parse_instant(self.backlog_until)
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(
+                f"backlog_from/backlog_until must be ISO 8601 times, got {self.backlog_from!r}, {self.backlog_until!r}"
+            ) from None
 
 
 class Counters:
@@ -183,28 +212,39 @@ class Counters:
         with self._lock:
             self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
             self._faults: dict[tuple[str, str], int] = defaultdict(int)
+            self._bytes: dict[tuple[str, str], int] = defaultdict(int)
 
-    def count_request(self, provider: str, endpoint: str, status: int) -> None:
+    def count_request(self, provider: str, endpoint: str, status: int, body_bytes: int = 0) -> None:
         with self._lock:
             self._requests[(provider, endpoint, status)] += 1
+            self._bytes[(provider, endpoint)] += body_bytes
 
     def count_fault(self, provider: str, kind: str) -> None:
         with self._lock:
             self._faults[(provider, kind)] += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """`{"requests": {provider: {"total", "by_status": {"200": n}, "by_endpoint": {name: {"200": n}}}},
-        "faults": {provider: {kind: n}}}`; status codes are strings (JSON keys)."""
+        """`{"requests": {provider: {"total", "by_status": {"200": n}, "by_endpoint": {name: {"200": n}}, "bytes",
+        "bytes_by_endpoint": {name: n}}}, "faults": {provider: {kind: n}}}`; status codes are strings (JSON keys);
+        bytes are response body bytes sent."""
         with self._lock:
             requests = dict(self._requests)
             faults = dict(self._faults)
+            sent = dict(self._bytes)
         out: dict[str, Any] = {"requests": {}, "faults": {}}
         for (provider, endpoint, status), n in sorted(requests.items()):
-            p = out["requests"].setdefault(provider, {"total": 0, "by_status": {}, "by_endpoint": {}})
+            p = out["requests"].setdefault(
+                provider, {"total": 0, "by_status": {}, "by_endpoint": {}, "bytes": 0, "bytes_by_endpoint": {}}
+            )
             p["total"] += n
             p["by_status"][str(status)] = p["by_status"].get(str(status), 0) + n
             e = p["by_endpoint"].setdefault(endpoint, {})
             e[str(status)] = e.get(str(status), 0) + n
+        for (provider, endpoint), n in sorted(sent.items()):
+            p = out["requests"].get(provider)
+            if p is not None:
+                p["bytes"] += n
+                p["bytes_by_endpoint"][endpoint] = p["bytes_by_endpoint"].get(endpoint, 0) + n
         for (provider, kind), n in sorted(faults.items()):
             out["faults"].setdefault(provider, {})[kind] = n
         return out
@@ -304,6 +344,20 @@ class Sandbox:
             if bucket is None or bucket.rate != rps:
                 bucket = self._buckets[provider] = TokenBucket(rps)
         return bucket.take()
+
+    # late visibility
+    def view_time(self, provider: str) -> datetime:
+        """The instant whose state the provider's record reads show now (the clock minus the visibility lag)."""
+        return self.clock.now() - timedelta(minutes=self.faults[provider].visibility_lag_minutes)
+
+    def in_backlog(self, provider: str, created: datetime) -> bool:
+        """Whether a record created at `created` is still held back by the provider's one-off backlog."""
+        settings = self.faults[provider]
+        window = settings.backlog_window()
+        if window is None:
+            return False
+        low, high = window
+        return low <= created < high and self.clock.now() < high + timedelta(hours=settings.backlog_hours)
 
     # switches
     def switch(self, provider: str, credential: str | None, name: str, default: Any = None) -> Any:
@@ -419,8 +473,11 @@ class FaultMiddleware:
         sandbox = self.sandbox
         provider = provider_for_path(scope.get("path", ""))
         status_seen: list[int] = []
+        body_bytes = [0]
 
         async def stamped_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                body_bytes[0] += len(message.get("body", b""))
             if message["type"] == "http.response.start":
                 status_seen.append(int(message["status"]))
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
@@ -430,7 +487,7 @@ class FaultMiddleware:
 
         def count() -> None:
             sandbox.counters.count_request(
-                provider or "sandbox", endpoint_name(scope), status_seen[0] if status_seen else 0
+                provider or "sandbox", endpoint_name(scope), status_seen[0] if status_seen else 0, body_bytes[0]
             )
 
         if provider is None:

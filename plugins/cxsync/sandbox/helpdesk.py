@@ -364,6 +364,9 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     def now_ts() -> int:
         return epoch(sandbox.clock.now())
 
+    def _held_back(created: int) -> bool:
+        return sandbox.in_backlog(PROVIDER, datetime.fromtimestamp(created, UTC))
+
     def guarded(request: Request, roles: tuple[str, ...] | None) -> Response | None:
         try:
             _guard(sandbox, request, roles)
@@ -411,9 +414,13 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         except ApiError as exc:
             return exc.response
         world = state().world
-        at = epoch(now)
+        at = epoch(sandbox.view_time(PROVIDER))  # with a visibility lag, lists show the world that long ago
         snap = world.snapshot(at)
         keys, rows = snap.order(p["silo"], p["sort_by"], p["created_from"], p["created_to"])
+        backlog = sandbox.faults[PROVIDER].backlog_window()
+        if backlog is not None and sandbox.in_backlog(PROVIDER, backlog[0]):  # held back now: filter rows
+            kept = [i for i, row in enumerate(rows) if not _held_back(row[3])]
+            keys, rows = [keys[i] for i in kept], [rows[i] for i in kept]
         limit = world.settings.list_events
         out = [world.as_of(rows[i][1], rows[i][2], at, last_events=limit) for i in _page(keys, p)]
         return JSONResponse(out)
@@ -422,8 +429,8 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     def helpdesk_ticket(ticket_id: str, request: Request) -> Response:
         if (denied := guarded(request, NEED_READ)) is not None:
             return denied
-        found = state().world.ticket(ticket_id, now_ts())
-        if found is None:
+        found = state().world.ticket(ticket_id, epoch(sandbox.view_time(PROVIDER)))
+        if found is None or _held_back(epoch(parse_instant(found[0]["createdAt"]))):
             return _not_found(f"ticket {ticket_id!r} not found").response
         return JSONResponse(found[0])
 

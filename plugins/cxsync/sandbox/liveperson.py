@@ -22,7 +22,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cxsync.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox
+from cxsync.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox, from_ms, to_ms
 from cxsync.sandbox.liveperson_auth import (
     MAIN_KEY,
     NOUSERS_KEY,
@@ -349,6 +349,17 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             cached = w.rendered.put(key, w.record(header, now_ms, sections))
         return cached
 
+    def view_ms() -> int:
+        return to_ms(sandbox.view_time(PROVIDER))
+
+    def backlog_held() -> bool:
+        window = sandbox.faults[PROVIDER].backlog_window()
+        return window is not None and sandbox.in_backlog(PROVIDER, window[0])
+
+    def visible(header: Header) -> bool:
+        """False while the one-off backlog holds the conversation back (it started inside the backlog)."""
+        return not sandbox.in_backlog(PROVIDER, from_ms(header.start_ms))
+
     def page_body(meta: dict[str, Any], parts: list[bytes]) -> bytes:
         return b'{"_metadata":' + _encode(meta) + b',"conversationHistoryRecords":[' + b",".join(parts) + b"]}"
 
@@ -366,14 +377,15 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             sort = q.get("sort", "start:asc")
             if sort not in SORTS:
                 raise bad_request(f"sort must be one of {sorted(SORTS)}")
-            now_ms = world().now_ms()
+            now_ms = view_ms()  # with a visibility lag, the search sees the world as it was that long ago
             query = _search_filters(body, now_ms)
             sections = sections_of(body)
         except LPError as exc:
             return _error(exc)
         w = world()
-        key = (*query, sort, now_ms)
-        matches = w.searches.get_or_create(key, lambda: _search(w, query, sort, now_ms))
+        held = backlog_held()
+        key = (*query, sort, now_ms, held)
+        matches = w.searches.get_or_create(key, lambda: [h for h in _search(w, query, sort, now_ms) if visible(h)])
         count = len(matches)
         page = matches[offset : offset + limit]
         partial = sandbox.roll(PROVIDER, FAULT_PARTIAL)
@@ -412,8 +424,8 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         except LPError as exc:
             return _error(exc)
         w = world()
-        now_ms = w.now_ms()
-        headers = [h for h in (w.find(i, now_ms) for i in dict.fromkeys(ids)) if h is not None]
+        now_ms = view_ms()
+        headers = [h for h in (w.find(i, now_ms) for i in dict.fromkeys(ids)) if h is not None and visible(h)]
         parts = [render(h, now_ms, sections, allow_partial=False) for h in headers]
         meta = {"count": len(parts), "self": {"rel": "self", "href": str(request.url)}}
         meta["shardsStatusResult"] = {"partialResult": False}

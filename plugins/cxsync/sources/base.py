@@ -8,7 +8,7 @@ watermarks, progress logs and the warehouse.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -17,6 +17,7 @@ from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, Rejected
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
+    from cxsync.warehouse.store import HeldInteraction
 
 
 @dataclass
@@ -37,6 +38,20 @@ class Page:
     rejected: list[RejectedRecord] = field(default_factory=list)
     # For progress logs, e.g. "page 3 of 12"; the pipeline adds counts and rates.
     label: str = ""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One interaction as a provider's list shows it, for reconciliation: only what comparing needs."""
+
+    interaction_id: str
+    started_at: datetime | None
+    status: str | None = None  # open | closed; None when the list does not say
+    # The provider's update stamp, or a lower bound of it; None when the list carries none (see `changed`).
+    updated_at: datetime | None = None
+    agent_id: str | None = None
+    agent_known: bool = False  # whether the list says who the agent is (agent_id None: nobody)
+    deleted: bool = False  # listed among the provider's deleted records (kept by us until retention)
 
 
 class Source(ABC):
@@ -63,6 +78,27 @@ class Source(ABC):
     def changes(self, since: datetime | None, until: datetime) -> Iterator[Page]:
         """Interactions created or changed from `since` (already minus the source's own overlap) to
         `until`. `since` is None on the first run; the source then picks a sensible look-back."""
+
+    # ---- reconciliation: list cheaply, fetch only the difference -----------------------------------------
+
+    def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
+        """Interactions that started in [start, end) and those changed since `start`, from list requests only
+        (no record fetched whole), with the ones the provider holds as deleted marked so."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list for reconciliation")
+
+    def changed(
+        self, held: Sequence[HeldInteraction], end: datetime, covered_since: datetime | None = None
+    ) -> set[str]:
+        """Of stored interactions whose listing (up to `end`) carried no update stamp, the ids the provider changed
+        since our copy (cheaply, by list requests). `covered_since`: the watermark the incremental run just before
+        read from (its overlap is the source's): a change after it that was visible then is already loaded.
+        Sources whose lists carry stamps never need it."""
+        return set()
+
+    def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
+        """These interactions whole (as `window` gives them), page by page; ids the provider no longer has
+        are left out."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fetch interactions by id")
 
     def close(self) -> None:  # noqa: B027 - optional hook for sources that hold sessions
         """Release sessions; called once the task is done."""

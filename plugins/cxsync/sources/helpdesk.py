@@ -20,7 +20,7 @@ Options (`options:` of the integration): `overlap_minutes` (default 10), `first_
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from cxsync.errors import ProviderRequestError
 from cxsync.hooks.helpdesk import MAX_PAGE_SIZE, HelpDeskHook, NotATicket
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
-from cxsync.sources.base import Page, Roster, Source
+from cxsync.sources.base import Listed, Page, Roster, Source
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,58 @@ class HelpDeskSource(Source):
                 if below:
                     break  # newest first: everything after this row is older than the floor
 
+    # ---- reconciliation ------------------------------------------------------------------------------------
+
+    def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
+        """List rows only: tickets updated since `start`, from both silos, `updatedAt` newest first down to `start`
+        (which holds every ticket created since then: a ticket's update is never before its creation), and the
+        `trash` silo (deleted tickets; HelpDesk purges it after about 30 days, so it does not grow with our history).
+        `end` is now: nothing is listed past it."""
+        start, end = _utc(start), _utc(end)
+        seen: set[str] = set()
+
+        def listed(row: Any, deleted: bool = False) -> Listed | None:
+            ticket_id = _text_id(row)
+            if ticket_id is None or ticket_id in seen:
+                return None
+            seen.add(ticket_id)
+            status = str(row.get("status") or "").strip().lower()
+            return Listed(
+                interaction_id=ticket_id,
+                started_at=mapping.parse_time(row.get("createdAt")),
+                status=("closed" if status in mapping.CLOSED_STATUSES else "open") if status else None,
+                updated_at=mapping.parse_time(row.get("updatedAt")),
+                agent_id=_text_id((row.get("assignment") or {}).get("agent")),
+                agent_known=isinstance(row.get("assignment"), dict),
+                deleted=deleted,
+            )
+
+        for silo in SILOS:
+            pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
+            for rows in pages:
+                below = False
+                for row in rows:
+                    updated = mapping.parse_time(row.get("updatedAt")) if isinstance(row, dict) else None
+                    if updated is not None and updated < start:
+                        below = True
+                    elif (item := listed(row)) is not None:
+                        yield item
+                if below:
+                    break
+        for rows in self.hook.ticket_pages(silo="trash", sort_by="updatedAt", order="desc", page_size=self.page_size):
+            for row in rows:
+                if isinstance(row, dict) and (item := listed(row, deleted=True)) is not None:
+                    yield item
+
+    def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
+        ids = list(dict.fromkeys(interaction_ids))
+        seen: set[str] = set()
+        for first in range(0, len(ids), self.page_size):
+            rows = [{"ID": ticket_id} for ticket_id in ids[first : first + self.page_size]]
+            page = self._load(rows, seen, f"reconciliation: tickets {first + 1}-{first + len(rows)} of {len(ids)}")
+            if page.records or page.rejected:
+                yield page
+
     # ---- private steps -----------------------------------------------------------------------------------
 
     def _load(self, rows: Iterable[Any], seen: set[str], label: str) -> Page:
@@ -218,6 +270,11 @@ def _option(
         bounds = f"from {minimum:g} to {maximum:g}" if maximum is not None else f"at least {minimum:g}"
         raise ConfigError(f"integration {integration.id!r}: option `{name}` must be a number {bounds}, got {value!r}")
     return float(value)
+
+
+def _text_id(row: Any) -> str | None:
+    value = row.get("ID") if isinstance(row, dict) else None
+    return None if value in (None, "") else str(value)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -129,8 +129,45 @@ def map_ticket(ticket: Any) -> MappedTicket:
         customer_id=_text(_get(ticket, "requester", "email")),
         messages=messages,
         raw={**ticket, "events": kept_events},
+        agents_seen=agents_named(ticket),
     )
     return MappedTicket(record, rejected)
+
+
+def agents_named(ticket: dict[str, Any]) -> list[AgentRecord]:
+    """Every agent the ticket names (event authors, old and new assignees, the current assignee), by ID: an agent
+    deleted before our first roster sync is missing from `/v1/agents` but lives on here."""
+    found: dict[str, AgentRecord] = {}
+
+    def add(who: Any, email: Any = None) -> None:
+        agent_id = _text(who.get("ID")) if isinstance(who, dict) else None
+        if not agent_id:
+            return
+        known = found.get(agent_id)
+        name, mail = _text(who.get("name")), _text(email if email is not None else who.get("email"))
+        if known is None:
+            found[agent_id] = AgentRecord(
+                agent_id=agent_id,
+                display_name=name,
+                email=mail,
+                login_name=mail,
+                raw={"seen_in": "ticket events", "ID": agent_id, "name": name, "email": mail},
+            )
+        elif known.email is None and mail:
+            known.email = known.login_name = mail
+
+    for event in ticket.get("events") or []:
+        if not isinstance(event, dict):
+            continue
+        author = event.get("author")
+        if isinstance(author, dict) and str(author.get("type", "")).lower() == "agent":
+            add(author)
+        assignment = event.get("assignment")
+        if isinstance(assignment, dict):
+            for side in ("old", "new"):
+                add(_get(assignment, side, "agent"))
+    add(_get(ticket, "assignment", "agent"))
+    return [found[k] for k in sorted(found)]
 
 
 def map_message_event(event: dict[str, Any], seq: int) -> MessageRecord | str:

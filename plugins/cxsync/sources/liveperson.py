@@ -35,11 +35,12 @@ from cxsync.config import ConfigError
 from cxsync.errors import FatalError, RetriableError
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
-from cxsync.sources.base import Page, Roster, Source
+from cxsync.sources.base import Listed, Page, Roster, Source
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
     from cxsync.hooks.liveperson import LivePersonHook
+    from cxsync.warehouse.store import HeldInteraction
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ BY_ID_BATCH = 100
 # LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards by up to 10 minutes;
 # 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
 MAX_RANGE = timedelta(days=88)
+# Reconciliation lists ask for no section: `info` (always sent) holds everything compared.
+LIST_CONTENT: tuple[str, ...] = ()
+TEN_MINUTES_MS = 10 * 60 * 1000
 CONTENT_TO_RETRIEVE = (
     "messageRecords",
     "agentParticipants",
@@ -210,6 +214,94 @@ class LivePersonSource(Source):
                 f" part {n} of {len(pieces)}" if len(pieces) > 1 else ""
             )
             yield from self._query(body, label)
+
+    # ---- reconciliation ---------------------------------------------------------------------------
+
+    def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
+        """Search pages that ask for no section beyond `info` (an empty `contentToRetrieve`: no transcripts,
+        participants or surveys): conversations that started in [start, end), and those that started within
+        the open-conversation look-back before `start` and were updated since `start`."""
+        seen: set[str] = set()
+        queries: list[tuple[dict[str, Any], str]] = [
+            ({"start": {"from": to_ms(lo), "to": to_ms(hi) - 1}}, f"reconciliation list {lo:%Y-%m-%d %H:%M}..")
+            for lo, hi in split_range(start, end)
+        ]
+        queries += [
+            (
+                {"start": {"from": to_ms(lo), "to": to_ms(hi) - 1}, "latestUpdateTime": {"from": to_ms(start)}},
+                f"reconciliation list (started {lo:%Y-%m-%d}.., updated since {start:%Y-%m-%d %H:%M})",
+            )
+            for lo, hi in split_range(min(end - self.options.open_window, start), start)
+        ]
+        for filters, label in queries:
+            for record in self._light_records(filters, label):
+                key = mapping.conversation_key(record)
+                if key and key not in seen:
+                    seen.add(key)
+                    yield _listed(key, record)
+
+    def changed(
+        self, held: Sequence[HeldInteraction], end: datetime, covered_since: datetime | None = None
+    ) -> set[str]:
+        """Open conversations (the list shows no update stamp for them): for each stored copy, whether LivePerson
+        has an update at or after the next 10-minute boundary after the copy's last event, by `latestUpdateTime`
+        searches (info only). An update within those first minutes is seen once the
+        conversation changes again or closes (then its status differs). A copy whose last event is after the
+        floor of the incremental run just before (`covered_since` minus the overlap, rounded down as LivePerson
+        does) is as current as that run could see: only older copies are asked about."""
+        if covered_since is not None:
+            floor_ms = (to_ms(covered_since - self.options.overlap) // TEN_MINUTES_MS) * TEN_MINUTES_MS
+            held = [i for i in held if i.updated_at is not None and to_ms(i.updated_at) < floor_ms]
+        by_boundary: dict[int, list[HeldInteraction]] = {}
+        for item in held:
+            if item.updated_at is not None:
+                boundary = (to_ms(item.updated_at) // TEN_MINUTES_MS + 1) * TEN_MINUTES_MS
+                by_boundary.setdefault(boundary, []).append(item)
+        changed: set[str] = set()
+        for boundary, items in sorted(by_boundary.items()):
+            # Only a search from a copy's own boundary tells "changed since" from "unchanged"; its start range
+            # is that of the copies asked about, so the answer holds little more than them.
+            filters = {
+                "start": {
+                    "from": to_ms(min(i.started_at for i in items)),
+                    "to": to_ms(max(i.started_at for i in items)),
+                },
+                "status": ["OPEN"],
+                "latestUpdateTime": {"from": boundary},
+            }
+            wanted = {i.interaction_id for i in items}
+            for record in self._light_records(filters, "reconciliation: open conversations updated since"):
+                key = mapping.conversation_key(record)
+                if key in wanted:
+                    changed.add(key)
+        return changed
+
+    def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
+        ids = list(dict.fromkeys(interaction_ids))
+        for first in range(0, len(ids), BY_ID_BATCH):
+            batch = ids[first : first + BY_ID_BATCH]
+            label = f"reconciliation: conversations {first + 1}-{first + len(batch)} of {len(ids)}"
+            for attempt in range(1, self.options.partial_retries + 2):
+                answer = self.hook.conversations_by_id(batch, self.options.content_to_retrieve)
+                if not _partial_result(answer):
+                    break
+                if attempt > self.options.partial_retries:
+                    raise RetriableError(f"{label}: LivePerson answered only partially (partialResult: true)")
+                self.hook.backoff(attempt)
+            records = [r for r in answer.get("conversationHistoryRecords") or [] if record_key(r) in batch]
+            yield self._page(records, label)
+
+    def _light_records(self, filters: Mapping[str, Any], label: str) -> Iterator[Any]:
+        """Every record of one info-only search, paged by offset to `_metadata.count`."""
+        body = {"status": ["OPEN", "CLOSE"], **filters, "contentToRetrieve": list(LIST_CONTENT)}
+        offset = 0
+        while True:
+            answer = self._search_page(body, offset, label)
+            records = answer.get("conversationHistoryRecords") or []
+            yield from records
+            offset += PAGE_LIMIT
+            if offset >= _count(answer, offset - PAGE_LIMIT, len(records)) or not records:
+                return
 
     # ---- paging -----------------------------------------------------------------------------------
 
@@ -392,6 +484,30 @@ def _untyped_agent_messages(record: Any) -> bool:
         ):
             return True
     return False
+
+
+def _listed(key: str, record: Any) -> Listed:
+    """What an info-only record says for comparing: status, start, agent; a closed one's end time is a lower
+    bound of its last update (an open one carries no update stamp: `changed` asks for those)."""
+    info = record.get("info") if isinstance(record, Mapping) else None
+    info = info if isinstance(info, Mapping) else {}
+    status = mapping.STATUS_MAP.get(str(info.get("status") or "").upper())
+    started = mapping.conversation_start_ms(record)
+    ended: datetime | None = None
+    if status == "closed":
+        try:
+            ended = mapping.read_time(info, "endTimeL", "endTime", "`info.endTime`")
+        except mapping.MappingError:
+            ended = None
+    agent = mapping.as_text(info.get("latestAgentId"))
+    return Listed(
+        interaction_id=key,
+        started_at=None if started is None else mapping.from_ms(started),
+        status=status,
+        updated_at=ended,
+        agent_id=None if agent in (None, "-1") else agent,
+        agent_known=True,
+    )
 
 
 def _partial_result(answer: Mapping[str, Any]) -> bool:

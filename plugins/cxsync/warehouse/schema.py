@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -109,6 +109,9 @@ interactions = sa.Table(
     sa.Column("loaded_at", UTCDateTime, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("raw", sa.Text),
+    # When reconciliation found the interaction deleted at the provider (a HelpDesk ticket in trash): the row
+    # stays until our own retention removes it (version 3).
+    sa.Column("deleted_at", UTCDateTime),
     sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
     # The newest load of an integration in one index lookup: the UI status page's totals are recomputed
     # only when it moved (cx_status_totals).
@@ -268,6 +271,28 @@ status_days = sa.Table(
     sa.Column("interactions", sa.BigInteger, nullable=False),
 )
 
+# ---- reconciliation (completeness records) -----------------------------------------------------------------
+# One row per integration and UTC day of `started_at`: what the provider lists for that day (within the look-back
+# that was checked), what the warehouse holds, and what the last reconciliation repaired. `status` is `ok`,
+# `repaired` or `differs` (still different after the repair: `warning` says how).
+reconciliation = sa.Table(
+    "cx_reconciliation",
+    metadata,
+    _key("integration_id"),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("checked_from", UTCDateTime, nullable=False),
+    sa.Column("checked_until", UTCDateTime, nullable=False),
+    sa.Column("provider_count", sa.Integer, nullable=False),
+    sa.Column("warehouse_count", sa.Integer, nullable=False),
+    sa.Column("missing", sa.Integer, nullable=False),
+    sa.Column("stale", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False),
+    sa.Column("repaired", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("warning", sa.Text),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+)
+
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
 INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items]
@@ -314,7 +339,19 @@ def _v3_loaded_index(conn: Connection) -> None:
     next(ix for ix in interactions.indexes if ix.name == "ix_cx_interactions_loaded").create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_dedupe_rejected_records, 3: _v3_loaded_index}
+def _v4_interaction_deleted_at(conn: Connection) -> None:
+    """Version 4: `cx_interactions.deleted_at` (deleted at the provider, kept until retention)."""
+    if "deleted_at" in {c["name"] for c in sa.inspect(conn).get_columns("cx_interactions")}:
+        return
+    column_type = interactions.c.deleted_at.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE cx_interactions ADD COLUMN deleted_at {column_type}"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_dedupe_rejected_records,
+    3: _v3_loaded_index,
+    4: _v4_interaction_deleted_at,
+}
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
 

@@ -125,6 +125,7 @@ class PreparedInteractions:
     messages: dict[str, list[tuple]]  # interaction id -> its cx_messages rows (bind values), in message id order
     rejected: list[RejectedRecord]
     received: int
+    agents_seen: list[dict[str, Any]] = field(default_factory=list)  # cx_agents rows, added only when unknown
 
 
 @dataclass
@@ -304,17 +305,20 @@ class Warehouse:
         stream: str | None = None,
         watermark: str | None = None,
         prepared: PreparedInteractions | None = None,
+        authoritative: bool = False,
     ) -> WriteStats:
         """Upsert interactions with their messages, rejected records and (optionally) the stream's
         watermark, all in one transaction: the watermark never runs ahead of committed rows.
 
         Unchanged interactions (same content hash) are skipped, so a re-run writes nothing. `prepared`: what
         `prepare_interactions` made of these same records and rejected records beforehand (the pipeline does
-        that in its read-ahead thread); without it they are prepared here.
+        that in its read-ahead thread); without it they are prepared here. `authoritative`: the records were read
+        after a listing showed them current (reconciliation), so they are written even when their `updated_at` is
+        before the stored one (a conversation reopened without a newer event).
         """
         if prepared is None:
             prepared = self.prepare_interactions(integration_id, records, rejected=rejected)
-        return self._write_prepared(prepared, stream=stream, watermark=watermark)
+        return self._write_prepared(prepared, stream=stream, watermark=watermark, authoritative=authoritative)
 
     def prepare_interactions(
         self, integration_id: str, records: Sequence[InteractionRecord], *, rejected: Sequence[RejectedRecord] = ()
@@ -339,10 +343,22 @@ class Warehouse:
             ]
             message_rows.sort(key=_message_key)  # primary-key order: two writers lock rows alike, never deadlock
             messages[iid] = upsert_messages.bind_values(message_rows)
-        return PreparedInteractions(integration_id, now, rows, messages, rejected, len(records) + len(rejected))
+        seen: dict[str, AgentRecord] = {}
+        for rec in latest.values():
+            for agent in rec.agents_seen:
+                seen.setdefault(storable(agent.agent_id), agent)
+        agents_seen = [_seen_agent_row(integration_id, key, agent, now) for key, agent in sorted(seen.items())]
+        return PreparedInteractions(
+            integration_id, now, rows, messages, rejected, len(records) + len(rejected), agents_seen
+        )
 
     def _write_prepared(
-        self, prepared: PreparedInteractions, *, stream: str | None = None, watermark: str | None = None
+        self,
+        prepared: PreparedInteractions,
+        *,
+        stream: str | None = None,
+        watermark: str | None = None,
+        authoritative: bool = False,
     ) -> WriteStats:
         """The database half of `write_interactions`: one transaction."""
         integration_id, now, rejected = prepared.integration_id, prepared.now, prepared.rejected
@@ -362,7 +378,7 @@ class Warehouse:
                 stored = existing.get(iid)
                 if stored is not None and stored[0] == rows[iid]["content_hash"]:
                     continue
-                if stored is not None and _older(rows[iid]["updated_at"], stored[1]):
+                if not authoritative and stored is not None and _older(rows[iid]["updated_at"], stored[1]):
                     # A copy read before the stored one (a backfill window that fetched before an
                     # incremental run committed): writing it would put an older state back, for good.
                     stats.stale += 1
@@ -394,6 +410,13 @@ class Warehouse:
 
             if rejected:
                 self._insert_rejected(conn, integration_id, rejected, now)
+            if prepared.agents_seen:
+                # Agents only the records name (deleted before our first roster sync): a row each, never
+                # overwriting what a roster sync wrote.
+                conn.execute(
+                    self._insert(t.agents).on_conflict_do_nothing(index_elements=["integration_id", "agent_id"]),
+                    prepared.agents_seen,
+                )
             if stream is not None and watermark is not None:
                 self._set_watermark(conn, integration_id, stream, watermark, now)
         return stats
@@ -594,6 +617,56 @@ class Warehouse:
             )
         return RetentionResult(integration_id, cutoff, dry_run, counts)
 
+    # ---- reconciliation -------------------------------------------------------------------------
+
+    def held_interactions(
+        self, integration_id: str, start: datetime, end: datetime, ids: Iterable[str] = ()
+    ) -> dict[str, HeldInteraction]:
+        """What the warehouse holds of the interactions that started in [start, end), plus those of `ids`."""
+        it = t.interactions
+        columns = (it.c.interaction_id, it.c.started_at, it.c.updated_at, it.c.status, it.c.agent_id, it.c.deleted_at)
+        out: dict[str, HeldInteraction] = {}
+        with self.engine.connect() as conn:
+            query = sa.select(*columns).where(
+                it.c.integration_id == integration_id, it.c.started_at >= start, it.c.started_at < end
+            )
+            rows = list(conn.execute(query))
+            extra = sorted(set(ids))
+            for chunk in _chunks(extra, settings.UPSERT_BATCH_ROWS):
+                rows += conn.execute(
+                    sa.select(*columns).where(it.c.integration_id == integration_id, it.c.interaction_id.in_(chunk))
+                )
+        for row in rows:
+            out[row.interaction_id] = HeldInteraction(*row)
+        return out
+
+    def set_deleted(self, integration_id: str, ids: Sequence[str], deleted_at: datetime | None) -> int:
+        """Mark interactions deleted at the provider (`deleted_at`), or not deleted any more (None)."""
+        it = t.interactions
+        changed = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(sorted(ids), settings.UPSERT_BATCH_ROWS):
+                where = [it.c.integration_id == integration_id, it.c.interaction_id.in_(chunk)]
+                where.append(it.c.deleted_at.is_(None) if deleted_at is not None else it.c.deleted_at.is_not(None))
+                changed += conn.execute(it.update().where(*where).values(deleted_at=deleted_at)).rowcount
+        return changed
+
+    def record_reconciliation(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert cx_reconciliation rows (one per integration and day)."""
+        if not rows:
+            return
+        table = t.reconciliation
+        stmt = self._insert(table)
+        keys = {"integration_id", "day"}
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["integration_id", "day"],
+                    set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+                ),
+                sorted(rows, key=lambda r: (r["integration_id"], r["day"])),
+            )
+
     # ---- reading --------------------------------------------------------------------------------
 
     def table_counts(self, integration_id: str | None = None) -> dict[str, int]:
@@ -615,6 +688,39 @@ class Warehouse:
                     query = query.where(table.c.integration_id == integration_id)
                 out[table.name] = conn.execute(query).scalar_one()
         return out
+
+
+@dataclass(frozen=True)
+class HeldInteraction:
+    """What reconciliation compares of a stored interaction."""
+
+    interaction_id: str
+    started_at: datetime
+    updated_at: datetime | None
+    status: str
+    agent_id: str | None
+    deleted_at: datetime | None
+
+
+def _seen_agent_row(integration_id: str, agent_id: str, agent: AgentRecord, now: datetime) -> dict[str, Any]:
+    """A cx_agents row for an agent known only from records: not in the roster we synced (or will sync), so it
+    counts as deleted until a roster sync lists it (which then overwrites this row)."""
+    return {
+        "integration_id": integration_id,
+        "agent_id": agent_id,
+        "login_name": storable(agent.login_name),
+        "display_name": storable(agent.display_name),
+        "email": storable(agent.email),
+        "role": None,
+        "is_enabled": None,
+        "is_deleted": True,
+        "group_ids": to_json([]),
+        "skill_ids": to_json([]),
+        "first_seen_at": now,
+        "last_synced_at": now,
+        "deleted_at": None,
+        "raw": to_json(agent.raw),
+    }
 
 
 def _split_unkeyable(records: Sequence[InteractionRecord]) -> tuple[list[InteractionRecord], list[RejectedRecord]]:
