@@ -163,6 +163,11 @@ def _integration_row(
         warnings.append(
             f"{counts['unmatched_agents']} agent(s) without a staff match (unmatched or ambiguous): see Manage Users."
         )
+    if differing := [r for r in completeness if r["differs"]]:
+        days = ", ".join(reads.day_text(r["day"]) for r in differing)
+        warnings.append(
+            f"The warehouse differs from the provider on {len(differing)} checked day(s) ({days}): see Completeness."
+        )
     per_day = [
         {"day": day, "interactions": counts["per_day"].get(day, 0)}
         for day in ((now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(settings.UI_CHART_DAYS - 1, -1, -1))
