@@ -72,9 +72,11 @@ def add_reconciliation(engine: sa.Engine, integration_id: str, now: datetime, da
         sa.Column("checked_at", UTCDateTime),
     )
     table.create(engine, checkfirst=True)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = [
-        {"integration_id": integration_id, "day": now.date() - timedelta(days=n), "checked_from": now,
-         "checked_until": now, "provider_count": 10, "warehouse_count": 10, "missing": 0, "stale": 0, "deleted": 0,
+        {"integration_id": integration_id, "day": now.date() - timedelta(days=n),
+         "checked_from": midnight - timedelta(days=n), "checked_until": midnight - timedelta(days=n - 1),
+         "provider_count": 10, "warehouse_count": 10, "missing": 0, "stale": 0, "deleted": 0,
          "repaired": 0, "status": "ok", "warning": None, "checked_at": now}
         for n in range(days)
     ]  # fmt: skip
