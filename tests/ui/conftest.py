@@ -4,8 +4,9 @@
 `admin`, `viewer` and `nobody` (no role)), the sandbox providers, an integrations file with a loaded HelpDesk
 integration (`hd_main`: roster and one week of tickets through the DAG tasks' functions, run records
 in Airflow's DB), an OAuth integration whose connection lives in the metadata DB (`hd_oauth`), and one whose
-connection does not exist (`hd_nowhere`); the matching and QA-list tables filled as their DAGs would. Then
-`airflow api-server` on a free loopback port.
+connection does not exist (`hd_nowhere`); the matching and QA-list tables filled through the QA layer's own
+write functions (support.qa_state), and completeness records of `hd_main` as the reconciliation DAG writes them.
+Then `airflow api-server` on a free loopback port.
 
 `browser` (session): Debian's chromium + chromium-driver through selenium. Missing: skip, or fail under CI=true.
 """
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,9 @@ import yaml
 from cxsync.sandbox.app import provider_modules
 from cxsync.sandbox.core import Sandbox
 from cxsync.sandbox.server import SandboxServer
-from support import contract_tables
+from cxsync.warehouse.schema import UTCDateTime
+from cxsync.warehouse.store import Warehouse
+from support import qa_state
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -49,6 +53,38 @@ FAST_EXTRAS: dict[str, Any] = {
     "timeout": 10,
 }
 LIST_RUN_ID = "weekly_random-2026w48"
+DIFFERING_DAY_WARNING = "2 tickets missing in the warehouse"
+RECONCILIATION_COUNTS = ("provider_count", "warehouse_count", "missing", "stale", "deleted", "repaired")
+
+
+def add_reconciliation(engine: sa.Engine, integration_id: str, now: datetime, days: int = 9) -> list[dict]:
+    """`cx_reconciliation` as the reconciliation DAG creates and fills it: one record per day checked, the
+    newest `days` days; the 6th newest day differs (2 missing), the 8th had a stale ticket, repaired."""
+    table = sa.Table(
+        "cx_reconciliation",
+        sa.MetaData(),
+        sa.Column("integration_id", sa.String(255), primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        *[sa.Column(name, UTCDateTime) for name in ("checked_from", "checked_until")],
+        *[sa.Column(name, sa.Integer) for name in RECONCILIATION_COUNTS],
+        sa.Column("status", sa.String(16)),
+        sa.Column("warning", sa.Text),
+        sa.Column("checked_at", UTCDateTime),
+    )
+    table.create(engine, checkfirst=True)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = [
+        {"integration_id": integration_id, "day": now.date() - timedelta(days=n),
+         "checked_from": midnight - timedelta(days=n), "checked_until": midnight - timedelta(days=n - 1),
+         "provider_count": 10, "warehouse_count": 10, "missing": 0, "stale": 0, "deleted": 0,
+         "repaired": 0, "status": "ok", "warning": None, "checked_at": now}
+        for n in range(days)
+    ]  # fmt: skip
+    rows[5].update(warehouse_count=8, missing=2, status="differs", warning=DIFFERING_DAY_WARNING)
+    rows[7].update(stale=1, repaired=1, status="repaired", warning="1 ticket stale, reloaded")
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    return rows
 
 
 def _in_ci() -> bool:
@@ -188,8 +224,9 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
             # The api-server takes a while to start: load the warehouse meanwhile.
             server.python(LOAD)
             engine = server.engine()
-            contract_tables.create(engine)
-            contract_tables.fill_matching(engine, "hd_main")
+            warehouse = Warehouse(engine)
+            qa_state.fill_matching(warehouse, "hd_main")
+            add_reconciliation(engine, "hd_main", datetime.now(UTC))
             with engine.connect() as conn:
                 picked = conn.execute(
                     sa.text(
@@ -197,8 +234,8 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
                         "ORDER BY interaction_id LIMIT 4"
                     )
                 ).all()
-            contract_tables.fill_qa_list(
-                engine,
+            qa_state.fill_qa_list(
+                warehouse,
                 LIST_RUN_ID,
                 "weekly_random",
                 [

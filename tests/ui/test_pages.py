@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from tests.ui.conftest import LIST_RUN_ID, copy_to_docs, screenshot
+from tests.ui.conftest import DIFFERING_DAY_WARNING, LIST_RUN_ID, copy_to_docs, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -90,6 +90,12 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
     assert "Connection 'helpdesk_nowhere' is missing" in _card(driver, "hd_nowhere").text
     assert "No incremental watermark yet" in _card(driver, "hd_oauth").text
     assert len(card.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == 28
+    # Completeness: the days that differ from the provider first, with their warning; none without records.
+    checked = card.find_elements(By.CSS_SELECTOR, "table.reconciliation tbody tr")
+    assert [row.get_attribute("class") for row in checked[:3]] == ["bad", "bad", ""]
+    assert DIFFERING_DAY_WARNING in checked[0].text and "repaired" in checked[1].text
+    assert "differs from the provider on 1 checked day(s)" in text  # the repaired day is not a warning
+    assert not _card(driver, "hd_oauth").find_elements(By.CSS_SELECTOR, "table.reconciliation")
     copy_to_docs([screenshot(driver, "status", artifacts)])
 
     api = requests.get(
@@ -99,6 +105,7 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
     ).json()
     hd_main = next(i for i in api["integrations"] if i["id"] == "hd_main")
     assert {k: hd_main["rows"][k] for k in expected} == expected
+    assert hd_main["reconciliation"][0]["warning"] == DIFFERING_DAY_WARNING and hd_main["reconciliation"][0]["differs"]
     recent = _scalar(
         ui_server,
         "SELECT count(*) FROM cx_interactions WHERE integration_id = 'hd_main' AND started_at >= :since",
@@ -117,7 +124,8 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
     methods = [row.find_element(By.CSS_SELECTOR, ".badge.method").text for row in rows]
     # The ones to fix first: unmatched, then ambiguous (with their candidates), then the matched ones.
     assert methods == sorted(methods, key=["unmatched", "ambiguous", "email"].index) and methods[-1] == "email"
-    assert "candidates: " in rows[methods.index("ambiguous")].text
+    assert "candidates: s-102, s-103" in rows[methods.index("ambiguous")].text
+    assert not driver.find_elements(By.ID, "not-matched-yet")  # matching ran
     target = rows[0].get_attribute("data-agent")
 
     rows[0].find_element(By.NAME, "staff_id").send_keys("s-100")

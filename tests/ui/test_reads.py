@@ -1,5 +1,6 @@
 """What the pages read and write in the warehouse, on SQLite and PostgreSQL, without a browser: totals and the
-per-day chart, tables that do not exist yet, overrides, QA list runs and their CSV."""
+per-day chart, a warehouse no DAG has created yet, overrides (before and after matching ran), QA list runs and
+their CSV."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from tests.ui.conftest import DIFFERING_DAY_WARNING, add_reconciliation
 
 from cxsync import settings
+from cxsync.qa import matching as qa_matching
 from cxsync.ui import matching, qa_lists
 from cxsync.ui import totals as totals_module
-from cxsync.ui.warehouse_reads import existing_tables, integration_counts
+from cxsync.ui.warehouse_reads import RECONCILIATION_COLUMNS, existing_tables, integration_counts, reconciliation
 from cxsync.warehouse import schema as t
-from support import contract_tables
+from support import qa_state
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -76,27 +79,47 @@ def test_totals_and_interactions_per_day(warehouse):
     assert (hd["agents"], hd["interactions_open"], hd["interactions_closed"]) == (3, 5, 16)
     assert hd["messages"] == sum(range(20)) + 7
     assert (hd["rejected"], hd["rejected_last_24h"]) == (3, 2)
-    assert hd["unmatched_agents"] is None  # no matching table yet
+    assert hd["unmatched_agents"] == 0  # matching never ran: its agents are not matched yet, not unmatched
     expected_days = {(NOW - timedelta(days=d, hours=1)).strftime("%Y-%m-%d"): 4 for d in range(5)}
     assert hd["per_day"] == expected_days
     assert counts["none"]["agents"] == 0 and counts["none"]["per_day"] == {}
 
-    contract_tables.create(engine)
-    contract_tables.fill_matching(engine, "hd")
+    qa_state.fill_matching(warehouse, "hd")
     with engine.connect() as conn:
         assert integration_counts(conn, ["hd"], NOW, existing_tables(conn))["hd"]["unmatched_agents"] == 2
 
 
-def test_overrides_need_the_tables_a_real_agent_and_a_real_staff_member(warehouse):
+def test_a_warehouse_no_dag_created_yet(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    rows, facts = matching.agent_rows(engine)
+    assert rows == [] and not facts["tables"]
+    with pytest.raises(matching.OverrideError, match="run a roster sync DAG"):
+        matching.set_override(engine, "hd", "a1", None, "", "admin")
+    assert not matching.clear_override(engine, "hd", "a1")
+    assert qa_lists.list_runs(engine) == ([], False) and qa_lists.list_csv(engine, "r1") is None
+    engine.dispose()
+
+
+def test_an_override_set_before_matching_ran_is_what_the_matcher_applies(warehouse):
     engine = warehouse.engine
     _agents(engine, "hd", 3)
     rows, facts = matching.agent_rows(engine)
-    assert [r["method"] for r in rows] == ["not matched yet"] * 3 and not facts["matches_table"]
-    with pytest.raises(matching.OverrideError, match="run the cxsync_agent_matching DAG once"):
-        matching.set_override(engine, "hd", "a1", None, "", "admin")
+    assert [r["method"] for r in rows] == ["not matched yet"] * 3 and facts["tables"] and not facts["matched_any"]
+    matching.set_override(engine, "hd", "a1", None, "a bot account", "admin", now=NOW)
+    rows, _ = matching.agent_rows(engine, method="not matched yet")
+    assert [(r["agent_id"], r["has_override"], r["override_set_by"]) for r in rows if r["has_override"]] == [
+        ("a1", True, "admin")
+    ]
+    outcome = qa_matching.match_agents(
+        qa_matching.read_agents(warehouse), [], qa_matching.read_overrides(warehouse), known_staff_ids=[]
+    )
+    assert {m.agent_id: m.method for m in outcome.matches} == {"a0": "unmatched", "a1": "manual", "a2": "unmatched"}
 
-    contract_tables.create(engine)
-    contract_tables.fill_matching(engine, "hd")
+
+def test_overrides_need_a_real_agent_and_a_real_staff_member(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 3)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
     with pytest.raises(matching.OverrideError, match="no agent 'a9'"):
         matching.set_override(engine, "hd", "a9", "s-100", "", "admin")
     with pytest.raises(matching.OverrideError, match="no staff member 's-999'"):
@@ -106,13 +129,16 @@ def test_overrides_need_the_tables_a_real_agent_and_a_real_staff_member(warehous
     matching.set_override(engine, "hd", "a2", "s-102", "same person", "qa-lead", now=NOW)  # replaces, no duplicate
     matching.set_override(engine, "hd", "a0", None, "a bot account", "qa-lead", now=NOW)
     rows, facts = matching.agent_rows(engine)
-    assert [r["method"] for r in rows] == ["unmatched", "ambiguous", "email"]
+    assert [r["method"] for r in rows] == ["unmatched", "ambiguous", "email"] and facts["matched_any"]
+    assert facts["total"] == 3 and [s["staff_id"] for s in facts["staff"]] == ["s-100", "s-101", "s-102", "s-103"]
     by_agent = {r["agent_id"]: r for r in rows}
     assert (by_agent["a2"]["override_staff_id"], by_agent["a2"]["override_set_by"]) == ("s-102", "qa-lead")
     assert by_agent["a2"]["override_set_at"].replace(tzinfo=UTC) == NOW
     assert by_agent["a0"]["has_override"] and by_agent["a0"]["override_staff_id"] is None
     assert by_agent["a0"]["staff_name"] == "Agent 0"  # the email match's staff row
+    assert by_agent["a1"]["candidates"] == ["s-102", "s-103"]
     assert [r["agent_id"] for r in matching.agent_rows(engine, "hd", "ambiguous")[0]] == ["a1"]
+    assert matching.agent_rows(engine, "other")[0] == []
 
     assert matching.clear_override(engine, "hd", "a2") and not matching.clear_override(engine, "hd", "a2")
     with engine.connect() as conn:
@@ -121,25 +147,30 @@ def test_overrides_need_the_tables_a_real_agent_and_a_real_staff_member(warehous
 
 def test_qa_list_runs_and_csv(warehouse):
     engine = warehouse.engine
-    assert qa_lists.list_runs(engine) == ([], False) and qa_lists.list_csv(engine, "r1") is None
-    contract_tables.create(engine)
+    assert qa_lists.list_runs(engine) == ([], True) and qa_lists.list_csv(engine, "r1") is None
     items = [
         {"integration_id": "hd", "interaction_id": f"c{n}", "agent_id": "a1", "staff_id": "s-101",
          "evaluator_id": "s-100" if n < 2 else None, "rank": 3 - n}
         for n in range(3)
     ]  # fmt: skip
     items[0]["interaction_id"] = "=HYPERLINK(1)"
-    contract_tables.fill_qa_list(engine, "r1", "weekly", items, now=NOW)
+    qa_state.fill_qa_list(warehouse, "r1", "weekly", items, now=NOW)
     runs, exists = qa_lists.list_runs(engine)
     assert exists and len(runs) == 1
     assert runs[0]["per_evaluator"] == {"(no evaluator)": 1, "s-100": 2}
     assert runs[0]["shortfall"] == {"s-101": 2} and runs[0]["shortfall_total"] == 2
+    assert (runs[0]["population_size"], runs[0]["item_count"], runs[0]["seed"]) == (10, 3, 42)
     assert qa_lists.list_runs(engine, "another")[0] == []
+    qa_state.fill_qa_list(warehouse, "r2", "another", items[:1], shortfall={"_total": 4}, now=NOW)
+    [another], _ = qa_lists.list_runs(engine, "another")
+    assert another["shortfall"] == {"total": 4} and another["per_evaluator"] == {"s-100": 1}
 
     table = list(csv.DictReader(io.StringIO("".join(qa_lists.list_csv(engine, "r1")))))
     assert [r["rank"] for r in table] == ["1", "2", "3"]
     assert table[-1]["interaction_id"] == "'=HYPERLINK(1)"  # never a spreadsheet formula
-    assert {r["list_id"] for r in table} == {"weekly"} and qa_lists.list_csv(engine, "nope") is None
+    assert [r["evaluator_id"] for r in table] == ["", "s-100", "s-100"]
+    assert {r["list_id"] for r in table} == {"weekly"} and {r["list_run_id"] for r in table} == {"r1"}
+    assert qa_lists.list_csv(engine, "nope") is None
 
 
 def test_totals_are_counted_once_and_again_only_after_a_load_or_a_retention_run(warehouse, monkeypatch):
@@ -179,3 +210,21 @@ def test_totals_are_counted_once_and_again_only_after_a_load_or_a_retention_run(
     stale = later + timedelta(seconds=settings.UI_TOTALS_MAX_AGE_SECONDS + 1)
     totals_module.totals(engine, ["hd"], stale)
     assert counted[-2:] == [["hd"], ["hd"]] and len(counted) == 4  # a too-old row is recounted
+
+
+def test_completeness_records_show_the_days_that_differ_first(warehouse):
+    engine = warehouse.engine
+    with engine.connect() as conn:
+        assert reconciliation(conn, ["hd"], existing_tables(conn)) == {"hd": []}  # no reconciliation DAG yet
+    add_reconciliation(engine, "hd", NOW)
+    day = NOW.date()
+    with engine.connect() as conn:
+        shown = reconciliation(conn, ["hd", "other"], existing_tables(conn))
+    assert shown["other"] == []
+    assert [(str(r["day"])[:10], r["differs"]) for r in shown["hd"]] == [
+        (str(day - timedelta(days=5)), True),
+        (str(day - timedelta(days=7)), True),
+        *[(str(day - timedelta(days=n)), False) for n in range(5)],
+    ]
+    assert shown["hd"][0]["warning"] == DIFFERING_DAY_WARNING and shown["hd"][0]["missing"] == 2
+    assert set(shown["hd"][0]) == {*RECONCILIATION_COLUMNS, "differs"}

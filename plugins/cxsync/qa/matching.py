@@ -179,6 +179,7 @@ def set_override(
     *,
     note: str | None = None,
     set_by: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Record a person's decision (what the UI page or an SQL statement does); the next matching run applies it."""
     table = t.agent_match_overrides
@@ -188,7 +189,7 @@ def set_override(
         "staff_id": staff_id,
         "note": note,
         "set_by": set_by,
-        "set_at": datetime.now(UTC),
+        "set_at": now or datetime.now(UTC),
     }
     stmt = warehouse._insert(table)
     with warehouse.engine.begin() as conn:
@@ -325,6 +326,7 @@ def list_matches(warehouse: Warehouse, *, integration_id: str | None = None, met
             a.c.integration_id,
             a.c.agent_id,
             a.c.display_name,
+            a.c.login_name,
             a.c.email,
             a.c.role,
             a.c.is_deleted,
@@ -337,6 +339,8 @@ def list_matches(warehouse: Warehouse, *, integration_id: str | None = None, met
             s.c.team.label("staff_team"),
             o.c.staff_id.label("override_staff_id"),
             o.c.note.label("override_note"),
+            o.c.set_by.label("override_set_by"),
+            o.c.set_at.label("override_set_at"),
             (o.c.agent_id.is_not(None)).label("has_override"),
         )
         .select_from(

@@ -196,7 +196,7 @@ def agents_page(
         rows=rows,
         facts=facts,
         integrations=_integration_ids(),
-        methods=[*matching.METHODS, "not matched yet"],
+        methods=matching.METHODS,
         selected={"integration": integration or "", "method": method or ""},
         can_edit=is_allowed(user, Access.MANAGE_MATCHES),
     )
@@ -229,7 +229,9 @@ async def agents_override(request: Request, user: MatchManager) -> RedirectRespo
             raise matching.OverrideError("choose a staff member, or 'never match', or 'clear'")
     except matching.OverrideError as exc:
         return redirect_with_flash(request, back, "error", f"Override of {who} not saved: {exc}.")
-    return redirect_with_flash(request, back, "ok", text + " The next cxsync_agent_matching run applies it.")
+    return redirect_with_flash(
+        request, back, "ok", text + " The next cxsync_agent_matching run applies it (the matcher reads overrides)."
+    )
 
 
 @app.get("/lists", response_class=HTMLResponse, name="lists_page")

@@ -1,24 +1,30 @@
 """Manage Users: every provider agent with its staff match, and the overrides people set on them.
 
-The matching DAG owns `cx_staff`, `cx_agent_matches` and `cx_agent_match_overrides`; this page reads the
-first two when they exist and writes only overrides, which the next matching run applies.
+The agent-matching DAG owns `cx_staff` and `cx_agent_matches`; this page reads them through the QA layer
+(`cxsync.qa.matching`) and writes only overrides, which the matcher reads on its next run (an override may be
+set before matching ever ran).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from cxsync import settings
 from cxsync.errors import CxsyncError
-from cxsync.ui.warehouse_reads import existing_tables, reflect
+from cxsync.qa import matching as qa_matching
+from cxsync.ui.warehouse_reads import existing_tables
 from cxsync.warehouse import schema as t
+from cxsync.warehouse.store import Warehouse
 
+NOT_MATCHED_YET = "not matched yet"  # an agent the matcher has not seen yet (no cx_agent_matches row)
 # Unmatched and ambiguous first: they are what a QA admin comes here to fix.
-METHOD_ORDER = ["unmatched", "ambiguous", "not matched yet", "bot", "name", "email", "external_id", "manual"]
-METHODS = ["unmatched", "ambiguous", "manual", "external_id", "email", "name", "bot"]
+METHOD_ORDER = ["unmatched", "ambiguous", NOT_MATCHED_YET, "bot", "name", "email", "external_id", "manual"]
+METHODS = ["unmatched", "ambiguous", "manual", "external_id", "email", "name", "bot", NOT_MATCHED_YET]
+# The tables the page needs; every cxsync DAG creates them (Warehouse.ensure_schema) on its first run.
+TABLES = (t.agents, t.staff, t.agent_matches, t.agent_match_overrides)
 
 
 class OverrideError(CxsyncError):
@@ -28,88 +34,32 @@ class OverrideError(CxsyncError):
 def agent_rows(
     engine: sa.Engine, integration_id: str | None = None, method: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(rows, facts): agents left-joined to their match, staff member and override; facts say which tables
-    exist and how many rows there were before the page's limit."""
+    """(rows, facts): every agent with its match, staff member and override, the ones to fix first; facts say
+    whether the warehouse has its tables, whether matching ever ran, how many rows there were before the
+    page's limit, and the staff an override may name."""
     with engine.connect() as conn:
-        present = existing_tables(conn)
-        if t.agents.name not in present:
-            return [], {"agents_table": False, "matches_table": False, "total": 0, "staff": []}
-        a = t.agents
-        matches = reflect(conn, "cx_agent_matches", present)
-        staff = reflect(conn, "cx_staff", present)
-        overrides = reflect(conn, "cx_agent_match_overrides", present)
-        columns: list[Any] = [
-            a.c.integration_id,
-            a.c.agent_id,
-            a.c.display_name,
-            a.c.login_name,
-            a.c.email,
-            a.c.is_deleted,
-        ]
-        source: Any = a
-        if matches is not None:
-            source = source.outerjoin(
-                matches, sa.and_(matches.c.integration_id == a.c.integration_id, matches.c.agent_id == a.c.agent_id)
-            )
-            method_col = sa.func.coalesce(matches.c.method, "not matched yet")
-            columns += [
-                matches.c.staff_id,
-                method_col.label("method"),
-                matches.c.confidence,
-                matches.c.candidates,
-                matches.c.matched_at,
-            ]
-            if staff is not None:
-                source = source.outerjoin(staff, staff.c.staff_id == matches.c.staff_id)
-                columns += [staff.c.name.label("staff_name"), staff.c.team.label("staff_team")]
-        else:
-            method_col = sa.literal("not matched yet")
-            columns.append(method_col.label("method"))
-        if overrides is not None:
-            source = source.outerjoin(
-                overrides,
-                sa.and_(overrides.c.integration_id == a.c.integration_id, overrides.c.agent_id == a.c.agent_id),
-            )
-            columns += [
-                overrides.c.staff_id.label("override_staff_id"),
-                overrides.c.set_by.label("override_set_by"),
-                overrides.c.set_at.label("override_set_at"),
-                overrides.c.note.label("override_note"),
-                (overrides.c.agent_id.is_not(None)).label("has_override"),
-            ]
-        query = sa.select(*columns).select_from(source)
-        if integration_id:
-            query = query.where(a.c.integration_id == integration_id)
-        if method:
-            query = query.where(method_col == method)
-        rank = sa.case({m: n for n, m in enumerate(METHOD_ORDER)}, value=method_col, else_=len(METHOD_ORDER))
-        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        rows = [
+        if not {table.name for table in TABLES} <= existing_tables(conn):
+            return [], {"tables": False, "matched_any": False, "total": 0, "staff": []}
+        staff = [
             dict(row)
             for row in conn.execute(
-                query.order_by(rank, a.c.integration_id, a.c.display_name, a.c.agent_id).limit(
-                    settings.UI_MAX_AGENT_ROWS
+                sa.select(t.staff.c.staff_id, t.staff.c.name, t.staff.c.team).order_by(
+                    t.staff.c.name, t.staff.c.staff_id
                 )
             ).mappings()
         ]
-        staff_list = (
-            [
-                dict(row)
-                for row in conn.execute(
-                    sa.select(staff.c.staff_id, staff.c.name, staff.c.team).order_by(staff.c.name, staff.c.staff_id)
-                ).mappings()
-            ]
-            if staff is not None
-            else []
-        )
-    facts = {
-        "agents_table": True,
-        "matches_table": matches is not None,
-        "overrides_table": overrides is not None,
-        "total": total,
-        "staff": staff_list,
-    }
-    return rows, facts
+        matched_any = conn.execute(sa.select(sa.literal(1)).select_from(t.agent_matches).limit(1)).first() is not None
+    rows = qa_matching.list_matches(Warehouse(engine), integration_id=integration_id)
+    for row in rows:
+        row["method"] = row["method"] or NOT_MATCHED_YET
+    if method:
+        rows = [row for row in rows if row["method"] == method]
+    rank = {m: n for n, m in enumerate(METHOD_ORDER)}
+    rows.sort(
+        key=lambda r: (rank.get(r["method"], len(rank)), r["integration_id"], r["display_name"] or "", r["agent_id"])
+    )
+    facts = {"tables": True, "matched_any": matched_any, "total": len(rows), "staff": staff}
+    return rows[: settings.UI_MAX_AGENT_ROWS], facts
 
 
 def set_override(
@@ -121,59 +71,32 @@ def set_override(
     set_by: str,
     now: datetime | None = None,
 ) -> None:
-    """Write (or replace) the override of one agent: `staff_id` None means "never match this agent"."""
-    now = now or datetime.now(UTC)
-    with engine.begin() as conn:
-        present = existing_tables(conn)
-        overrides = _overrides_table(conn, present)
-        if (
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.agents)
-                .where(t.agents.c.integration_id == integration_id, t.agents.c.agent_id == agent_id)
-            ).scalar_one()
-            == 0
-        ):
+    """Write (or replace) the override of one agent: `staff_id` None means "never match this agent". The agent
+    must exist, and the staff member be in `cx_staff` (the matcher ignores an override naming anyone else)."""
+    with engine.connect() as conn:
+        if not {table.name for table in TABLES} <= existing_tables(conn):
+            raise OverrideError("the warehouse has no cxsync tables yet: run a roster sync DAG of the integration")
+        agent = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.agents)
+            .where(t.agents.c.integration_id == integration_id, t.agents.c.agent_id == agent_id)
+        ).scalar_one()
+        if not agent:
             raise OverrideError(f"there is no agent {agent_id!r} in integration {integration_id!r}")
-        if staff_id is not None:
-            staff = reflect(conn, "cx_staff", present)
-            if (
-                staff is None
-                or conn.execute(
-                    sa.select(sa.func.count()).select_from(staff).where(staff.c.staff_id == staff_id)
-                ).scalar_one()
-                == 0
-            ):
-                raise OverrideError(f"there is no staff member {staff_id!r} in cx_staff (the staff file)")
-        key = sa.and_(overrides.c.integration_id == integration_id, overrides.c.agent_id == agent_id)
-        # Delete-then-insert in one transaction: the same upsert on SQLite and PostgreSQL.
-        conn.execute(overrides.delete().where(key))
-        conn.execute(
-            overrides.insert().values(
-                integration_id=integration_id,
-                agent_id=agent_id,
-                staff_id=staff_id,
-                note=note or None,
-                set_by=set_by,
-                set_at=now if conn.dialect.name == "postgresql" else now.replace(tzinfo=None),
-            )
-        )
+        if (
+            staff_id is not None
+            and not conn.execute(
+                sa.select(sa.func.count()).select_from(t.staff).where(t.staff.c.staff_id == staff_id)
+            ).scalar_one()
+        ):
+            raise OverrideError(f"there is no staff member {staff_id!r} in cx_staff (the staff file)")
+    qa_matching.set_override(
+        Warehouse(engine), integration_id, agent_id, staff_id, note=note or None, set_by=set_by, now=now
+    )
 
 
 def clear_override(engine: sa.Engine, integration_id: str, agent_id: str) -> bool:
-    with engine.begin() as conn:
-        overrides = _overrides_table(conn, existing_tables(conn))
-        done = conn.execute(
-            overrides.delete().where(overrides.c.integration_id == integration_id, overrides.c.agent_id == agent_id)
-        )
-        return bool(done.rowcount)
-
-
-def _overrides_table(conn: sa.Connection, present: set[str]) -> sa.Table:
-    overrides = reflect(conn, "cx_agent_match_overrides", present)
-    if overrides is None:
-        raise OverrideError(
-            "the warehouse has no cx_agent_match_overrides table yet: run the cxsync_agent_matching DAG once "
-            "(it creates the matching tables)"
-        )
-    return overrides
+    with engine.connect() as conn:
+        if t.agent_match_overrides.name not in existing_tables(conn):
+            return False
+    return qa_matching.clear_override(Warehouse(engine), integration_id, agent_id)

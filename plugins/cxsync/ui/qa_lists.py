@@ -1,94 +1,80 @@
-"""QA list runs as the QA-list DAGs wrote them (`cx_qa_lists`, `cx_qa_list_items`), and one run as CSV."""
+"""QA list runs as the QA-list DAGs wrote them, read through the QA layer (`cxsync.qa.lists`), and one run as
+CSV for the evaluators."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from cxsync import settings
-from cxsync.ui.warehouse_reads import existing_tables, reflect
+from cxsync.qa import lists as qa_lists
+from cxsync.ui.warehouse_reads import existing_tables
+from cxsync.warehouse import schema as t
+from cxsync.warehouse.store import Warehouse
 
 CSV_COLUMNS = ["list_run_id", "list_id", "rank", "integration_id", "interaction_id", "agent_id", "staff_id",
                "evaluator_id"]  # fmt: skip
+NO_EVALUATOR = "(no evaluator)"
+TOTAL_LABEL = "total"  # how the page names the shortfall of a list with a `total` quota
+
+
+def _tables_exist(engine: sa.Engine) -> bool:
+    """Every cxsync DAG creates the QA-list tables on its first run; a warehouse nothing ran on has none."""
+    with engine.connect() as conn:
+        return {t.qa_lists.name, t.qa_list_items.name} <= existing_tables(conn)
 
 
 def list_runs(engine: sa.Engine, list_id: str | None = None) -> tuple[list[dict[str, Any]], bool]:
-    """(newest runs first with their items per evaluator, whether the tables exist)."""
-    with engine.connect() as conn:
-        present = existing_tables(conn)
-        lists = reflect(conn, "cx_qa_lists", present)
-        items = reflect(conn, "cx_qa_list_items", present)
-        if lists is None or items is None:
-            return [], False
-        query = sa.select(lists).order_by(lists.c.run_at.desc(), lists.c.list_run_id).limit(settings.UI_MAX_LIST_RUNS)
-        if list_id:
-            query = query.where(lists.c.list_id == list_id)
-        runs = [dict(row) for row in conn.execute(query).mappings()]
-        ids = [run["list_run_id"] for run in runs]
-        per_evaluator: dict[str, dict[str, int]] = {}
-        if ids:
+    """(newest runs first with their items per evaluator and their shortfall, whether the tables exist)."""
+    if not _tables_exist(engine):
+        return [], False
+    runs = qa_lists.list_runs(Warehouse(engine), list_id, limit=settings.UI_MAX_LIST_RUNS)
+    ids = [run["list_run_id"] for run in runs]
+    per_evaluator: dict[str, dict[str, int]] = {}
+    if ids:
+        items = t.qa_list_items
+        with engine.connect() as conn:
             for run_id, evaluator, count in conn.execute(
                 sa.select(items.c.list_run_id, items.c.evaluator_id, sa.func.count())
                 .where(items.c.list_run_id.in_(ids))
                 .group_by(items.c.list_run_id, items.c.evaluator_id)
             ):
-                per_evaluator.setdefault(run_id, {})[evaluator or "(no evaluator)"] = count
+                per_evaluator.setdefault(run_id, {})[evaluator or NO_EVALUATOR] = count
     for run in runs:
         run["per_evaluator"] = dict(sorted(per_evaluator.get(run["list_run_id"], {}).items()))
-        shortfall = _json(run.get("shortfall")) or {}
-        run["shortfall"] = {k: v for k, v in shortfall.items() if v} if isinstance(shortfall, dict) else shortfall
-        run["shortfall_total"] = (
-            sum(v for v in run["shortfall"].values() if isinstance(v, int | float))
-            if isinstance(run["shortfall"], dict)
-            else None
-        )
+        shortfall = run.get("shortfall") or {}
+        run["shortfall"] = {(TOTAL_LABEL if key == qa_lists.TOTAL_KEY else key): n for key, n in shortfall.items() if n}
+        run["shortfall_total"] = sum(run["shortfall"].values())
     return runs, True
 
 
 def list_csv(engine: sa.Engine, list_run_id: str) -> Iterator[str] | None:
     """The run's items as CSV text chunks, in rank order; None when there is no such run."""
+    if not _tables_exist(engine):
+        return None
     with engine.connect() as conn:
-        present = existing_tables(conn)
-        lists = reflect(conn, "cx_qa_lists", present)
-        items = reflect(conn, "cx_qa_list_items", present)
-        if lists is None or items is None:
-            return None
-        list_id = conn.execute(sa.select(lists.c.list_id).where(lists.c.list_run_id == list_run_id)).scalar()
-        if list_id is None:
-            return None
-        rows = (
-            conn.execute(
-                sa.select(items)
-                .where(items.c.list_run_id == list_run_id)
-                .order_by(items.c.rank, items.c.integration_id, items.c.interaction_id)
-            )
-            .mappings()
-            .all()
-        )
+        list_id = conn.execute(sa.select(t.qa_lists.c.list_id).where(t.qa_lists.c.list_run_id == list_run_id)).scalar()
+    if list_id is None:
+        return None
+    items = qa_lists.read_items(Warehouse(engine), list_run_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([list_id if c == "list_id" else _csv_safe(row.get(c)) for c in CSV_COLUMNS])
+    fixed = {"list_run_id": list_run_id, "list_id": list_id}
+    for row in items.to_dict("records"):
+        writer.writerow([_csv_safe(fixed[c] if c in fixed else row[c]) for c in CSV_COLUMNS])
     return iter([buffer.getvalue()])
 
 
 def _csv_safe(value: Any) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
     # A cell starting with = + - @ is a formula in spreadsheets; ids never need that, so quote it away.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
-
-
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, dict | list):
-        return value
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return value

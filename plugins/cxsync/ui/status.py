@@ -163,6 +163,12 @@ def _integration_row(
         warnings.append(
             f"{counts['unmatched_agents']} agent(s) without a staff match (unmatched or ambiguous): see Manage Users."
         )
+    if outstanding := [r for r in completeness if r["differs"] and not _repaired(r)]:
+        days = ", ".join(reads.day_text(r["day"]) for r in outstanding)
+        warnings.append(
+            f"The warehouse differs from the provider on {len(outstanding)} checked day(s) ({days}), not "
+            f"repaired: see Completeness."
+        )
     per_day = [
         {"day": day, "interactions": counts["per_day"].get(day, 0)}
         for day in ((now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(settings.UI_CHART_DAYS - 1, -1, -1))
@@ -284,6 +290,12 @@ def _parse(watermark: str | None) -> datetime | None:
         return parse_watermark(watermark)
     except ValueError:
         return None
+
+
+def _repaired(record: dict) -> bool:
+    """Every missing, stale or deleted record of a checked day was repaired (counts the check made before)."""
+    found = sum(record.get(k) or 0 for k in ("missing", "stale", "deleted"))
+    return found > 0 and (record.get("repaired") or 0) >= found
 
 
 def _when(moment: datetime | None) -> str:

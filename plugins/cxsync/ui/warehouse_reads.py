@@ -1,7 +1,7 @@
 """What the pages read from the warehouse: aggregates that use its indexes, and tables that may not exist yet.
 
-The agent-matching, QA-list, analytics and reconciliation tables are created by their own DAGs; a page
-reads them only when they exist (a fresh warehouse has none), by the column names the product documents.
+A warehouse no DAG ran on has no tables at all (every DAG creates them all on its first run), and a
+reconciliation table only once that DAG is installed: a page reads a table only when it exists.
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     ):
         out[integration_id]["rejected"] = total
         out[integration_id]["rejected_last_24h"] = int(last_day or 0)
-    matches = reflect(conn, "cx_agent_matches", present)
-    if matches is not None:
+    if t.agent_matches.name in present:
+        # Agents the matcher has not seen yet (no row) are "not matched yet", not unmatched.
+        matches = t.agent_matches
         for integration_id in ids:
             out[integration_id]["unmatched_agents"] = 0
         for integration_id, count in conn.execute(
@@ -172,20 +173,31 @@ def last_retention(conn: sa.Connection, ids: list[str], present: set[str]) -> di
     return out
 
 
+RECONCILIATION_COLUMNS = ("day", "checked_from", "checked_until", "provider_count", "warehouse_count", "missing",
+                          "stale", "deleted", "repaired", "status", "warning", "checked_at")  # fmt: skip
+
+
 def reconciliation(conn: sa.Connection, ids: list[str], present: set[str], limit: int = 7) -> dict[str, list[dict]]:
-    """The newest completeness records per integration, as the reconciliation DAG writes them (its columns are
-    shown as they are)."""
+    """Per integration, the completeness records the reconciliation DAG writes to `cx_reconciliation` (one per
+    day checked against the provider): the days that differ first, then the newest. Each record has the
+    columns of RECONCILIATION_COLUMNS (None for one the table lacks) and `differs`. No table: no records."""
     out: dict[str, list[dict]] = {i: [] for i in ids}
     table = reflect(conn, "cx_reconciliation", present)
-    if table is None or "integration_id" not in table.c:
+    if table is None or "integration_id" not in table.c or "day" not in table.c:
         return out
-    order = [c for c in table.c if c.name in ("day", "checked_at", "updated_at")] or list(table.primary_key.columns)
+
+    def column(name: str) -> sa.ColumnElement:
+        return table.c[name] if name in table.c else sa.null()
+
+    counted = [sa.func.coalesce(column(name), 0) for name in ("missing", "stale", "deleted")]
+    differs = sa.or_(column("provider_count") != column("warehouse_count"), *[count > 0 for count in counted])
+    flag = sa.case((differs, 1), else_=0)
     for integration_id in ids:
         rows = conn.execute(
-            sa.select(table)
+            sa.select(*[column(name).label(name) for name in RECONCILIATION_COLUMNS], flag.label("differs"))
             .where(table.c.integration_id == integration_id)
-            .order_by(*[c.desc() for c in order])
+            .order_by(flag.desc(), table.c.day.desc())
             .limit(limit)
         ).mappings()
-        out[integration_id] = [{k: v for k, v in row.items() if k != "integration_id"} for row in rows]
+        out[integration_id] = [{**row, "differs": bool(row["differs"])} for row in rows]
     return out
