@@ -35,7 +35,7 @@ import yaml
 from cxsync.sandbox.app import provider_modules
 from cxsync.sandbox.core import Sandbox
 from cxsync.sandbox.server import SandboxServer
-from cxsync.warehouse.schema import UTCDateTime
+from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
 from support import qa_state
 
@@ -60,18 +60,7 @@ RECONCILIATION_COUNTS = ("provider_count", "warehouse_count", "missing", "stale"
 def add_reconciliation(engine: sa.Engine, integration_id: str, now: datetime, days: int = 9) -> list[dict]:
     """`cx_reconciliation` as the reconciliation DAG creates and fills it: one record per day checked, the
     newest `days` days; the 6th newest day differs (2 missing), the 8th had a stale ticket, repaired."""
-    table = sa.Table(
-        "cx_reconciliation",
-        sa.MetaData(),
-        sa.Column("integration_id", sa.String(255), primary_key=True),
-        sa.Column("day", sa.Date, primary_key=True),
-        *[sa.Column(name, UTCDateTime) for name in ("checked_from", "checked_until")],
-        *[sa.Column(name, sa.Integer) for name in RECONCILIATION_COUNTS],
-        sa.Column("status", sa.String(16)),
-        sa.Column("warning", sa.Text),
-        sa.Column("checked_at", UTCDateTime),
-    )
-    table.create(engine, checkfirst=True)
+    table = t.reconciliation
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = [
         {"integration_id": integration_id, "day": now.date() - timedelta(days=n),

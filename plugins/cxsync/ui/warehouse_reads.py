@@ -189,8 +189,8 @@ def reconciliation(conn: sa.Connection, ids: list[str], present: set[str], limit
     def column(name: str) -> sa.ColumnElement:
         return table.c[name] if name in table.c else sa.null()
 
-    counted = [sa.func.coalesce(column(name), 0) for name in ("missing", "stale", "deleted")]
-    differs = sa.or_(column("provider_count") != column("warehouse_count"), *[count > 0 for count in counted])
+    # The reconciliation marks a day it could not repair `differs`; a day it repaired is complete again.
+    differs = table.c.status == "differs"
     flag = sa.case((differs, 1), else_=0)
     for integration_id in ids:
         rows = conn.execute(
