@@ -10,7 +10,7 @@ USER_AGENT = f"cxsync/{__version__} (+https://github.com/cxsync/cxsync)"
 
 PROVIDERS = ("liveperson", "helpdesk")
 
-# Integrations file (DESIGN.md, "Integrations file").
+# Integrations file (docs/architecture.md, "Integrations file").
 INTEGRATIONS_FILE_ENV = "CXSYNC_INTEGRATIONS_FILE"
 DEFAULT_INTEGRATIONS_FILE = "include/integrations.yaml"
 INTEGRATION_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -30,7 +30,7 @@ RETENTION_APPROVAL_SHARE = 0.10
 # An approval nobody answers within this many days counts as "reject": nothing is deleted that day.
 RETENTION_APPROVAL_DAYS = 3
 
-# Warehouse (DESIGN.md, "Warehouse tables").
+# Warehouse (docs/architecture.md, "Warehouse").
 DEFAULT_WAREHOUSE_CONN_ID = "cxsync_warehouse"
 WAREHOUSE_PATH_ENV = "CXSYNC_WAREHOUSE_PATH"
 WAREHOUSE_FILE_NAME = "cxsync.db"

@@ -1,4 +1,4 @@
-"""The sandbox LivePerson against shared/api/liveperson.md, over plain HTTP (requests + requests_oauthlib).
+"""The sandbox LivePerson against docs/provider-apis.md, over plain HTTP (requests + requests_oauthlib).
 
 Default fixture world: account 12345678, clock 2025-03-14T09:30Z, 7 days of history, 12 conversations/day.
 """

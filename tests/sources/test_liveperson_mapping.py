@@ -1,4 +1,4 @@
-"""LivePerson record -> normalized record mapping, including the traps of shared/api/liveperson.md."""
+"""LivePerson record -> normalized record mapping, including the traps of docs/provider-apis.md."""
 
 from __future__ import annotations
 

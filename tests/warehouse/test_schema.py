@@ -1,4 +1,4 @@
-"""Warehouse schema: the DESIGN.md tables, the recorded schema version, and migrations that keep rows."""
+"""Warehouse schema: the contract's tables (docs/architecture.md), the recorded schema version, and migrations that keep rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cxsync.records import AgentRecord, InteractionRecord, MessageRecord
 from cxsync.warehouse import Warehouse
 from cxsync.warehouse import schema as t
 
-# Columns DESIGN.md names, per table (more are welcome), and the primary keys it fixes.
+# Columns the contract names, per table (more are welcome), and the primary keys it fixes.
 CONTRACT = {
     "cx_agents": (
         ["integration_id", "agent_id"],

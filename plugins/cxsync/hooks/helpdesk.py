@@ -1,6 +1,6 @@
 """HelpDesk hook (connection type `helpdesk`): auth, the shared request layer, keyset paging.
 
-Two ways in (DESIGN.md, "Connections"):
+Two ways in (docs/architecture.md, "Connections"):
 - `auth_type: token` (default): HTTP Basic with the account ID as user name and the personal access
   token as password. Tokens carry a region prefix (`dal:...`): the password is used whole, colons included.
 - `auth_type: oauth2`: the refresh token kept in the connection's extra (stored once by
@@ -43,7 +43,7 @@ MAX_PAGE_SIZE = 100
 PAT_SCOPE = "accounts--my:ro"
 DEFAULT_API_HOST = "api.helpdesk.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
-# No published limit; production clients pace themselves at about 5 requests/s (api/helpdesk.md, 5).
+# No published limit; production clients pace themselves at about 5 requests/s (docs/provider-apis.md, HelpDesk rate limits).
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 
 

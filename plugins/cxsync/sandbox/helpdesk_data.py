@@ -660,7 +660,7 @@ class HelpDeskWorld:
     def ground_truth(self, at: datetime) -> list[dict[str, Any]]:
         """Every ticket the account holds at `at` (all silos, purged ones gone), oldest first.
 
-        Shape (neutral, mapped as DESIGN.md says for HelpDesk):
+        Shape (neutral, mapped as docs/architecture.md says for HelpDesk):
         `{"interaction_id", "provider": "helpdesk", "silo", "status": "open"|"closed", "provider_status",
           "subject", "started_at", "updated_at", "last_message_at", "ended_at", "agent_id", "team_id",
           "customer_id", "customer_name", "message_count",

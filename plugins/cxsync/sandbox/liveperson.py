@@ -1,5 +1,5 @@
 """The sandbox's LivePerson: CSDS, sentinel OAuth 2.0 tokens, the Users API and msgHist, per
-shared/api/liveperson.md. Data comes from `liveperson_world`, credentials from `liveperson_auth`.
+docs/provider-apis.md (LivePerson). Data comes from `liveperson_world`, credentials from `liveperson_auth`.
 
 Endpoints (every service resolves to the sandbox's own host; clients add the connection's port):
 - `GET  /api/account/{id}/service/{name}/baseURI.json?version=1.0` and `.../service/baseURI.json?version=1.0`

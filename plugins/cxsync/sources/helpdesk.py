@@ -1,6 +1,6 @@
 """HelpDesk source: agents and teams, and tickets with their full event history.
 
-What to ask (api/helpdesk.md, section 4):
+What to ask (docs/provider-apis.md, HelpDesk tickets):
 - Tickets live in two silos worth loading: `tickets` (recent) and `archive` (idle 60 days, moved
   automatically): every window and every change scan reads both. `spam` and `trash` are not conversations.
 - List rows may not carry every event, so each ticket is fetched whole with `GET /v1/tickets/{ID}`.

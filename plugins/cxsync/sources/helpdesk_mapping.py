@@ -1,6 +1,6 @@
 """HelpDesk answers to normalized records: pure functions, no I/O.
 
-Tickets (DESIGN.md, "Mapping"): the ticket `ID` is the interaction id; `solved`/`closed` are `closed`,
+Tickets (docs/architecture.md, "Mapping"): the ticket `ID` is the interaction id; `solved`/`closed` are `closed`,
 every other status `open` (the raw one kept in `provider_status`); `assignment.agent.ID` is the agent;
 the requester's email is the customer; message events are the messages.
 

@@ -37,7 +37,7 @@ _AIRFLOW_ONLY_EXTRAS = frozenset(
 
 
 def default_sqlite_path() -> Path:
-    """`CXSYNC_WAREHOUSE_PATH`, else `$AIRFLOW_HOME/cxsync.db` (DESIGN.md)."""
+    """`CXSYNC_WAREHOUSE_PATH`, else `$AIRFLOW_HOME/cxsync.db` (docs/architecture.md, "Warehouse")."""
     env = os.environ.get(settings.WAREHOUSE_PATH_ENV)
     if env:
         return Path(env)
