@@ -135,7 +135,7 @@ def _when(value: Any) -> datetime | None:
 
 
 def expected_text(message: Mapping[str, Any]) -> str | None:
-    """What the contract's mapping (docs/architecture.md) makes of a ground-truth message's words (written independently of the code)."""
+    """What the documented mapping makes of a ground-truth message's words (written independently of the code)."""
     if message.get("text") is not None:
         return message["text"]
     if message.get("file"):

@@ -1,4 +1,4 @@
-"""Warehouse schema: the contract's tables (docs/architecture.md), the recorded schema version, and migrations that keep rows."""
+"""Warehouse schema: the contract's tables, the recorded schema version, and migrations that keep rows."""
 
 from __future__ import annotations
 

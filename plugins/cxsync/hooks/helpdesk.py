@@ -43,7 +43,7 @@ MAX_PAGE_SIZE = 100
 PAT_SCOPE = "accounts--my:ro"
 DEFAULT_API_HOST = "api.helpdesk.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
-# No published limit; production clients pace themselves at about 5 requests/s (docs/provider-apis.md, HelpDesk rate limits).
+# No published limit; production clients pace themselves at about 5 requests/s (docs/provider-apis.md).
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 
 

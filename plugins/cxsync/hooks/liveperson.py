@@ -5,7 +5,7 @@ signatures or OAuth 2.0 client-credential tokens from `sentinel`, the shared req
 limit, retries and error sorting, the `source` caller id on every Messaging History request.
 What to ask and how to map the answers is the source's business (`cxsync.sources.liveperson`).
 
-Connection fields (docs/architecture.md, "Connections"): host = CSDS host, schema = https|http, port (CSDS and resolved hosts),
+Connection fields (docs/architecture.md): host = CSDS host, schema = https|http, port (CSDS and resolved hosts),
 login/password = App Key/App Secret (oauth1) or client_id/client_secret (oauth2); extras `account_id`
 (required), `auth_type`, `access_token`, `access_token_secret`, `source`, `users_api_version`,
 `requests_per_second`, and the request-layer tunables of `cxsync.http.tunables`.

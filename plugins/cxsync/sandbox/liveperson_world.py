@@ -11,7 +11,7 @@ Everything the provider holds "as of time T" is a pure function of (seed, option
 - Conversation ids are UUID-shaped and end in the hex day and index (`...-dddd kkkkkkkk`), so the by-id search
   finds a conversation without an index.
 
-The record shape follows docs/provider-apis.md (LivePerson, Messaging History records), traps included: `sentBy` in varying case,
+The record shape follows docs/provider-apis.md (LivePerson), traps included: `sentBy` in varying case,
 non-contiguous `seq`, private notes (`audience: AGENTS_AND_MANAGERS`), rich-content and file messages,
 bots as agent participants (`userTypeName: Bot`), transfers, agent ids as numbers in some records and
 strings in others.

@@ -1,6 +1,6 @@
 """LivePerson answers -> normalized records. Pure functions: a record dict in, a record out.
 
-Mapping (docs/architecture.md, "Mapping"): `info.conversationId` is the interaction id; `OPEN`/`CLOSE` map to open/closed
+Mapping (docs/architecture.md): `info.conversationId` is the interaction id; `OPEN`/`CLOSE` map to open/closed
 (`provider_status` keeps the raw value); `latestAgentId` is the agent; the first consumer participant is
 the customer; `messageRecords` are the messages, ordered by the provider's `seq` then time and numbered
 from 1; `sentBy` Agent/Consumer (any case), bots recognised by the participant's user type;

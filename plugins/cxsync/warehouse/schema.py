@@ -1,4 +1,4 @@
-"""The warehouse tables (README, "Where the data lands"), one definition for SQLite and PostgreSQL, and their migrations."""
+"""The warehouse tables (README, "Where the data lands"), the same on SQLite and PostgreSQL, and migrations."""
 
 from __future__ import annotations
 
