@@ -238,3 +238,23 @@ def test_no_secret_in_any_warehouse_table(secrets_run):
         warehouse.dispose()
     assert len(values) > 1000
     assert [(table, column) for table, column, text in values if secrets_run.leaks(text)] == []
+
+
+def test_no_secret_in_what_the_oauth_connect_command_printed(secrets_run):
+    """`python -m cxsync.helpdesk_oauth` on a connection kept in Airflow's database: the sign-in completes, and
+    neither the client secret nor the refresh token it stores (nor any other secret) shows in its terminal
+    output."""
+    from support.helpdesk import play_browser
+    from test_helpdesk_oauth import READ_EXTRA, SETUP_DB, run_python, start_command
+
+    env = {k: v for k, v in secrets_run.env.env.items() if not k.startswith("AIRFLOW_CONN_")}
+    run_python(SETUP_DB, env, json.dumps(secrets_run.env.connection("hd_secret_oauth")))
+    process, url, lines = start_command("hd_db_oauth", env)
+    landing = play_browser(url)
+    out, err = process.communicate(timeout=60)
+    assert landing.status_code == 200 and process.returncode == 0, err[-2000:]
+    printed = "\n".join([*lines, out, err])
+    assert "stored in connection 'hd_db_oauth'" in printed
+    stored = json.loads(run_python(READ_EXTRA, env))["refresh_token"]
+    assert stored and stored not in printed
+    assert secrets_run.leaks(printed) == []
