@@ -160,3 +160,34 @@ def test_retention_needs_no_provider_code(env, monkeypatch):
 def test_backfill_refuses_weeks_outside_one_to_four_at_once(env, weeks):
     with pytest.raises(AirflowFailException, match=r"`weeks` must be a whole number from 1 to 4, got "):
         tasks.plan_backfill("lp_main", weeks)
+
+
+@pytest.mark.parametrize("behaviour", ["ok", "flaky"])
+def test_each_task_records_what_its_requests_cost_failed_ones_too(fake_source, monkeypatch, behaviour):
+    from cxsync.http.client import RequestStats
+
+    stats = RequestStats(requests=12, retries=3, rate_limited=2, waited_seconds=4.25, by_status={200: 10, 429: 2})
+    monkeypatch.setattr(FakeSource, "request_stats", lambda self: stats, raising=False)
+    monkeypatch.setattr(FakeSource, "behaviour", behaviour)
+    try:
+        tasks.roster_sync("lp_main")
+    except RetriableError:
+        assert behaviour == "flaky"
+    engine = sa.create_engine(f"sqlite:///{fake_source / 'warehouse.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT integration_id, requests, retries, rate_limited, waited_seconds, by_status "
+                "FROM cx_request_stats"
+            )
+        ).all()
+    engine.dispose()
+    assert rows == [("lp_main", 12, 3, 2, 4.25, '{"200": 10, "429": 2}')]
+
+
+def test_a_task_without_requests_records_nothing(fake_source):
+    tasks.roster_sync("lp_main")
+    engine = sa.create_engine(f"sqlite:///{fake_source / 'warehouse.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cx_request_stats")).scalar_one() == 0
+    engine.dispose()

@@ -114,6 +114,8 @@ def qa_list_asset_uri(list_id: str) -> str:
 
 # Airflow UI plugin (cxsync.ui): pages under /cxsync/.
 UI_CHART_DAYS = 28
+# The status page warns when more than this share of the last day's provider requests were answered 429.
+UI_RATE_LIMITED_SHARE = 0.01
 # The status page's totals (cx_status_totals) are recomputed when an integration is loaded or trimmed, and at
 # the latest after this long (a load whose transaction committed late is then counted too).
 UI_TOTALS_MAX_AGE_SECONDS = 6 * 3600

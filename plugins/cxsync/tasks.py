@@ -49,8 +49,36 @@ def _context(integration_id: str, *, with_source: bool = True):
             yield integration, source, warehouse
         finally:
             if source is not None:
+                _record_requests(integration.id, source, warehouse)
                 source.close()
             warehouse.dispose()
+
+
+def _record_requests(integration_id: str, source, warehouse) -> None:
+    """Keep what this task's requests cost (the status page shows the last day's); failed tasks too."""
+    stats = source.request_stats()
+    if stats is None or not stats.requests:
+        return
+    try:
+        warehouse.record_request_stats(integration_id, stats, _task_identity())
+    except Exception:  # the statistics never fail a task that loaded its data
+        log.warning("could not record the request statistics of %s", integration_id, exc_info=True)
+
+
+def _task_identity() -> dict:
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # outside an Airflow task (tests, the demo's helpers)
+        return {}
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", None),
+        "try_number": getattr(ti, "try_number", None),
+    }
 
 
 def roster_sync(integration_id: str) -> dict:

@@ -81,6 +81,10 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
     assert expected["agents"] > 2 and expected["interactions_closed"] > 0
     shown = {k: card.find_element(By.CSS_SELECTOR, f"[data-field={k}]").text.replace(",", "") for k in expected}
     assert shown == {k: str(v) for k, v in expected.items()}
+    # the provider requests the loading tasks recorded (the fixture loaded hd_main through the real tasks)
+    recorded = _scalar(ui_server, "SELECT sum(requests) FROM cx_request_stats WHERE integration_id = 'hd_main'")
+    assert recorded > 0
+    assert card.find_element(By.CSS_SELECTOR, "[data-field=requests]").text.replace(",", "").startswith(str(recorded))
 
     text = card.text
     assert "The last incremental run failed at" in text

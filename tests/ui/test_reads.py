@@ -228,3 +228,21 @@ def test_completeness_records_show_the_days_that_differ_first(warehouse):
     ]
     assert shown["hd"][0]["warning"] == DIFFERING_DAY_WARNING and shown["hd"][0]["missing"] == 2
     assert set(shown["hd"][0]) == {*RECONCILIATION_COLUMNS, "differs"}
+
+
+def test_request_statistics_of_the_last_day_per_integration(warehouse):
+    from cxsync.http.client import RequestStats
+    from cxsync.ui.warehouse_reads import request_stats
+
+    def stats(requests: int, rate_limited: int = 0) -> RequestStats:
+        return RequestStats(requests=requests, retries=1, rate_limited=rate_limited, waited_seconds=1.5)
+
+    warehouse.record_request_stats("hd", stats(100, 2), {"dag_id": "cxsync_hd_backfill"}, at=NOW - timedelta(hours=1))
+    warehouse.record_request_stats("hd", stats(50), at=NOW - timedelta(hours=23))
+    warehouse.record_request_stats("hd", stats(999), at=NOW - timedelta(hours=25))  # older than a day
+    warehouse.record_request_stats("other", stats(7), at=NOW)
+    with warehouse.engine.connect() as conn:
+        shown = request_stats(conn, ["hd", "none"], NOW, existing_tables(conn))
+    assert shown["none"] is None
+    hd = shown["hd"]
+    assert (hd["tasks"], hd["requests"], hd["retries"], hd["rate_limited"], hd["waited_seconds"]) == (2, 150, 2, 2, 3.0)

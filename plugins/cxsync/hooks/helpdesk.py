@@ -29,7 +29,7 @@ from cxsync import settings
 from cxsync.errors import AuthenticationError, CxsyncError, FatalError
 from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, BasicAuth, BearerAuth, ClientTunables, NoAuth, RateLimiter, Token, TokenCache
-from cxsync.http.client import mask_secret
+from cxsync.http.client import RequestStats, mask_secret
 from cxsync.http.endpoints import check_helpdesk_accounts_url, warn_if_plain_http
 from cxsync.http.tunables import ConnectionSettingError
 
@@ -150,6 +150,10 @@ class HelpDeskHook(BaseHook):
         if self._client is None:
             self._client = self._build_client()
         return self._client
+
+    def request_stats(self) -> RequestStats | None:
+        """What this hook's requests cost so far; None before its first request."""
+        return self._client.stats if self._client is not None else None
 
     def close(self) -> None:
         if self._client is not None:

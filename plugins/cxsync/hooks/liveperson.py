@@ -247,6 +247,10 @@ class LivePersonHook(BaseHook):
         """Request counts of this hook (requests, retries, rate-limited, by status)."""
         return self._client().stats
 
+    def request_stats(self) -> RequestStats | None:
+        """What this hook's requests cost so far; None before its first request."""
+        return self._api.stats if self._api is not None else None
+
     def backoff(self, attempt: int) -> float:
         """Wait before asking again after an incomplete answer (the connection's retry tunables apply)."""
         wait = self._client().retry.backoff(attempt)

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
 
@@ -99,6 +99,11 @@ class Source(ABC):
         """These interactions whole (as `window` gives them), page by page; ids the provider no longer has
         are left out."""
         raise NotImplementedError(f"{type(self).__name__} cannot fetch interactions by id")
+
+    def request_stats(self) -> Any:
+        """The request layer's counts of this source's requests (a `RequestStats`), or None: recorded per task in
+        `cx_request_stats`."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook for sources that hold sessions
         """Release sessions; called once the task is done."""

@@ -27,6 +27,7 @@ from typing import Any
 from cxsync.config import ConfigError, Integration
 from cxsync.errors import ProviderRequestError
 from cxsync.hooks.helpdesk import MAX_PAGE_SIZE, HelpDeskHook, NotATicket
+from cxsync.http.client import RequestStats
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
@@ -55,6 +56,9 @@ class HelpDeskSource(Source):
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
+
+    def request_stats(self) -> RequestStats | None:
+        return self.hook.request_stats()
 
     def close(self) -> None:
         self.hook.close()

@@ -33,6 +33,7 @@ import msgspec
 from cxsync import settings
 from cxsync.config import ConfigError
 from cxsync.errors import FatalError, RetriableError
+from cxsync.http.client import RequestStats
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
@@ -149,6 +150,9 @@ class LivePersonSource(Source):
         self.hook = hook
         self.options = LivePersonOptions.from_integration(integration)
         self._bot_ids: set[str] | None = None
+
+    def request_stats(self) -> RequestStats | None:
+        return self.hook.request_stats()
 
     def close(self) -> None:
         self.hook.close()

@@ -68,6 +68,7 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
         marks = reads.watermarks(conn, ids, present)
         retention = reads.last_retention(conn, ids, present)
         completeness = reads.reconciliation(conn, ids, present)
+        requests = reads.request_stats(conn, ids, now, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
     pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
@@ -90,6 +91,7 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
             marks[integration.id],
             retention[integration.id],
             completeness[integration.id],
+            requests[integration.id],
             airflow_root,
         )
         for integration in integrations
@@ -113,6 +115,7 @@ def _integration_row(
     marks: list[dict],
     retention: dict | None,
     completeness: list[dict],
+    requests: dict | None,
     airflow_root: str,
 ) -> dict[str, Any]:
     warnings: list[str] = []
@@ -169,6 +172,11 @@ def _integration_row(
             f"The warehouse differs from the provider on {len(outstanding)} checked day(s) ({days}), not "
             f"repaired: see Completeness."
         )
+    if requests and requests["rate_limited"] > settings.UI_RATE_LIMITED_SHARE * requests["requests"]:
+        warnings.append(
+            f"The provider answered {requests['rate_limited']} of {requests['requests']} requests of the last 24 "
+            f"hours with 429 (rate limited): lower the connection's requests_per_second or the pool's slots."
+        )
     per_day = [
         {"day": day, "interactions": counts["per_day"].get(day, 0)}
         for day in ((now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(settings.UI_CHART_DAYS - 1, -1, -1))
@@ -190,6 +198,7 @@ def _integration_row(
         "per_day": per_day,
         "last_retention": retention,
         "reconciliation": completeness,
+        "requests": requests,
         "warnings": warnings,
     }
 

@@ -173,6 +173,38 @@ def last_retention(conn: sa.Connection, ids: list[str], present: set[str]) -> di
     return out
 
 
+def request_stats(conn: sa.Connection, ids: list[str], now: datetime, present: set[str]) -> dict[str, dict | None]:
+    """Per integration, the provider requests of the last 24 hours' task tries (`cx_request_stats`, an index
+    range per integration): requests, retries, 429 answers, seconds waited, task tries. None: no request yet."""
+    out: dict[str, dict | None] = {i: None for i in ids}
+    if not ids or t.request_stats.name not in present:
+        return out
+    rs = t.request_stats
+    rows = conn.execute(
+        sa.select(
+            rs.c.integration_id,
+            sa.func.count().label("tasks"),
+            sa.func.sum(rs.c.requests).label("requests"),
+            sa.func.sum(rs.c.retries).label("retries"),
+            sa.func.sum(rs.c.rate_limited).label("rate_limited"),
+            sa.func.sum(rs.c.waited_seconds).label("waited_seconds"),
+            sa.func.max(rs.c.recorded_at).label("last_at"),
+        )
+        .where(rs.c.integration_id.in_(ids), rs.c.recorded_at >= now - timedelta(hours=24))
+        .group_by(rs.c.integration_id)
+    ).mappings()
+    for row in rows:
+        out[row["integration_id"]] = {
+            "tasks": int(row["tasks"]),
+            "requests": int(row["requests"] or 0),
+            "retries": int(row["retries"] or 0),
+            "rate_limited": int(row["rate_limited"] or 0),
+            "waited_seconds": round(float(row["waited_seconds"] or 0), 1),
+            "last_at": row["last_at"],
+        }
+    return out
+
+
 RECONCILIATION_COLUMNS = ("day", "checked_from", "checked_until", "provider_count", "warehouse_count", "missing",
                           "stale", "deleted", "repaired", "status", "warning", "checked_at")  # fmt: skip
 

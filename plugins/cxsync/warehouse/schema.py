@@ -271,6 +271,28 @@ status_days = sa.Table(
     sa.Column("interactions", sa.BigInteger, nullable=False),
 )
 
+# ---- request statistics ---------------------------------------------------------------------------------------
+# One row per task try that called a provider: what the request layer counted (requests, retries, 429s, time
+# waited for the rate limit and backoff). The status page sums the last day's rows per integration.
+request_stats = sa.Table(
+    "cx_request_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration_id", sa.String(KEY_LENGTH), nullable=False),
+    sa.Column("dag_id", sa.String(KEY_LENGTH)),
+    sa.Column("run_id", sa.String(KEY_LENGTH)),
+    sa.Column("task_id", sa.String(KEY_LENGTH)),
+    sa.Column("map_index", sa.Integer),
+    sa.Column("try_number", sa.Integer),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.Column("rate_limited", sa.Integer, nullable=False),
+    sa.Column("waited_seconds", sa.Float, nullable=False),
+    sa.Column("by_status", sa.Text),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_cx_request_stats_recorded", "integration_id", "recorded_at"),
+)
+
 # ---- reconciliation (completeness records) -----------------------------------------------------------------
 # One row per integration and UTC day of `started_at`: what the provider lists for that day (within the look-back
 # that was checked), what the warehouse holds, and what the last reconciliation repaired. `status` is `ok`,

@@ -12,7 +12,7 @@ import json
 import logging
 import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -457,6 +457,29 @@ class Warehouse:
         )
 
     # ---- rejected records -----------------------------------------------------------------------
+
+    def record_request_stats(
+        self, integration_id: str, stats: Any, task: Mapping[str, Any] | None = None, *, at: datetime | None = None
+    ) -> None:
+        """One `cx_request_stats` row: what one task try's requests cost (`stats` is a `RequestStats`)."""
+        task = task or {}
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.request_stats.insert().values(
+                    integration_id=integration_id,
+                    dag_id=task.get("dag_id"),
+                    run_id=task.get("run_id"),
+                    task_id=task.get("task_id"),
+                    map_index=task.get("map_index"),
+                    try_number=task.get("try_number"),
+                    requests=stats.requests,
+                    retries=stats.retries,
+                    rate_limited=stats.rate_limited,
+                    waited_seconds=round(float(stats.waited_seconds), 3),
+                    by_status=json.dumps({str(k): v for k, v in sorted(stats.by_status.items())}),
+                    recorded_at=at or datetime.now(UTC),
+                )
+            )
 
     def reject(self, integration_id: str, rejected: Sequence[RejectedRecord]) -> int:
         if rejected:
