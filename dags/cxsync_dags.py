@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Asset, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from cxsync import settings, tasks
+from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
 from cxsync.registry import PROVIDERS
 
@@ -191,9 +192,11 @@ BUILDERS = {
 def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for integration in config.integrations:
-        # All four DAGs of an integration or none; one integration Airflow refuses never hides the others.
+        # All DAGs of an integration or none; one integration Airflow refuses never hides the others.
         try:
             built = [builder(integration) for builder in BUILDERS.values()]
+            if integration.conversation_analytics:
+                built.append(build_analytics(integration, _dag, _default_args(None)))
         except Exception as exc:
             config.errors.append(f"{config.path}: integration {integration.id!r}: Airflow refused its DAGs: {exc}")
             continue

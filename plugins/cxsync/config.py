@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from cxsync import settings
+from cxsync.analytics.options import option_problems as analytics_option_problems
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
 _KNOWN_KEYS = {
@@ -205,6 +206,8 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     options = entry.get("options", {}) or {}
     if not isinstance(options, dict):
         problems.append(f"field `options`: {options!r} must be a mapping")
+    else:
+        problems.extend(analytics_option_problems(options))
 
     if problems:
         return None

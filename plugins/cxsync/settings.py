@@ -53,3 +53,16 @@ def roster_asset_uri(integration_id: str) -> str:
 
 def interactions_asset_uri(integration_id: str) -> str:
     return f"cxsync://{integration_id}/interactions"
+
+
+# Conversation analytics (cxsync.analytics, docs/metrics.md).
+# Bump when a metric's definition changes: the next analytics run recomputes every row computed before.
+ANALYTICS_METRICS_VERSION = 1
+# Interactions whose messages are read and computed at once: bounds the run's memory whatever the total.
+ANALYTICS_BATCH_INTERACTIONS = 5000
+# Thresholds of the flags, per provider: chats are answered in minutes, tickets in hours. Integration
+# options of the same names override them.
+ANALYTICS_DEFAULT_THRESHOLDS = {
+    "liveperson": {"long_first_response_seconds": 120, "long_wait_seconds": 300, "many_agents": 3},
+    "helpdesk": {"long_first_response_seconds": 8 * 3600, "long_wait_seconds": 24 * 3600, "many_agents": 3},
+}
