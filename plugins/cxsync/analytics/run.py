@@ -102,7 +102,7 @@ def run_analytics(
         if batch.empty:
             break
         after = batch["interaction_id"].iloc[-1]
-        messages = _messages(warehouse, integration.id, batch["interaction_id"].tolist())
+        messages = _messages(warehouse, integration.id, batch["interaction_id"].tolist(), contiguous=full)
         metrics = compute.interaction_metrics(batch, messages, thresholds)
         rows = _metrics_rows(integration.id, batch, metrics, now)
         pending = _touched_days(integration.id, batch)
@@ -176,8 +176,7 @@ def _next_batch(
             )
         )
     with warehouse.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+        frame = _frame(conn.execute(query).all(), [c.name for c in columns])
     if frame.empty:
         return frame
     frame["reopened"] = (
@@ -188,28 +187,50 @@ def _next_batch(
     return frame
 
 
-def _messages(warehouse: Warehouse, integration_id: str, interaction_ids: list[str]) -> pd.DataFrame:
-    ms = t.messages
-    # `sent_at` as the driver returns it (text on SQLite), converted by pandas for the whole batch at once.
-    query = (
-        sa.select(
-            ms.c.interaction_id,
-            ms.c.seq,
-            sa.type_coerce(ms.c.sent_at, sa.Text).label("sent_at"),
-            ms.c.sender_type,
-            ms.c.sender_id,
-            ms.c.text,
-            ms.c.is_private,
-        )
-        .where(ms.c.integration_id == integration_id, ms.c.interaction_id.in_(interaction_ids))
-        .order_by(ms.c.interaction_id, ms.c.seq)
+def _messages(warehouse: Warehouse, integration_id: str, ids: list[str], contiguous: bool) -> pd.DataFrame:
+    """The messages of these interactions, ordered by interaction and `seq`, through the driver's own cursor
+    (SQLAlchemy's result rows cost more than the query). `contiguous`: `ids` are every interaction from the
+    first to the last (a full run), so one key range replaces the list."""
+    columns = ", ".join(compute.MESSAGE_FRAME_COLUMNS)
+    postgres = warehouse.dialect == "postgresql"
+    mark = "%s" if postgres else "?"
+    if contiguous:
+        where, params = f"interaction_id >= {mark} AND interaction_id <= {mark}", [ids[0], ids[-1]]
+    elif postgres:
+        where, params = "interaction_id = ANY(%s)", [list(ids)]
+    else:
+        where, params = f"interaction_id IN ({', '.join('?' * len(ids))})", list(ids)
+    sql = (
+        f"SELECT {columns} FROM {t.messages.name} WHERE integration_id = {mark} AND {where} "
+        "ORDER BY interaction_id, seq"
     )
     with warehouse.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=list(compute.MESSAGE_FRAME_COLUMNS))
-    frame["sent_at"] = pd.to_datetime(frame["sent_at"], utc=True, format="ISO8601")
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, [integration_id, *params])
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    frame = pd.DataFrame.from_records(rows, columns=list(compute.MESSAGE_FRAME_COLUMNS), coerce_float=False)
+    if contiguous:
+        frame = frame[frame["interaction_id"].isin(ids)].reset_index(drop=True)
+    frame["sent_at"] = _utc_times(frame["sent_at"])
     frame["is_private"] = frame["is_private"].astype(bool)
     return frame
+
+
+def _utc_times(values: pd.Series) -> pd.Series:
+    """Times as the driver returns them: aware datetimes (PostgreSQL) or SQLAlchemy's UTC text (SQLite)."""
+    try:
+        return pd.to_datetime(values, utc=True, format="%Y-%m-%d %H:%M:%S.%f")
+    except (ValueError, TypeError):
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    """A frame of result rows built column by column: pandas inspects SQLAlchemy `Row`s one by one otherwise."""
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame({name: pd.Series(list(col)) for name, col in zip(columns, values, strict=True)})
 
 
 def _metrics_rows(integration_id: str, batch: pd.DataFrame, metrics: pd.DataFrame, now: datetime) -> list[tuple]:
@@ -345,9 +366,9 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
                     mt.c.flags,
                 ).where(mt.c.integration_id == integration_id, mt.c.day == day, mt.c.agent_id.in_(agents))
             ).all()
-            frame = pd.DataFrame(
+            frame = _frame(
                 rows,
-                columns=[
+                [
                     "agent_id",
                     "day",
                     "status",
