@@ -52,9 +52,7 @@ def test_the_dag_exists_only_with_analytics_on_runs_on_the_interactions_asset_an
     assert "cxsync_lp_on_analytics" in bag.dag_ids and "cxsync_hd_off_analytics" not in bag.dag_ids
     assert len(bag.dag_ids) == 9  # four per integration, and the analytics one
     dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["cxsync_lp_on_analytics"]))
-    assert [a.uri for _, a in dag.timetable.asset_condition.iter_assets()] == [
-        settings.interactions_asset_uri("lp_on")
-    ]
+    assert [a.uri for _, a in dag.timetable.asset_condition.iter_assets()] == [settings.interactions_asset_uri("lp_on")]
     # The loads that update that Asset: backfill and incremental.
     for kind in ("backfill", "incremental"):
         outlets = {o.uri for task in bag.dags[f"cxsync_lp_on_{kind}"].tasks for o in task.outlets}
