@@ -60,6 +60,8 @@ def interactions_asset_uri(integration_id: str) -> str:
 ANALYTICS_METRICS_VERSION = 1
 # Interactions whose messages are read and computed at once: bounds the run's memory whatever the total.
 ANALYTICS_BATCH_INTERACTIONS = 5000
+# Agent days recomputed per transaction (a week: one query and one group-by for a typical incremental run).
+ANALYTICS_DAYS_PER_TRANSACTION = 7
 # Thresholds of the flags, per provider: chats are answered in minutes, tickets in hours. Integration
 # options of the same names override them.
 ANALYTICS_DEFAULT_THRESHOLDS = {

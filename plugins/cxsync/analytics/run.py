@@ -146,8 +146,9 @@ def _next_batch(
     columns = [
         it.c.interaction_id,
         it.c.status,
-        it.c.started_at,
-        it.c.ended_at,
+        # As the driver returns them (text on SQLite): pandas converts the whole batch at once.
+        sa.type_coerce(it.c.started_at, sa.Text).label("started_at"),
+        sa.type_coerce(it.c.ended_at, sa.Text).label("ended_at"),
         it.c.agent_id,
         it.c.content_hash,
         mt.c.agent_id.label("previous_agent_id"),
@@ -183,7 +184,7 @@ def _next_batch(
         [compute.reopened_from_raw(integration.provider, raw) for raw in frame.pop("raw")] if wants_raw else False
     )
     for column in ("started_at", "ended_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame[column] = _utc_times(frame[column])
     return frame
 
 
@@ -334,7 +335,22 @@ def _add_inconsistent_days(warehouse: Warehouse, integration_id: str) -> None:
             _add_pending(warehouse, conn, stale)
 
 
+DAILY_INPUT_COLUMNS = (
+    "agent_id",
+    "day",
+    "status",
+    "first_response_seconds",
+    "handle_seconds",
+    "agent_messages",
+    "customer_messages",
+    "unanswered_runs",
+    "flags",
+)
+
+
 def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: datetime) -> tuple[int, int]:
+    """Every pending agent day from its interactions' metrics, `settings.ANALYTICS_DAYS_PER_TRANSACTION` days
+    at a time: one join of the pending days with their metrics rows, one group-by, one transaction."""
     pt, mt, dt = t.analytics_pending_days, t.interaction_metrics, t.agent_daily_metrics
     with warehouse.engine.connect() as conn:
         days = list(
@@ -343,55 +359,35 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
             ).scalars()
         )
     daily_upsert = BulkUpsert(warehouse.engine.dialect, dt, DAILY_COLUMNS, ["integration_id", "agent_id", "day"])
+    joined = mt.join(
+        pt, sa.and_(pt.c.integration_id == mt.c.integration_id, pt.c.agent_id == mt.c.agent_id, pt.c.day == mt.c.day)
+    )
     computed = removed = 0
-    for day in days:
+    step = settings.ANALYTICS_DAYS_PER_TRANSACTION
+    for chunk in (days[i : i + step] for i in range(0, len(days), step)):
         with warehouse.engine.begin() as conn:
-            agents = list(
+            pending = set(
                 conn.execute(
-                    sa.select(pt.c.agent_id)
-                    .where(pt.c.integration_id == integration_id, pt.c.day == day)
-                    .order_by(pt.c.agent_id)
-                ).scalars()
+                    sa.select(pt.c.agent_id, pt.c.day).where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk))
+                ).tuples()
             )
             rows = conn.execute(
-                sa.select(
-                    mt.c.agent_id,
-                    mt.c.day,
-                    mt.c.status,
-                    mt.c.first_response_seconds,
-                    mt.c.handle_seconds,
-                    mt.c.agent_messages,
-                    mt.c.customer_messages,
-                    mt.c.unanswered_runs,
-                    mt.c.flags,
-                ).where(mt.c.integration_id == integration_id, mt.c.day == day, mt.c.agent_id.in_(agents))
+                sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS))
+                .select_from(joined)
+                .where(mt.c.integration_id == integration_id, pt.c.day.in_(chunk))
             ).all()
-            frame = _frame(
-                rows,
-                [
-                    "agent_id",
-                    "day",
-                    "status",
-                    "first_response_seconds",
-                    "handle_seconds",
-                    "agent_messages",
-                    "customer_messages",
-                    "unanswered_runs",
-                    "flags",
-                ],
-            )
-            daily = compute.agent_daily_metrics(frame) if len(frame) else pd.DataFrame(columns=["agent_id"])
-            if len(daily):
+            frame = _frame(rows, list(DAILY_INPUT_COLUMNS))
+            daily = compute.agent_daily_metrics(frame) if len(frame) else None
+            kept: set[tuple[str, date]] = set()
+            if daily is not None:
                 daily_upsert.execute(conn, _daily_rows(integration_id, daily, now))
-            gone = sorted(set(agents) - set(daily["agent_id"]))
-            if gone:
+                kept = set(zip(daily["agent_id"], daily["day"], strict=True))
+            for agent, day in sorted(pending - kept):  # agent days left without any interaction
                 removed += conn.execute(
-                    dt.delete().where(dt.c.integration_id == integration_id, dt.c.day == day, dt.c.agent_id.in_(gone))
+                    dt.delete().where(dt.c.integration_id == integration_id, dt.c.agent_id == agent, dt.c.day == day)
                 ).rowcount
-            conn.execute(
-                pt.delete().where(pt.c.integration_id == integration_id, pt.c.day == day, pt.c.agent_id.in_(agents))
-            )
-            computed += len(daily)
+            conn.execute(pt.delete().where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk)))
+            computed += len(kept)
     return computed, removed
 
 
