@@ -222,18 +222,54 @@ def word_counts(texts: np.ndarray) -> np.ndarray:
 
 
 def asks_for_escalation(texts: np.ndarray) -> np.ndarray:
-    """Whether each text holds an escalation phrase: one regex scan over all texts joined by NUL (never in stored
-    text, neither a word character nor whitespace, so no phrase spans two texts); matches mapped back by offset."""
+    """Whether each text holds an escalation phrase.
+
+    The texts are joined by NUL (never in stored text, neither a word character nor whitespace, so no phrase
+    spans two texts). Most conversations hold no phrase, so the expensive part, the regular expression, runs only
+    in a small window around each place where a phrase's longest word occurs (a plain substring search); a
+    match there counts when it starts and ends at word boundaries of the whole text. Matches are mapped back to
+    their texts by offset.
+    """
     found = np.zeros(len(texts), dtype=bool)
     if not len(texts):
         return found
     joined = "\x00".join(_texts(texts))
-    positions = [m.start() for m in escalation_pattern().finditer(joined)]
+    lowered = joined.lower()
+    pattern = escalation_pattern()
+    if len(lowered) != len(joined):  # a character whose lower case is longer: offsets differ, scan everything
+        positions = {m.start() for m in pattern.finditer(joined)}
+    else:
+        positions = set()
+        for word in _key_words():
+            at = lowered.find(word)
+            while at >= 0:
+                for match in pattern.finditer(joined, max(0, at - _WINDOW), at + len(word) + _WINDOW):
+                    if _bounded(joined, match.start(), match.end()):
+                        positions.add(match.start())
+                at = lowered.find(word, at + 1)
     if positions:
         codes = _code_points(joined)
         ends = np.append(np.flatnonzero(codes == 0), len(codes))  # where each text ends
-        found[np.searchsorted(ends, np.asarray(positions))] = True
+        found[np.searchsorted(ends, np.fromiter(positions, dtype=np.int64))] = True
     return found
+
+
+_WINDOW = 256  # characters searched on either side of a key word (a phrase with longer whitespace is missed)
+
+
+@functools.cache
+def _key_words() -> tuple[str, ...]:
+    """The longest word of each escalation phrase (lower case): every match holds one of them."""
+    text = resources.files("cxsync.analytics").joinpath("escalation_phrases.txt").read_text(encoding="utf-8")
+    phrases = [line.split() for line in text.lower().splitlines() if line.strip() and not line.startswith("#")]
+    return tuple(sorted({max(words, key=len) for words in phrases}))
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    def word_char(at: int) -> bool:
+        return 0 <= at < len(text) and (text[at].isalnum() or text[at] == "_")
+
+    return not word_char(start - 1) and not word_char(end)
 
 
 def _texts(values: np.ndarray) -> list[str]:
