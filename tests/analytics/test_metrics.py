@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 from transcripts import (
     HD,
     LP,
@@ -19,6 +20,7 @@ from transcripts import (
 )
 
 from cxsync import settings
+from cxsync.analytics.compute import asks_for_escalation, word_counts
 from cxsync.analytics.run import run_analytics
 
 # (transcript, the figures it must give; figures not named are not the point of that transcript)
@@ -302,3 +304,22 @@ def test_agent_day_figures(warehouse):
     }
     assert days[("a9", "2026-03-03")]["conversations"] == 1
     assert days[("a9", "2026-03-03")]["median_first_response_seconds"] == 50.0
+
+
+def test_word_counts_equal_str_split_on_any_whitespace():
+    texts = ["", None, "one", "  two  words ", "tab\tand\nnew line", "nbsp\u00a0ideographic\u3000space", "émoji 🙂 ok"]
+    expected = [len((text or "").split()) for text in texts]
+    assert word_counts(np.array(texts, dtype=object)).tolist() == expected
+
+
+def test_escalation_phrases_are_found_next_to_other_phrases_and_only_as_whole_words():
+    texts = [
+        "my team is great but get me your manager",  # "team" alone is no phrase; the manager is
+        "managers, management, xmanager",
+        "JEFE!",
+        "jefes",
+        "speak to your\n   boss",
+        "",
+        None,
+    ]
+    assert asks_for_escalation(np.array(texts, dtype=object)).tolist() == [True, False, True, False, True, False, False]
