@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 
@@ -24,11 +25,23 @@ def main(url: str, integration_id: str, mode: str) -> dict:
     warehouse = Warehouse.from_url(url)
     warehouse.ensure_schema()
     baseline = peak_rss_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     result = run_analytics(warehouse, integration, full=mode == "full")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     warehouse.dispose()
-    return {**result.to_xcom(), "seconds": seconds, "peak_mb": peak_rss_mb(), "baseline_mb": baseline}
+    return {
+        **result.to_xcom(),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_mb": peak_rss_mb(),
+        "baseline_mb": baseline,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (user + system): what the run cost, whatever else the machine was doing."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""cxsync DAG factory: four DAGs per integration of the integrations file (DESIGN.md, "DAGs").
+"""cxsync DAG factory: four DAGs per integration of the integrations file, five with conversation analytics.
 
 Parsing reads only the integrations file: no network, no database, no provider code. A bad entry
 is reported in the Airflow UI (the `cxsync_config_errors` DAG and the parse log) and never hides
