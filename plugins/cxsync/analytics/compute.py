@@ -240,10 +240,11 @@ def asks_for_escalation(texts: np.ndarray) -> np.ndarray:
         positions = {m.start() for m in pattern.finditer(joined)}
     else:
         positions = set()
+        window = _window()
         for word in _key_words():
             at = lowered.find(word)
             while at >= 0:
-                for match in pattern.finditer(joined, max(0, at - _WINDOW), at + len(word) + _WINDOW):
+                for match in pattern.finditer(joined, max(0, at - window), at + len(word) + window):
                     if _bounded(joined, match.start(), match.end()):
                         positions.add(match.start())
                 at = lowered.find(word, at + 1)
@@ -254,15 +255,22 @@ def asks_for_escalation(texts: np.ndarray) -> np.ndarray:
     return found
 
 
-_WINDOW = 256  # characters searched on either side of a key word (a phrase with longer whitespace is missed)
-
-
 @functools.cache
 def _key_words() -> tuple[str, ...]:
     """The longest word of each escalation phrase (lower case): every match holds one of them."""
+    return tuple(sorted({max(words, key=len) for words in _phrase_words()}))
+
+
+@functools.cache
+def _window() -> int:
+    """Characters searched on either side of a key word: the longest phrase, with room for longer whitespace
+    between its words (a phrase spread wider than that is missed)."""
+    return max(len(" ".join(words)) for words in _phrase_words()) + 16
+
+
+def _phrase_words() -> list[list[str]]:
     text = resources.files("cxsync.analytics").joinpath("escalation_phrases.txt").read_text(encoding="utf-8")
-    phrases = [line.split() for line in text.lower().splitlines() if line.strip() and not line.startswith("#")]
-    return tuple(sorted({max(words, key=len) for words in phrases}))
+    return [line.split() for line in text.lower().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _bounded(text: str, start: int, end: int) -> bool:

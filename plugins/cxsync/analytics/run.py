@@ -120,8 +120,12 @@ def run_analytics(
             len(messages),
             result.interactions_computed,
         )
-    _add_inconsistent_days(warehouse, integration.id)
     computed, removed = _recompute_pending_days(warehouse, integration.id, now)
+    if not _totals_agree(warehouse, integration.id):
+        # Interactions were deleted (retention deletes their metrics rows): find the agent days they left.
+        _add_inconsistent_days(warehouse, integration.id)
+        more_computed, more_removed = _recompute_pending_days(warehouse, integration.id, now)
+        computed, removed = computed + more_computed, removed + more_removed
     result.agent_days_computed, result.agent_days_removed = computed, removed
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -300,6 +304,20 @@ def _add_pending(warehouse: Warehouse, conn: sa.Connection, pending: set[tuple[s
     conn.execute(stmt, [{"integration_id": i, "agent_id": a, "day": d} for i, a, d in sorted(pending)])
 
 
+def _totals_agree(warehouse: Warehouse, integration_id: str) -> bool:
+    """Whether the agent days count as many interactions as have metrics and an agent: two cheap aggregates
+    that every run checks; only a difference calls for the agent day by agent day comparison."""
+    mt, dt = t.interaction_metrics, t.agent_daily_metrics
+    with warehouse.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(sa.func.count()).where(mt.c.integration_id == integration_id, mt.c.agent_id.is_not(None))
+        ).scalar_one()
+        counted = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(dt.c.conversations), 0)).where(dt.c.integration_id == integration_id)
+        ).scalar_one()
+    return held == counted
+
+
 def _add_inconsistent_days(warehouse: Warehouse, integration_id: str) -> None:
     """Agent days whose row counts other interactions than cx_interaction_metrics holds for it now: their
     interactions were deleted (retention deletes metrics rows with their interaction) or a row is missing."""
@@ -350,7 +368,7 @@ DAILY_INPUT_COLUMNS = (
 
 def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: datetime) -> tuple[int, int]:
     """Every pending agent day from its interactions' metrics, `settings.ANALYTICS_DAYS_PER_TRANSACTION` days
-    at a time: one join of the pending days with their metrics rows, one group-by, one transaction."""
+    at a time: one query of those days' metrics rows, one group-by, one transaction."""
     pt, mt, dt = t.analytics_pending_days, t.interaction_metrics, t.agent_daily_metrics
     with warehouse.engine.connect() as conn:
         days = list(
@@ -359,9 +377,6 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
             ).scalars()
         )
     daily_upsert = BulkUpsert(warehouse.engine.dialect, dt, DAILY_COLUMNS, ["integration_id", "agent_id", "day"])
-    joined = mt.join(
-        pt, sa.and_(pt.c.integration_id == mt.c.integration_id, pt.c.agent_id == mt.c.agent_id, pt.c.day == mt.c.day)
-    )
     computed = removed = 0
     step = settings.ANALYTICS_DAYS_PER_TRANSACTION
     for chunk in (days[i : i + step] for i in range(0, len(days), step)):
@@ -371,11 +386,15 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
                     sa.select(pt.c.agent_id, pt.c.day).where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk))
                 ).tuples()
             )
+            # Days and agents through the (integration, day, agent) index; other agents' days dropped below.
             rows = conn.execute(
-                sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS))
-                .select_from(joined)
-                .where(mt.c.integration_id == integration_id, pt.c.day.in_(chunk))
+                sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS)).where(
+                    mt.c.integration_id == integration_id,
+                    mt.c.day.in_(chunk),
+                    mt.c.agent_id.in_(sorted({agent for agent, _ in pending})),
+                )
             ).all()
+            rows = [row for row in rows if (row[0], row[1]) in pending]
             frame = _frame(rows, list(DAILY_INPUT_COLUMNS))
             daily = compute.agent_daily_metrics(frame) if len(frame) else None
             kept: set[tuple[str, date]] = set()
