@@ -392,6 +392,7 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
                 rows += conn.execute(
                     sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS)).where(
                         mt.c.integration_id == integration_id,
+                        mt.c.day.in_(sorted({day for _, day in pairs})),
                         sa.tuple_(mt.c.day, mt.c.agent_id).in_([(day, agent) for agent, day in pairs]),
                     )
                 ).all()
