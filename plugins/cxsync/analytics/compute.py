@@ -56,9 +56,7 @@ def escalation_pattern() -> re.Pattern[str]:
     The phrases are merged into a trie (`manager|manage` as `manage(?:r)?`), so the engine tries one branch per
     character instead of every phrase: several times faster on long texts. A space in a phrase matches any run
     of whitespace; `\b` is Unicode-aware, so "jefe" is not found in "jefes"."""
-    text = resources.files("cxsync.analytics").joinpath("escalation_phrases.txt").read_text(encoding="utf-8")
-    phrases = {" ".join(line.split()).casefold() for line in text.splitlines()}
-    phrases = {p for p in phrases if p and not p.startswith("#")}
+    phrases = {" ".join(words) for words in _phrase_words()}
     return re.compile(rf"\b(?:{_trie_pattern(phrases)})\b", re.IGNORECASE)
 
 
@@ -268,7 +266,9 @@ def _window() -> int:
     return max(len(" ".join(words)) for words in _phrase_words()) + 16
 
 
+@functools.cache
 def _phrase_words() -> list[list[str]]:
+    """escalation_phrases.txt: each phrase's words, in lower case."""
     text = resources.files("cxsync.analytics").joinpath("escalation_phrases.txt").read_text(encoding="utf-8")
     return [line.split() for line in text.lower().splitlines() if line.strip() and not line.startswith("#")]
 
