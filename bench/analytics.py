@@ -84,7 +84,7 @@ def synthetic(conn: sqlite3.Connection, interactions: int, seed: int = 7) -> int
         deltas = rng.choice(np.array([0, 5, 20, 45, 90, 200]) * 10**9, len(owner))
         elapsed = np.cumsum(deltas)
         elapsed -= (elapsed - deltas)[begins][owner]  # restart the clock for every conversation
-        starts = base + (numbers * span_ns // interactions).astype("timedelta64[ns]")
+        starts = base + (numbers / interactions * span_ns).astype(np.int64).astype("timedelta64[ns]")
         sent = starts[owner] + elapsed.astype("timedelta64[ns]")
         roll = rng.random(len(owner))
         roll[seq == 1] = 0  # every conversation starts with the customer

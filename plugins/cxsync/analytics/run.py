@@ -386,16 +386,21 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
                     sa.select(pt.c.agent_id, pt.c.day).where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk))
                 ).tuples()
             )
-            # Exactly the pending agent days' rows, through the (integration, day, agent) index.
-            rows = []
-            for pairs in _chunks(sorted(pending), settings.UPSERT_BATCH_ROWS):
-                rows += conn.execute(
-                    sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS)).where(
-                        mt.c.integration_id == integration_id,
-                        mt.c.day.in_(sorted({day for _, day in pairs})),
-                        sa.tuple_(mt.c.day, mt.c.agent_id).in_([(day, agent) for agent, day in pairs]),
+            # Exactly the pending agent days' rows: each pending row looks its day's rows up in the metrics index.
+            rows = conn.execute(
+                sa.select(*(mt.c[c] for c in DAILY_INPUT_COLUMNS))
+                .select_from(
+                    pt.join(
+                        mt,
+                        sa.and_(
+                            mt.c.integration_id == pt.c.integration_id,
+                            mt.c.day == pt.c.day,
+                            mt.c.agent_id == pt.c.agent_id,
+                        ),
                     )
-                ).all()
+                )
+                .where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk))
+            ).all()
             frame = _frame(rows, list(DAILY_INPUT_COLUMNS))
             daily = compute.agent_daily_metrics(frame) if len(frame) else None
             kept: set[tuple[str, date]] = set()
@@ -409,11 +414,6 @@ def _recompute_pending_days(warehouse: Warehouse, integration_id: str, now: date
             conn.execute(pt.delete().where(pt.c.integration_id == integration_id, pt.c.day.in_(chunk)))
             computed += len(kept)
     return computed, removed
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _daily_rows(integration_id: str, daily: pd.DataFrame, now: datetime) -> list[tuple]:
