@@ -1,4 +1,5 @@
-"""cxsync DAG factory: four DAGs per integration of the integrations file (docs/architecture.md, "DAG ids").
+"""cxsync DAG factory: four DAGs per integration of the integrations file, five with conversation analytics
+(docs/architecture.md, "DAG ids").
 
 Parsing reads only the integrations file: no network, no database, no provider code. A bad entry
 is reported in the Airflow UI (the `cxsync_config_errors` DAG and the parse log) and never hides
@@ -16,6 +17,7 @@ from airflow.sdk import DAG, Asset, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from cxsync import settings, tasks
+from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
 from cxsync.qa.dags import build_qa_dags
 from cxsync.registry import PROVIDERS
@@ -237,9 +239,11 @@ BUILDERS = {
 def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for integration in config.integrations:
-        # All four DAGs of an integration or none; one integration Airflow refuses never hides the others.
+        # All DAGs of an integration or none; one integration Airflow refuses never hides the others.
         try:
             built = [builder(integration) for builder in BUILDERS.values()]
+            if integration.conversation_analytics:
+                built.append(build_analytics(integration, _dag, _default_args(None)))
         except Exception as exc:
             config.errors.append(f"{config.path}: integration {integration.id!r}: Airflow refused its DAGs: {exc}")
             continue

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from cxsync import settings
+from cxsync.analytics.options import option_problems as analytics_option_problems
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
 _KNOWN_KEYS = {
@@ -234,6 +235,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
                 f"field `options.reconcile_hours`: {_show(hours)} must be a number of hours from 0 (no reconciliation) "
                 f"to {settings.MAX_RECONCILE_HOURS}"
             )
+        problems.extend(analytics_option_problems(options))
 
     if problems:
         return None

@@ -10,6 +10,8 @@ The demo is a list of steps (`STEPS`) over one shared `Demo` state:
    browser on the sandbox's authorize page, so the refresh token lands in the connection;
 6. the first loads: roster sync and a one-week backfill per integration (`airflow dags test`);
 7. a day later on the sandbox clock: incremental loads, retention as a dry run, then retention for real;
+   then the analytics DAG of the integration the demo turns `conversation_analytics` on for (the first
+   LivePerson one, in a copy of the integrations file under the Airflow home), and a few figures per agent;
 8. what landed, per table and integration, and how to query it;
 9. QA: the agents matched to the sample staff file, and one QA list built, per evaluator.
 
@@ -63,6 +65,7 @@ CLOCK_STEP = "1d"
 OAUTH_CONN_ID = "sandbox_helpdesk_oauth"
 RUN_TIMEOUT_SECONDS = 600.0
 OAUTH_TIMEOUT_SECONDS = 60.0
+ANALYTICS_AGENTS_SHOWN = 5
 
 # Volumes that make the whole demo take a few minutes: a week of history is a few hundred conversations.
 SANDBOX_OPTIONS: dict[str, Any] = {
@@ -476,6 +479,100 @@ def show_where(demo: Demo) -> None:
     )
 
 
+def analytics(demo: Demo) -> None:
+    """The analytics DAG of each integration with `conversation_analytics: true`, then a few figures per agent."""
+    chosen = [i for i in demo.integrations if i.conversation_analytics]
+    if not chosen:
+        return
+    demo.heading("Conversation analytics (docs/metrics.md)")
+    for integration in chosen:
+        if run_dag(demo, integration, "analytics") is None or integration.id in demo.failed:
+            continue
+        assert demo.warehouse is not None
+        figures = agent_figures(demo.warehouse, integration.id)
+        header = f"{'agent':<24} {'convs':>5} {'median 1st resp':>15} {'p90 1st resp':>12} {'avg handle':>10}"
+        demo.out(f"    {header} {'flagged':>7}")
+        for row in figures[:ANALYTICS_AGENTS_SHOWN]:
+            demo.out(
+                f"    {row['name'][:24]:<24} {row['conversations']:>5} {seconds_text(row['median']):>15} "
+                f"{seconds_text(row['p90']):>12} {seconds_text(row['handle']):>10} {row['flagged']:>7}"
+            )
+
+
+def agent_figures(warehouse: Warehouse, integration_id: str) -> list[dict[str, Any]]:
+    """Per agent, over the whole period: conversations, median and p90 first response, mean handle time and
+    flagged conversations, from cx_interaction_metrics (the same figures cx_agent_daily_metrics holds per day)."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from cxsync.warehouse import schema as t
+
+    mt, ag = t.interaction_metrics, t.agents
+    query = (
+        sa.select(
+            mt.c.agent_id,
+            sa.func.coalesce(ag.c.display_name, ag.c.login_name, mt.c.agent_id).label("name"),
+            mt.c.first_response_seconds,
+            mt.c.handle_seconds,
+            mt.c.flags,
+        )
+        .select_from(
+            mt.outerjoin(ag, sa.and_(ag.c.integration_id == mt.c.integration_id, ag.c.agent_id == mt.c.agent_id))
+        )
+        .where(mt.c.integration_id == integration_id, mt.c.agent_id.is_not(None))
+    )
+    with warehouse.engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=["agent_id", "name", "first", "handle", "flags"])
+    if frame.empty:
+        return []
+    frame["flagged"] = frame["flags"].ne("[]")
+    grouped = frame.astype({"first": "float64", "handle": "float64"}).groupby(["agent_id", "name"])
+    figures = pd.DataFrame(
+        {
+            "conversations": grouped.size(),
+            "median": grouped["first"].median(),
+            "p90": grouped["first"].quantile(0.9),
+            "handle": grouped["handle"].mean(),
+            "flagged": grouped["flagged"].sum(),
+        }
+    ).reset_index()
+    figures = figures.sort_values(["conversations", "agent_id"], ascending=[False, True])
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in figures.to_dict("records")
+    ]
+
+
+def seconds_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def with_analytics_on(config: IntegrationsConfig, home: Path) -> IntegrationsConfig:
+    """The integrations file with `conversation_analytics: true` for its first LivePerson integration (unless one
+    has it already), written under the Airflow home: the demo shows analytics without changing the user's file."""
+    import yaml
+
+    if any(i.conversation_analytics for i in config.integrations):
+        return config
+    document = yaml.safe_load(config.path.read_text(encoding="utf-8"))
+    for entry in document.get("integrations") or []:
+        if isinstance(entry, dict) and entry.get("provider") == "liveperson":
+            entry["conversation_analytics"] = True
+            break
+    else:
+        return config
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "demo-integrations.yaml"
+    path.write_text(
+        f"# {config.path} with conversation analytics on for one integration: written by the demo\n"
+        + yaml.safe_dump(document, sort_keys=False),
+        encoding="utf-8",
+    )
+    return load_integrations(path)
+
+
 STEPS: list[Callable[[Demo], None]] = [
     open_warehouse,
     show_dags,
@@ -485,6 +582,7 @@ STEPS: list[Callable[[Demo], None]] = [
     first_loads,
     advance_clock,
     later_loads,
+    analytics,
     show_counts,
     show_where,
     match_and_list,
@@ -577,6 +675,13 @@ def summarize(
         problem = None if new or closed else "a sandbox day later the incremental run found nothing new or closed"
         summary, problem = _with_reconciliation(warehouse, integration, summary, problem)
         return summary, problem
+    if kind == "analytics":
+        figures = agent_figures(warehouse, integration.id)
+        computed = sum(row["conversations"] for row in figures)
+        return (
+            f"metrics of {computed} conversations with an agent, {len(figures)} agents",
+            None if figures else "the analytics run computed no agent figures",
+        )
     # retention: the run's own row in cx_retention_log
     row = latest_retention(warehouse, integration.id)
     if row is None or bool(row["dry_run"]) != bool(conf.get("dry_run")):
@@ -887,7 +992,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cxsync demo: {exc}", file=sys.stderr)
         return 2
-    demo = Demo(config=config)
+    demo = Demo(config=with_analytics_on(config, airflow_home()))
     print(f"cxsync demo (AIRFLOW_HOME={demo.show(demo.home)})")
 
     def on_sigterm(signum: int, frame: Any) -> None:

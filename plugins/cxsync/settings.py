@@ -126,3 +126,17 @@ UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
 UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"
 UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
 UI_CONNECT_MAX_AGE_SECONDS = 600
+
+# Conversation analytics (cxsync.analytics, docs/metrics.md).
+# Bump when a metric's definition changes: the next analytics run recomputes every row computed before.
+ANALYTICS_METRICS_VERSION = 1
+# Interactions whose messages are read and computed at once: bounds the run's memory whatever the total.
+ANALYTICS_BATCH_INTERACTIONS = 5000
+# Agent days recomputed per transaction (a week: one query and one group-by for a typical incremental run).
+ANALYTICS_DAYS_PER_TRANSACTION = 7
+# Thresholds of the flags, per provider: chats are answered in minutes, tickets in hours. Integration
+# options of the same names override them.
+ANALYTICS_DEFAULT_THRESHOLDS = {
+    "liveperson": {"long_first_response_seconds": 120, "long_wait_seconds": 300, "many_agents": 3},
+    "helpdesk": {"long_first_response_seconds": 8 * 3600, "long_wait_seconds": 24 * 3600, "many_agents": 3},
+}

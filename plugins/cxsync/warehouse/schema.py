@@ -315,9 +315,71 @@ reconciliation = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
+# ---- conversation analytics (cxsync.analytics) ----------------------------------------------------------
+# One row per interaction, computed from the interaction and its messages as `content_hash` says they were;
+# `agent_id` and `day` (UTC day of `started_at`) say which agent day the row counts towards.
+interaction_metrics = sa.Table(
+    "cx_interaction_metrics",
+    metadata,
+    _key("integration_id"),
+    _key("interaction_id"),
+    sa.Column("metrics_version", sa.Integer, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(KEY_LENGTH)),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("first_response_seconds", sa.Float),
+    sa.Column("avg_response_seconds", sa.Float),
+    sa.Column("max_response_seconds", sa.Float),
+    sa.Column("customer_runs", sa.Integer, nullable=False),
+    sa.Column("unanswered_runs", sa.Integer, nullable=False),
+    sa.Column("handle_seconds", sa.Float),
+    sa.Column("agent_messages", sa.Integer, nullable=False),
+    sa.Column("customer_messages", sa.Integer, nullable=False),
+    sa.Column("bot_messages", sa.Integer, nullable=False),
+    sa.Column("system_messages", sa.Integer, nullable=False),
+    sa.Column("private_notes", sa.Integer, nullable=False),
+    sa.Column("agent_words", sa.Integer, nullable=False),
+    sa.Column("customer_words", sa.Integer, nullable=False),
+    sa.Column("turns", sa.Integer, nullable=False),
+    sa.Column("agents_involved", sa.Integer, nullable=False),
+    sa.Column("flags", sa.Text, nullable=False),
+    sa.Index("ix_cx_interaction_metrics_agent_day", "integration_id", "day", "agent_id"),
+)
+
+agent_daily_metrics = sa.Table(
+    "cx_agent_daily_metrics",
+    metadata,
+    _key("integration_id"),
+    _key("agent_id"),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("metrics_version", sa.Integer, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.Column("conversations", sa.Integer, nullable=False),
+    sa.Column("closed_conversations", sa.Integer, nullable=False),
+    sa.Column("median_first_response_seconds", sa.Float),
+    sa.Column("p90_first_response_seconds", sa.Float),
+    sa.Column("avg_handle_seconds", sa.Float),
+    sa.Column("messages", sa.Integer, nullable=False),
+    sa.Column("customer_messages", sa.Integer, nullable=False),
+    sa.Column("unanswered_runs", sa.Integer, nullable=False),
+    sa.Column("flagged_conversations", sa.Integer, nullable=False),
+)
+
+# Agent days whose interactions changed and whose cx_agent_daily_metrics row is not recomputed yet: written
+# in the same transaction as the interaction metrics, so a run that stops half-way leaves nothing stale.
+analytics_pending_days = sa.Table(
+    "cx_analytics_pending_days",
+    metadata,
+    _key("integration_id"),
+    _key("agent_id"),
+    sa.Column("day", sa.Date, primary_key=True),
+)
+
 # Tables whose rows hang off an interaction: retention deletes them with it. Later tables
 # (analytics, QA lists) register here too.
-INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items]
+INTERACTION_CHILD_TABLES: list[sa.Table] = [messages, qa_list_items, interaction_metrics]
 
 
 # Migrations from version N-1 to N: a function run inside one transaction, on a warehouse that has
