@@ -148,3 +148,16 @@ def test_the_backfill_logs_its_totals_over_every_window(caplog):
         "backfill of lp_x finished: 2 day windows, 20 conversations (16 new, 2 changed, 2 unchanged), "
         "180 messages written, 1 rejected, 3 pages, 3.5 s of task time"
     )
+
+
+def test_a_reader_thread_that_dies_without_a_word_fails_the_load_instead_of_hanging(monkeypatch):
+    class Unreportable:
+        def __init__(self, error):
+            raise RuntimeError("cannot even report")  # the reader dies in its own error handling
+
+    monkeypatch.setattr(pipeline, "_Failed", Unreportable)
+    got = []
+    with pytest.raises(RuntimeError, match="stopped without a page, an end or an error"):
+        for page in pipeline.read_ahead(pages(10, fail_at=2)):
+            got.append(page.label)
+    assert got == ["page 0", "page 1"]

@@ -379,7 +379,14 @@ def read_ahead(pages: Iterable[T], depth: int | None = None) -> Iterator[T]:
     worker.start()
     try:
         while True:
-            item = handoff.get()
+            try:
+                item = handoff.get(timeout=1.0)
+            except queue.Empty:
+                # A reader that died without handing over a page, the end or its error would leave the task
+                # waiting for ever: fail it instead.
+                if not worker.is_alive() and handoff.empty():
+                    raise RuntimeError("the page reader thread stopped without a page, an end or an error") from None
+                continue
             if item is _DONE:
                 break
             if isinstance(item, _Failed):
