@@ -404,7 +404,13 @@ def test_retention_deletes_exactly_the_rows_older_than_the_cutoff_in_every_table
     cutoff = T0
     _retention_fixture(warehouse, cutoff)
     result = warehouse.delete_older_than("lp", cutoff, batch_size=2)
-    assert result.counts == {"cx_interactions": 5, "cx_messages": 15, "cx_qa_list_items": 0, "cx_rejected_records": 1}
+    assert result.counts == {
+        "cx_interactions": 5,
+        "cx_messages": 15,
+        "cx_qa_list_items": 0,
+        "cx_interaction_metrics": 0,
+        "cx_rejected_records": 1,
+    }
     lp = t.interactions.c.integration_id == "lp"
     assert sorted(r["interaction_id"] for r in rows(warehouse, t.interactions, lp)) == ["exact", "new0", "new1", "new2"]
     assert count(warehouse, t.messages, t.messages.c.integration_id == "lp") == 1 + 3 * 2
@@ -429,7 +435,13 @@ def test_retention_dry_run_counts_and_deletes_nothing(warehouse):
     before = warehouse.table_counts()
     result = warehouse.delete_older_than("lp", T0, dry_run=True)
     assert result.dry_run is True
-    assert result.counts == {"cx_interactions": 5, "cx_messages": 15, "cx_qa_list_items": 0, "cx_rejected_records": 1}
+    assert result.counts == {
+        "cx_interactions": 5,
+        "cx_messages": 15,
+        "cx_qa_list_items": 0,
+        "cx_interaction_metrics": 0,
+        "cx_rejected_records": 1,
+    }
     after = warehouse.table_counts()
     assert after["cx_retention_log"] == before["cx_retention_log"] + 1
     assert {k: v for k, v in after.items() if k != "cx_retention_log"} == {
@@ -443,7 +455,13 @@ def test_second_retention_run_deletes_nothing(warehouse):
     _retention_fixture(warehouse, T0)
     warehouse.delete_older_than("lp", T0)
     second = warehouse.delete_older_than("lp", T0)
-    assert second.counts == {"cx_interactions": 0, "cx_messages": 0, "cx_qa_list_items": 0, "cx_rejected_records": 0}
+    assert second.counts == {
+        "cx_interactions": 0,
+        "cx_messages": 0,
+        "cx_qa_list_items": 0,
+        "cx_interaction_metrics": 0,
+        "cx_rejected_records": 0,
+    }
     logs = sorted(rows(warehouse, t.retention_log), key=lambda r: r["id"])
     assert [(r["interactions_deleted"], r["messages_deleted"]) for r in logs] == [(5, 15), (0, 0)]
 
