@@ -128,6 +128,16 @@ UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
 UI_CONNECT_MAX_AGE_SECONDS = 600
 
 # Conversation analytics (cxsync.analytics, docs/metrics.md).
+# The flags an interaction can carry (cx_interaction_metrics.flags), which QA lists can filter on.
+ANALYTICS_FLAGS = (
+    "no_agent_reply",
+    "long_first_response",
+    "long_wait",
+    "escalation_request",
+    "bot_only",
+    "reopened",
+    "many_agents",
+)
 # Bump when a metric's definition changes: the next analytics run recomputes every row computed before.
 ANALYTICS_METRICS_VERSION = 1
 # Interactions whose messages are read and computed at once: bounds the run's memory whatever the total.

@@ -212,3 +212,25 @@ def test_retention_deletes_list_items_with_their_interactions_and_keeps_the_run(
     assert result.counts["cx_qa_list_items"] == 1
     assert _keys(read_items(loaded, run.list_run_id)) == ELIGIBLE - {("hd", "i4")}
     assert list_runs(loaded, "kept")[0]["item_count"] == len(ELIGIBLE)  # the run's record says what it was
+
+
+def test_lists_filter_on_conversation_analytics(loaded):
+    from cxsync.analytics.run import run_analytics
+    from cxsync.config import Integration
+
+    def population(filters: Filters) -> set[tuple[str, str]]:
+        return _keys(read_population(loaded, _list(filters=filters), NOW, "probe"))
+
+    f = _list().filters
+    # no metrics computed yet: a metric filter lets nothing through
+    assert population(replace(f, min_first_response_seconds=0)) == set()
+    for integration_id in ("hd", "lp"):
+        run_analytics(loaded, Integration(integration_id, "helpdesk", "c", integration_id, conversation_analytics=True))
+    # every eligible conversation was answered 2 s after the customer first wrote (support.qa.interaction)
+    assert population(replace(f, min_first_response_seconds=0)) == ELIGIBLE
+    assert population(replace(f, max_first_response_seconds=2)) == ELIGIBLE
+    assert population(replace(f, min_first_response_seconds=2.5)) == set()
+    # the customer wrote and only private notes followed: no agent reply
+    unanswered = replace(f, min_agent_messages=None, flags=("no_agent_reply",))
+    assert population(unanswered) == {("hd", "x-private")}
+    assert population(replace(f, flags=("no_agent_reply", "escalation_request"))) == set()

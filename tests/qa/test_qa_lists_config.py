@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+import yaml
+
 from cxsync.qa.lists_config import QaList, load_qa_lists
 
 SHIPPED = Path(__file__).resolve().parents[2] / "include" / "qa_lists.yaml"
@@ -56,3 +59,31 @@ def test_unusable_files_are_one_error_not_an_exception(tmp_path, monkeypatch):
     assert config.lists == [] and len(config.errors) == 1 and "not valid YAML" in config.errors[0]
     monkeypatch.setenv("CXSYNC_QA_LISTS_FILE", str(tmp_path / "missing.yaml"))
     assert "QA lists file not found" in load_qa_lists().errors[0]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"flags": ["angry_customer"]}, "filters.flags"),
+        ({"min_first_response_seconds": -1}, "filters.min_first_response_seconds"),
+        ({"max_first_response_seconds": "fast"}, "filters.max_first_response_seconds"),
+    ],
+)
+def test_bad_analytics_filters_name_the_field(tmp_path, filters, field):
+    path = tmp_path / "qa_lists.yaml"
+    week = {"last": 7, "unit": "days"}
+    entries = [
+        {"id": "bad", "type": "all", "period": week, "filters": filters},
+        {"id": "ok", "type": "all", "period": week},
+    ]
+    path.write_text(yaml.safe_dump({"lists": entries}))
+    config = load_qa_lists(path)
+    assert [q.id for q in config.lists] == ["ok"]
+    assert len(config.errors) == 1 and f"`{field}`" in config.errors[0] and str(path) in config.errors[0]
+
+
+def test_analytics_filters_load():
+    qa_list = QaList.from_definition(
+        {"id": "x", "type": "all", "period": {"last": 7, "unit": "days"}, "filters": {"flags": ["long_wait"]}}
+    )
+    assert qa_list.filters.flags == ("long_wait",)

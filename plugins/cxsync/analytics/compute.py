@@ -16,17 +16,10 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from cxsync import settings
 from cxsync.analytics.options import Thresholds
 
-FLAG_NAMES = (
-    "no_agent_reply",
-    "long_first_response",
-    "long_wait",
-    "escalation_request",
-    "bot_only",
-    "reopened",
-    "many_agents",
-)
+FLAG_NAMES = settings.ANALYTICS_FLAGS
 CLOSED_PROVIDER_STATUSES = frozenset({"solved", "closed"})  # HelpDesk statuses that close a ticket
 
 # Columns of the frames `interaction_metrics` takes.

@@ -234,6 +234,18 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
             where.append(_message_count(i, side) >= low)
         if high is not None:
             where.append(_message_count(i, side) <= high)
+    if f.flags or f.min_first_response_seconds is not None or f.max_first_response_seconds is not None:
+        # Conversation analytics: only interactions the integration's analytics DAG computed pass.
+        im = t.interaction_metrics
+        source = source.join(
+            im, sa.and_(im.c.integration_id == i.c.integration_id, im.c.interaction_id == i.c.interaction_id)
+        )
+        if f.flags:
+            where.append(sa.or_(*[im.c.flags.like(f'%"{flag}"%') for flag in f.flags]))
+        if f.min_first_response_seconds is not None:
+            where.append(im.c.first_response_seconds >= f.min_first_response_seconds)
+        if f.max_first_response_seconds is not None:
+            where.append(im.c.first_response_seconds <= f.max_first_response_seconds)
     if qa_list.exclude_listed_within_days > 0:
         li, ql = t.qa_list_items, t.qa_lists
         listed = (

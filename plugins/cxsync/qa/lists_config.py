@@ -35,7 +35,9 @@ _KNOWN_KEYS = {
     "schedule",
 }
 STATUSES = ("open", "closed")
-_LIST_FILTERS = ("status", "channel", "team", "staff")
+_LIST_FILTERS = ("status", "channel", "team", "staff", "flags")
+# Filters on conversation analytics (cx_interaction_metrics): only interactions with metrics pass them.
+_METRIC_FILTERS = ("min_first_response_seconds", "max_first_response_seconds")
 _COUNT_FILTERS = (
     "min_agent_messages",
     "max_agent_messages",
@@ -67,6 +69,9 @@ class Filters:
     max_customer_messages: int | None = None
     min_duration_seconds: int | None = None
     max_duration_seconds: int | None = None
+    flags: tuple[str, ...] = ()  # any of these analytics flags
+    min_first_response_seconds: float | None = None
+    max_first_response_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -265,11 +270,11 @@ def _parse_filters(value: Any, problems: list[str]) -> Filters:
     if not isinstance(value, dict):
         problems.append(f"field `filters`: {value!r} must be a mapping")
         return Filters()
-    unknown = sorted(map(str, set(value) - set(_LIST_FILTERS) - set(_COUNT_FILTERS)))
+    allowed = _LIST_FILTERS + _COUNT_FILTERS + _METRIC_FILTERS
+    unknown = sorted(map(str, set(value) - set(allowed)))
     if unknown:
         problems.append(
-            f"field `filters`: unknown filter(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(_LIST_FILTERS + _COUNT_FILTERS)}"
+            f"field `filters`: unknown filter(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
         )
     out: dict[str, Any] = {}
     for name in _LIST_FILTERS:
@@ -277,6 +282,18 @@ def _parse_filters(value: Any, problems: list[str]) -> Filters:
     bad_status = [s for s in out["status"] if s not in STATUSES]
     if bad_status:
         problems.append(f"field `filters.status`: {bad_status[0]!r} must be one of {', '.join(STATUSES)}")
+    bad_flags = [flag for flag in out["flags"] if flag not in settings.ANALYTICS_FLAGS]
+    if bad_flags:
+        problems.append(
+            f"field `filters.flags`: {bad_flags[0]!r} is not an analytics flag; "
+            f"one of {', '.join(settings.ANALYTICS_FLAGS)}"
+        )
+    for name in _METRIC_FILTERS:
+        number = value.get(name)
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int | float) or number < 0):
+            problems.append(f"field `filters.{name}`: {number!r} must be a number of seconds, 0 or more")
+        else:
+            out[name] = number
     for name in _COUNT_FILTERS:
         number = value.get(name)
         if number is not None and not _whole(number, 0):
