@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from cxsync import settings, tasks
 from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
+from cxsync.error_dag import build_error_dag
 from cxsync.qa.dags import build_qa_dags
 from cxsync.registry import PROVIDERS
 
@@ -206,26 +206,14 @@ def build_retention(integration: Integration) -> DAG:
 
 
 def build_config_errors(config: IntegrationsConfig) -> DAG:
-    listing = "\n".join(f"- {error}" for error in config.errors)
-    with DAG(
+    return build_error_dag(
         dag_id="cxsync_config_errors",
-        dag_display_name="cxsync: integrations file has errors",
-        description=f"{len(config.errors)} problem(s) in {config.path}; those entries have no DAGs. "
-        + config.errors[0][:300],
-        doc_md=f"### Problems in `{config.path}`\n\nThe entries below were skipped; fix them and the "
-        f"DAGs appear on the next parse.\n\n{listing}\n",
-        tags=[settings.DAG_TAG, "config-error"],
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-    ) as dag:
-
-        @task
-        def report_config_errors(errors: tuple[str, ...] = tuple(config.errors)) -> None:
-            raise AirflowFailException("integrations file has errors:\n" + "\n".join(errors))
-
-        report_config_errors()
-    return dag
+        what="integrations file",
+        path=config.path,
+        errors=config.errors,
+        skipped="entries",
+        task_id="report_config_errors",
+    )
 
 
 BUILDERS = {

@@ -10,10 +10,10 @@ import warnings
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from cxsync import settings
 from cxsync.config import IntegrationsConfig
+from cxsync.error_dag import build_error_dag
 from cxsync.qa import tasks
 from cxsync.qa.lists_config import QaList, QaListsConfig, load_qa_lists
 
@@ -117,26 +117,14 @@ def build_qa_list(qa_list: QaList) -> DAG:
 
 
 def build_qa_lists_errors(qa_config: QaListsConfig) -> DAG:
-    listing = "\n".join(f"- {error}" for error in qa_config.errors)
-    with DAG(
+    return build_error_dag(
         dag_id=settings.QA_LISTS_ERRORS_DAG_ID,
-        dag_display_name="cxsync: QA lists file has errors",
-        description=f"{len(qa_config.errors)} problem(s) in {qa_config.path}; those lists have no DAGs. "
-        + qa_config.errors[0][:300],
-        doc_md=f"### Problems in `{qa_config.path}`\n\nThe lists below were skipped; fix them and their DAGs "
-        f"appear on the next parse.\n\n{listing}\n",
-        tags=[settings.DAG_TAG, "config-error"],
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-    ) as dag:
-
-        @task
-        def report_qa_list_errors(errors: tuple[str, ...] = tuple(qa_config.errors)) -> None:
-            raise AirflowFailException("QA lists file has errors:\n" + "\n".join(errors))
-
-        report_qa_list_errors()
-    return dag
+        what="QA lists file",
+        path=qa_config.path,
+        errors=qa_config.errors,
+        skipped="lists",
+        task_id="report_qa_list_errors",
+    )
 
 
 def build_qa_dags(config: IntegrationsConfig, qa_config: QaListsConfig | None = None) -> dict[str, DAG]:
