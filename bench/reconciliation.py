@@ -26,7 +26,7 @@ HD_PER_DAY = scaled(150, 24)
 HISTORY_WEEKS = (1, 4) if not is_smoke() else (1, 2)
 LAG_MINUTES = 50
 RELOAD_HEADER = f"re-load of {LOOKBACK_HOURS} h: requests / bytes"
-CONN_IDS = {"liveperson": "liveperson_main", "helpdesk": "helpdesk_main"}
+CONN_IDS = {"liveperson": "sandbox_liveperson_main", "helpdesk": "sandbox_helpdesk_main"}
 PROVIDERS = ("liveperson", "helpdesk")
 
 

@@ -32,7 +32,7 @@ def admin(server, method: str, path: str, body=None) -> dict:
 
 
 def lp_listing(start: datetime) -> list:
-    hook = LivePersonHook("liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_main")
     try:
         body = {"start": {"from": int(start.timestamp() * 1000), "to": int(start.timestamp() * 1000) + 3 * 86400000}}
         answer = hook.search_conversations(body, offset=0, limit=100)
@@ -42,7 +42,7 @@ def lp_listing(start: datetime) -> list:
 
 
 def hd_listing() -> list:
-    hook = HelpDeskHook("helpdesk_main")
+    hook = HelpDeskHook("sandbox_helpdesk_main")
     try:
         return [row for page in hook.ticket_pages(silo="tickets", sort_by="createdAt", order="desc") for row in page]
     finally:
@@ -63,7 +63,7 @@ def test_with_a_lag_every_read_shows_the_world_that_long_ago(server):
     newest = hd_listing()[0]
     admin(server, "PUT", "/faults/helpdesk", {"visibility_lag_minutes": 50})
     if newest["ID"] not in {row["ID"] for row in hd_before}:
-        hook = HelpDeskHook("helpdesk_main")
+        hook = HelpDeskHook("sandbox_helpdesk_main")
         try:
             with pytest.raises(Exception, match="404"):
                 hook.ticket(newest["ID"])
