@@ -544,3 +544,25 @@ def test_a_page_prepared_beforehand_is_written_as_a_direct_write_is(warehouse):
     assert written("prepared") == written("direct")
     again = warehouse.prepare_interactions("prepared", records)
     assert warehouse.write_interactions("prepared", records, prepared=again).unchanged == 2
+
+
+@pytest.mark.parametrize("email_first", [True, False])
+def test_an_agent_known_only_from_records_gains_what_later_records_name_whatever_the_order(warehouse, email_first):
+    def record(iid: str, email: str | None) -> InteractionRecord:
+        seen = AgentRecord("gone", display_name="Sven García", email=email, login_name=email)
+        seen.raw = {"seen_in": "ticket events", "ID": "gone", "name": "Sven García", "email": email}
+        return InteractionRecord(iid, "helpdesk", status="closed", started_at=T0, updated_at=T0, agents_seen=[seen])
+
+    pages = [[record("t1", "sven@example.com")], [record("t2", None)]]
+    for page in pages if email_first else pages[::-1]:
+        warehouse.write_interactions("hd", page)
+    with warehouse.engine.connect() as conn:
+        row = conn.execute(sa.select(t.agents).where(t.agents.c.agent_id == "gone")).mappings().one()
+    assert (row["email"], row["login_name"], row["display_name"]) == ("sven@example.com",) * 2 + ("Sven García",)
+    assert '"email":"sven@example.com"' in row["raw"] and row["is_deleted"]
+    # a roster sync's row is never changed by what records name
+    warehouse.sync_agents("hd", [AgentRecord("gone", display_name="Sven G.", email="s@roster.example")])
+    warehouse.write_interactions("hd", [record("t3", "other@example.com")])
+    with warehouse.engine.connect() as conn:
+        row = conn.execute(sa.select(t.agents).where(t.agents.c.agent_id == "gone")).mappings().one()
+    assert (row["email"], row["display_name"]) == ("s@roster.example", "Sven G.")

@@ -411,15 +411,29 @@ class Warehouse:
             if rejected:
                 self._insert_rejected(conn, integration_id, rejected, now)
             if prepared.agents_seen:
-                # Agents only the records name (deleted before our first roster sync): a row each, never
-                # overwriting what a roster sync wrote.
-                conn.execute(
-                    self._insert(t.agents).on_conflict_do_nothing(index_elements=["integration_id", "agent_id"]),
-                    prepared.agents_seen,
-                )
+                conn.execute(self._seen_agents_upsert(), prepared.agents_seen)
             if stream is not None and watermark is not None:
                 self._set_watermark(conn, integration_id, stream, watermark, now)
         return stats
+
+    def _seen_agents_upsert(self):
+        """Agents only the records name (deleted before our first roster sync): a row each. A row a roster sync
+        wrote is never touched; a row made from records only gains what it lacked (one ticket names an agent's
+        e-mail, another only the name), so the row is the same whichever ticket was written first."""
+        a = t.agents
+        insert = self._insert(a)
+        new = insert.excluded
+        gains_email = sa.and_(a.c.email.is_(None), new.email.is_not(None))
+        return insert.on_conflict_do_update(
+            index_elements=["integration_id", "agent_id"],
+            set_={
+                "email": sa.func.coalesce(a.c.email, new.email),
+                "login_name": sa.func.coalesce(a.c.login_name, new.login_name),
+                "display_name": sa.func.coalesce(a.c.display_name, new.display_name),
+                "raw": sa.case((gains_email, new.raw), else_=a.c.raw),
+            },
+            where=sa.and_(a.c.role.is_(None), a.c.is_deleted, a.c.raw.like('%"seen_in":"ticket events"%')),
+        )
 
     def _bulk(self, which: str) -> BulkUpsert:
         """The compiled upsert of interactions or messages, columns in the order `_interaction_row` and
