@@ -37,6 +37,7 @@ from cxsync.sandbox.core import Sandbox
 from cxsync.sandbox.server import SandboxServer
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
+from e2e.conftest import FAST_EXTRAS
 from support import qa_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +45,6 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path(os.environ.get("CXSYNC_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CXSYNC_CHROMEDRIVER", "/usr/bin/chromedriver"))
 USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}  # name: simple auth manager role
-FAST_EXTRAS: dict[str, Any] = {
-    "requests_per_second": 0,
-    "retry_base_seconds": 0.005,
-    "retry_max_seconds": 0.02,
-    "rate_limit_min_wait": 0.01,
-    "max_attempts": 8,
-    "timeout": 10,
-}
 LIST_RUN_ID = "weekly_random-2026w48"
 DIFFERING_DAY_WARNING = "2 tickets missing in the warehouse"
 RECONCILIATION_COUNTS = ("provider_count", "warehouse_count", "missing", "stale", "deleted", "repaired")
