@@ -8,7 +8,6 @@ the good entries' DAGs.
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -18,7 +17,7 @@ from airflow.sdk import DAG, Asset, Param, task
 from cxsync import settings, tasks
 from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
-from cxsync.error_dag import build_error_dag
+from cxsync.error_dag import add_error_dag
 from cxsync.qa.dags import build_qa_dags
 from cxsync.registry import PROVIDERS
 
@@ -205,17 +204,6 @@ def build_retention(integration: Integration) -> DAG:
     return dag
 
 
-def build_config_errors(config: IntegrationsConfig) -> DAG:
-    return build_error_dag(
-        dag_id="cxsync_config_errors",
-        what="integrations file",
-        path=config.path,
-        errors=config.errors,
-        skipped="entries",
-        task_id="report_config_errors",
-    )
-
-
 BUILDERS = {
     "roster_sync": build_roster_sync,
     "backfill": build_backfill,
@@ -236,11 +224,15 @@ def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
             config.errors.append(f"{config.path}: integration {integration.id!r}: Airflow refused its DAGs: {exc}")
             continue
         dags.update((dag.dag_id, dag) for dag in built)
-    if config.errors:
-        for error in config.errors:
-            warnings.warn(f"cxsync: {error}", UserWarning, stacklevel=1)
-        dag = build_config_errors(config)
-        dags[dag.dag_id] = dag
+    add_error_dag(
+        dags,
+        dag_id="cxsync_config_errors",
+        what="integrations file",
+        path=config.path,
+        errors=config.errors,
+        skipped="entries",
+        task_id="report_config_errors",
+    )
     return dags
 
 

@@ -6,6 +6,7 @@ seen where the DAGs are, while the good entries keep their DAGs.
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -38,3 +39,13 @@ def build_error_dag(*, dag_id: str, what: str, path: Path, errors: list[str], sk
 
         report()
     return dag
+
+
+def add_error_dag(dags: dict[str, DAG], *, errors: list[str], **kwargs) -> None:
+    """When a file has errors: each one in the parse log, and the DAG that shows them all, added to `dags`."""
+    if not errors:
+        return
+    for error in errors:
+        warnings.warn(f"cxsync: {error}", UserWarning, stacklevel=2)
+    dag = build_error_dag(errors=errors, **kwargs)
+    dags[dag.dag_id] = dag

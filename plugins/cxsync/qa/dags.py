@@ -6,14 +6,13 @@ Parsing reads only the files: no database, no pandas.
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from cxsync import settings
 from cxsync.config import IntegrationsConfig
-from cxsync.error_dag import build_error_dag
+from cxsync.error_dag import add_error_dag
 from cxsync.qa import tasks
 from cxsync.qa.lists_config import QaList, QaListsConfig, load_qa_lists
 
@@ -116,17 +115,6 @@ def build_qa_list(qa_list: QaList) -> DAG:
     return dag
 
 
-def build_qa_lists_errors(qa_config: QaListsConfig) -> DAG:
-    return build_error_dag(
-        dag_id=settings.QA_LISTS_ERRORS_DAG_ID,
-        what="QA lists file",
-        path=qa_config.path,
-        errors=qa_config.errors,
-        skipped="lists",
-        task_id="report_qa_list_errors",
-    )
-
-
 def build_qa_dags(config: IntegrationsConfig, qa_config: QaListsConfig | None = None) -> dict[str, DAG]:
     qa_config = qa_config if qa_config is not None else load_qa_lists()
     dags: dict[str, DAG] = {}
@@ -139,9 +127,13 @@ def build_qa_dags(config: IntegrationsConfig, qa_config: QaListsConfig | None = 
             qa_config.errors.append(f"{qa_config.path}: list {qa_list.id!r}: Airflow refused its DAG: {exc}")
             continue
         dags[dag.dag_id] = dag
-    if qa_config.errors:
-        for error in qa_config.errors:
-            warnings.warn(f"cxsync: {error}", UserWarning, stacklevel=1)
-        dag = build_qa_lists_errors(qa_config)
-        dags[dag.dag_id] = dag
+    add_error_dag(
+        dags,
+        dag_id=settings.QA_LISTS_ERRORS_DAG_ID,
+        what="QA lists file",
+        path=qa_config.path,
+        errors=qa_config.errors,
+        skipped="lists",
+        task_id="report_qa_list_errors",
+    )
     return dags
