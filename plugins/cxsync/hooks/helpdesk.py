@@ -28,9 +28,10 @@ from airflow.sdk import BaseHook
 from cxsync import settings
 from cxsync.errors import AuthenticationError, CxsyncError, FatalError
 from cxsync.hooks.test_button import speaks_to_the_form
-from cxsync.http import ApiClient, BasicAuth, BearerAuth, ClientTunables, NoAuth, RateLimiter, Token, TokenCache
+from cxsync.http import ApiClient, BasicAuth, BearerAuth, ClientTunables, NoAuth, Token, TokenCache
 from cxsync.http.client import RequestStats, mask_secret
 from cxsync.http.endpoints import check_helpdesk_accounts_url, warn_if_plain_http
+from cxsync.http.ratelimit import limiter_for
 from cxsync.http.tunables import ConnectionSettingError
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class HelpDeskHook(BaseHook):
         client = ApiClient(
             name="HelpDesk",
             user_agent=settings.USER_AGENT,
-            rate_limiter=RateLimiter(tunables.requests_per_second),
+            rate_limiter=limiter_for(tunables, provider="helpdesk", account=f"{conn.api_url} {conn.login}"),
             retry=tunables.retry,
             timeout=tunables.timeout,
             explain=self._explain,

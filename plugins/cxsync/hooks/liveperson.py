@@ -34,12 +34,12 @@ from cxsync.http import (
     ConnectionSettingError,
     NoAuth,
     OAuth1Auth,
-    RateLimiter,
     Token,
     TokenCache,
 )
 from cxsync.http.client import RequestStats, mask_secret
 from cxsync.http.endpoints import LIVEPERSON_DOMAIN, check_csds_host, check_endpoint, trusted_hosts, warn_if_plain_http
+from cxsync.http.ratelimit import limiter_for
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class LivePersonHook(BaseHook):
                 name=f"LivePerson {s.conn_id!r}",
                 auth=NoAuth(),  # set right below: the OAuth 2.0 token cache reads this client's clock
                 user_agent=settings.USER_AGENT,
-                rate_limiter=RateLimiter(s.tunables.requests_per_second),
+                rate_limiter=limiter_for(s.tunables, provider="liveperson", account=s.account_id),
                 retry=s.tunables.retry,
                 timeout=s.tunables.timeout,
                 sleep=self._sleep,
@@ -237,6 +237,10 @@ class LivePersonHook(BaseHook):
             for secret in self._api.auth.secrets():
                 mask_secret(secret)
         return self._api
+
+    def get_conn(self) -> ApiClient:
+        """The request client (Airflow's hook convention); its limiter also says how many requests to keep in flight."""
+        return self._client()
 
     @property
     def account_id(self) -> str:

@@ -118,7 +118,8 @@ class ApiClient:
         self.session.trust_env = False
         self._verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict[str, str]] = {}
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8)
+        # One kept-alive connection per request in flight (the limiter's cap), and the list request beside them.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, self.rate_limiter.max_in_flight + 1))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -183,7 +184,8 @@ class ApiClient:
             strategy.prepare(kwargs)
             self.stats.waited_seconds += self.rate_limiter.acquire()
             self.stats.requests += 1
-            deadline = time.monotonic() + self.deadline
+            sent_at = time.monotonic()
+            deadline = sent_at + self.deadline
             try:
                 response = self.session.request(method, url, **kwargs)
                 self._read_body(response, deadline, method, url)
@@ -194,7 +196,7 @@ class ApiClient:
             self._note(response)
             status = response.status_code
             if 200 <= status < 300 or status in ok_status:
-                self.rate_limiter.on_success()
+                self.rate_limiter.on_success(time.monotonic() - sent_at)  # the latency sets requests in flight
                 return response
             if status == 401 and not refreshed and strategy.refresh():
                 refreshed = True

@@ -1,9 +1,20 @@
-"""A client-side rate limit: at most `rate` requests per second, smoothly spaced, slowing down on 429 (AIMD)."""
+"""A client-side rate limit: at most `rate` requests per second, smoothly spaced, slowing down on 429 (AIMD).
+
+It also says how many requests a task should keep in flight (`in_flight`): enough to keep the pace busy at
+the latency observed (Little's law), no more. With a shared store configured (`cxsync.http.shared_limit`),
+the tasks of one provider account draw from one limit as well, so together they keep to the rate.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cxsync.http.shared_limit import SharedLimit
+    from cxsync.http.tunables import ClientTunables
 
 # After a 429 the pace drops to this share of the rate the server was accepting (multiplicative decrease)...
 DECREASE = 0.9
@@ -21,6 +32,11 @@ MIN_MEASURE_SECONDS = 1.0
 # A paced client trusts the measured accepted rate only with this many answers behind it: a stray 429 on a
 # task's second request must not pace the rest of the task at the one request that had been answered.
 MIN_SAMPLES = 10
+# Weight of the newest answer time in the latency average (an exponential moving average).
+LATENCY_WEIGHT = 0.2
+# Requests kept in flight: the pace times the latency (what keeps the pace busy) times this headroom, plus one,
+# so answers slower than the average do not leave the pace idle.
+IN_FLIGHT_HEADROOM = 1.5
 
 
 class RateLimiter:
@@ -34,7 +50,16 @@ class RateLimiter:
     without a 429 nothing is paced at all.
     """
 
-    def __init__(self, rate: float | None, burst: float = 1.0, clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self,
+        rate: float | None,
+        burst: float = 1.0,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        *,
+        shared: SharedLimit | None = None,
+        max_in_flight: int = 1,
+    ):
         self.ceiling = float(rate) if rate else None
         self.rate = self.ceiling  # the current pace; None: unpaced
         self.capacity = max(1.0, float(burst))
@@ -49,9 +74,38 @@ class RateLimiter:
         self._recovery = 0.0  # requests/s added per second since the cut
         self._since = None  # start of the current measuring period: first request, or the last cut
         self._accepted = 0  # successes since `_since`
+        self.latency: float | None = None  # average seconds from sending a request to its whole answer
+        # The account's limit shared with other tasks (None: this task paces alone). One thread of the task
+        # asks the store at a time: the others wait on this lock rather than all polling the store.
+        self.shared = shared
+        self._shared_lock = threading.Lock()
+        self.max_in_flight = max(1, int(max_in_flight))  # the connection's cap on requests in flight per task
 
     def acquire(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
+        """Block until a request may go (this task's pace, then the account's shared limit); the seconds waited.
+
+        Thread-safe: the lock is held only to reserve a slot, never while sleeping, so threads waiting for
+        their slots sleep side by side and each goes at its own reserved time."""
+        waited = self._acquire_local()
+        if self.shared is not None:
+            with self._shared_lock:
+                waited += self.shared.acquire(self._sleep)
+        return waited
+
+    def in_flight(self, cap: int | None = None) -> int:
+        """How many requests to keep in flight, from 1 to `cap` (default: `max_in_flight`): the current pace times
+        the average latency (with headroom). One until an answer has been timed; `cap` when nothing is paced."""
+        cap = self.max_in_flight if cap is None else cap
+        with self._lock:
+            latency = self.latency
+            rate = self._current_rate(self._clock())
+        if cap <= 1 or latency is None:
+            return 1
+        if not rate:
+            return cap
+        return max(1, min(cap, math.ceil(rate * latency * IN_FLIGHT_HEADROOM) + 1))
+
+    def _acquire_local(self) -> float:
         with self._lock:
             now = self._clock()
             if self._since is None:
@@ -70,10 +124,14 @@ class RateLimiter:
         self._sleep(wait)
         return wait
 
-    def on_success(self) -> None:
-        """A request was answered (not 429): it counts towards the rate the server accepts."""
+    def on_success(self, latency: float | None = None) -> None:
+        """A request was answered (not 429): it counts towards the rate the server accepts. `latency`: the
+        seconds from sending it to its whole answer, averaged for `in_flight`."""
         with self._lock:
             self._accepted += 1
+            if latency is not None and latency >= 0:
+                previous = self.latency
+                self.latency = latency if previous is None else previous + LATENCY_WEIGHT * (latency - previous)
 
     def on_rate_limited(self) -> None:
         """The server answered 429: pace at `DECREASE` x the rate it accepted (once per episode)."""
@@ -111,3 +169,16 @@ class RateLimiter:
             rate = min(rate, self.ceiling)
         self.rate = rate
         return rate
+
+
+def limiter_for(tunables: ClientTunables, *, provider: str, account: str) -> RateLimiter:
+    """A connection's limiter: its `requests_per_second` and `max_in_flight`, and the account's shared limit
+    when a store is configured (`cxsync.http.shared_limit`)."""
+    from cxsync.http.shared_limit import shared_limit
+
+    rate = tunables.requests_per_second
+    return RateLimiter(
+        rate,
+        shared=shared_limit(rate, provider=provider, account=account),
+        max_in_flight=tunables.max_in_flight,
+    )

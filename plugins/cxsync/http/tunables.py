@@ -13,6 +13,7 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
 | `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
 | `request_deadline`         | seconds one try of a request may take, body included     | 300     |
+| `max_in_flight`            | most requests one task keeps in flight (1: one at a time) | 8       |
 
 Extras arrive as JSON values or, from a connection URI (the UI's Test button), as strings.
 """
@@ -27,6 +28,10 @@ from cxsync.errors import FatalError
 from cxsync.http.client import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from cxsync.http.retry import RetryPolicy
 
+# Requests one task keeps in flight at most: the rate limit times a slow provider's latency (5/s x 1.5 s),
+# with room for latency that varies. More threads than this buy nothing but memory.
+DEFAULT_MAX_IN_FLIGHT = 8
+
 
 class ConnectionSettingError(FatalError):
     """A connection field is missing or has a value we cannot use; the message names the connection and field."""
@@ -39,6 +44,7 @@ class ClientTunables:
     retry: RetryPolicy
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     deadline: float = DEFAULT_DEADLINE_SECONDS
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @classmethod
     def from_extras(
@@ -63,12 +69,14 @@ class ClientTunables:
         )
         max_mb = number("max_response_mb", DEFAULT_MAX_RESPONSE_BYTES / (1024 * 1024), minimum=0.001)
         deadline = number("request_deadline", DEFAULT_DEADLINE_SECONDS, minimum=0.001)
+        in_flight = number("max_in_flight", DEFAULT_MAX_IN_FLIGHT, minimum=1, integer=True)
         return cls(
             requests_per_second=rps or None,
             timeout=timeout,
             retry=retry,
             max_response_bytes=int(max_mb * 1024 * 1024),
             deadline=deadline,
+            max_in_flight=int(in_flight),
         )
 
 

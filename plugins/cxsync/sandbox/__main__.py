@@ -43,6 +43,18 @@ def _positive(text: str) -> float:
     return value
 
 
+def _latency(text: str) -> tuple[float, float]:
+    """`300`, `300±100` or `300+-100` (milliseconds): a base answer delay and its jitter."""
+    base, _, jitter = text.replace("+-", "±").partition("±")
+    try:
+        values = (float(base), float(jitter) if jitter.strip() else 0.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use MS or MS±JITTER (or MS+-JITTER), e.g. 300±100") from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text}: the delay and its jitter must be >= 0 ms")
+    return values
+
+
 def _instant(text: str) -> str:
     try:
         parse_instant(text)
@@ -112,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             metavar="RPS",
             help="requests per second before answering 429 (default: unlimited)",
+        )
+        group.add_argument(
+            f"--{p}-latency",
+            type=_latency,
+            default=(0.0, 0.0),
+            metavar="MS[±JITTER]",
+            help="delay every answer by MS milliseconds, plus or minus a uniform JITTER (e.g. 300±100, or 300+-100), "
+            "without holding other answers up",
         )
         group.add_argument(f"--{p}-no-retry-after", action="store_true", help="answer 429 without a Retry-After header")
         group.add_argument(
@@ -207,6 +227,8 @@ def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
             backlog_from=values.get(f"{p}_backlog_from"),
             backlog_until=values.get(f"{p}_backlog_until"),
             backlog_hours=values.get(f"{p}_backlog_hours", 0.0),
+            latency_ms=values[f"{p}_latency"][0],
+            latency_jitter_ms=values[f"{p}_latency"][1],
         )
         settings.validate()
         out[provider] = settings

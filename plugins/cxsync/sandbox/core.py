@@ -129,7 +129,7 @@ def from_ms(ms: int) -> datetime:
 # -------------------------------------------------------------------------------------------- faults
 @dataclasses.dataclass
 class FaultSettings:
-    """Limits and random faults of one provider. Probabilities are 0..1, drawn from the sandbox's seeded RNG."""
+    """Limits, latency and random faults of one provider. Probabilities are 0..1, drawn from a seeded RNG."""
 
     rate_limit_rps: float | None = None  # requests per second before 429; None = unlimited
     retry_after: bool = True  # send Retry-After with a 429
@@ -149,6 +149,11 @@ class FaultSettings:
     backlog_from: str | None = None
     backlog_until: str | None = None
     backlog_hours: float = 0.0
+    # Every answer (429s and faults included) waits this long, plus or minus a uniform jitter, without holding
+    # other answers up: a real API's latency, so benchmarks and tests see what a task sees against one. The rate
+    # limit counts a request when it arrives, before the wait.
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,7 +183,7 @@ class FaultSettings:
             raise ValueError(f"slow_seconds must be >= 0, got {self.slow_seconds!r}")
         if not isinstance(self.retry_after, bool):
             raise ValueError("retry_after must be true or false")
-        for name in ("visibility_lag_minutes", "backlog_hours"):
+        for name in ("visibility_lag_minutes", "backlog_hours", "latency_ms", "latency_jitter_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -188,6 +193,14 @@ class FaultSettings:
             low, high = self.backlog_window() or (None, None)
             if low is None or high is None or high <= low:
                 raise ValueError("backlog_until must be after backlog_from")
+
+    def answer_delay(self, draw: Callable[[], float]) -> float:
+        """Seconds to hold an answer: `latency_ms` plus a jitter drawn uniformly within +-`latency_jitter_ms`
+        (`draw` gives a number in [0, 1)), never below zero."""
+        if not self.latency_ms and not self.latency_jitter_ms:
+            return 0.0
+        jitter = (2.0 * draw() - 1.0) * self.latency_jitter_ms
+        return max(0.0, self.latency_ms + jitter) / 1000.0
 
     def backlog_window(self) -> tuple[datetime, datetime] | None:
         """(from, until) of the backlog, or None without one; ValueError when a time is not ISO 8601."""
@@ -302,6 +315,8 @@ class Sandbox:
         self.switches: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in PROVIDER_NAMES}
         self._rng = random.Random(f"{seed}:faults")
         self._rng_lock = threading.Lock()
+        # Latency jitter has its own generator: a latency setting never changes which requests a fault hits.
+        self._latency_rng = random.Random(f"{seed}:latency")
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
         self.liveperson: Any = None
@@ -333,6 +348,11 @@ class Sandbox:
         """One draw from the seeded fault RNG (for providers that pick which records a fault hits)."""
         with self._rng_lock:
             return self._rng.random()
+
+    def answer_delay(self, provider: str) -> float:
+        """Seconds to hold this answer of the provider (its latency setting, with jitter)."""
+        with self._rng_lock:
+            return self.faults[provider].answer_delay(self._latency_rng.random)
 
     def rate_limit_wait(self, provider: str) -> float:
         """0.0 if the request passes the provider's rate limit, else seconds until it would."""
@@ -498,7 +518,10 @@ class FaultMiddleware:
             return
 
         settings = sandbox.faults[provider]
-        wait = sandbox.rate_limit_wait(provider)
+        wait = sandbox.rate_limit_wait(provider)  # counted on arrival, as a provider's gateway counts
+        delay = sandbox.answer_delay(provider)
+        if delay > 0.0:
+            await asyncio.sleep(delay)  # the event loop serves other requests meanwhile
         if wait > 0.0:
             sandbox.counters.count_fault(provider, FAULT_RATE_LIMIT)
             extra = [(b"retry-after", str(max(1, math.ceil(wait))).encode())] if settings.retry_after else []

@@ -31,6 +31,7 @@ from cxsync.http.client import RequestStats
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
+from cxsync.sources.inflight import InFlight, in_flight_for
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,15 @@ class HelpDeskSource(Source):
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
+        self._flight: InFlight | None = None  # the request threads, made at the first window
 
     def request_stats(self) -> RequestStats | None:
         return self.hook.request_stats()
 
     def close(self) -> None:
+        if self._flight is not None:
+            self._flight.close()
+            self._flight = None
         self.hook.close()
 
     def server_now(self) -> datetime:
@@ -86,7 +91,10 @@ class HelpDeskSource(Source):
     def window(self, start: datetime, end: datetime) -> Iterator[Page]:
         """Tickets created in [start, end), from both silos, one `Page` per list page."""
         start, end = _utc(start), _utc(end)
-        seen: set[str] = set()
+        yield from self._pages(self._created_listing(start, end))
+
+    def _created_listing(self, start: datetime, end: datetime) -> Iterator[tuple[str, list[Any]]]:
+        """(label, rows) of each list page of the window: the rows created in [start, end)."""
         for silo in SILOS:
             for number, rows in enumerate(self._created_pages(silo, start, end), start=1):
                 wanted: list[dict[str, Any]] = []
@@ -99,9 +107,7 @@ class HelpDeskSource(Source):
                         past_end = True
                     elif created >= start:
                         wanted.append(row)
-                page = self._load(wanted, seen, f"silo {silo} page {number}")
-                if page.records or page.rejected:
-                    yield page
+                yield f"silo {silo} page {number}", wanted
                 if past_end:
                     break  # sorted by createdAt: the rest is later still (the server ignored the filter)
 
@@ -147,7 +153,10 @@ class HelpDeskSource(Source):
             floor.isoformat(),
             f"watermark minus {self.overlap}" if since is not None else f"first run: {self.first_run_lookback}",
         )
-        seen: set[str] = set()
+        yield from self._pages(self._updated_listing(floor))
+
+    def _updated_listing(self, floor: datetime) -> Iterator[tuple[str, list[Any]]]:
+        """(label, rows) of each list page, newest update first, down to `floor`."""
         for silo in SILOS:
             pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
             for number, rows in enumerate(pages, start=1):
@@ -159,9 +168,7 @@ class HelpDeskSource(Source):
                         below = True
                     else:
                         wanted.append(row)
-                page = self._load(wanted, seen, f"silo {silo} page {number}")
-                if page.records or page.rejected:
-                    yield page
+                yield f"silo {silo} page {number}", wanted
                 if below:
                     break  # newest first: everything after this row is older than the floor
 
@@ -210,42 +217,78 @@ class HelpDeskSource(Source):
 
     def fetch(self, interaction_ids: Sequence[str]) -> Iterator[Page]:
         ids = list(dict.fromkeys(interaction_ids))
-        seen: set[str] = set()
-        for first in range(0, len(ids), self.page_size):
-            rows = [{"ID": ticket_id} for ticket_id in ids[first : first + self.page_size]]
-            page = self._load(rows, seen, f"reconciliation: tickets {first + 1}-{first + len(rows)} of {len(ids)}")
-            if page.records or page.rejected:
-                yield page
+        chunks = (
+            (
+                f"reconciliation: tickets {first + 1}-{min(first + self.page_size, len(ids))} of {len(ids)}",
+                [{"ID": ticket_id} for ticket_id in ids[first : first + self.page_size]],
+            )
+            for first in range(0, len(ids), self.page_size)
+        )
+        yield from self._pages(chunks)
 
     # ---- private steps -----------------------------------------------------------------------------------
 
-    def _load(self, rows: Iterable[Any], seen: set[str], label: str) -> Page:
-        """Fetch each listed ticket whole and map it. Each ticket once per run, even if both silos list it."""
+    def _pages(self, listing: Iterable[tuple[str, list[Any]]]) -> Iterator[Page]:
+        """Each listed page's tickets fetched whole and mapped, one `Page` per list page, in order; empty pages
+        are left out. Each ticket once per run, even if both silos list it.
+
+        Tickets are fetched with several requests in flight (`InFlight`: as many as the rate limit and the
+        latency call for), across page boundaries, and the next list page is requested while the current
+        page's tickets are fetched; answers are still taken in list order, so pages come out as before."""
+        flight = self._in_flight()
+        seen: set[str] = set()
         records: list[InteractionRecord] = []
         rejected: list[RejectedRecord] = []
-        for row in rows:
-            ticket_id = row.get("ID") if isinstance(row, dict) else None
-            if ticket_id in (None, ""):
-                rejected.append(
-                    RejectedRecord(mapping.INTERACTIONS_STREAM, None, "a ticket list row without an `ID`", row)
-                )
-                continue
-            ticket_id = str(ticket_id)
-            if ticket_id in seen:
-                continue
-            seen.add(ticket_id)
-            try:
-                ticket = self._fetch(ticket_id)
-            except NotATicket as exc:
-                rejected.append(RejectedRecord(mapping.INTERACTIONS_STREAM, ticket_id, str(exc), exc.answer))
-                continue
-            if ticket is None:
-                continue
-            mapped = mapping.map_ticket(ticket)
-            if mapped.record is not None:
-                records.append(mapped.record)
-            rejected.extend(mapped.rejected)
-        return Page(records=records, rejected=rejected, label=label)
+        hold = 2 * self.page_size  # tickets held at most: two pages' worth
+        for (kind, payload), answer in flight.ordered(self._answer, self._items(flight.ahead(listing), seen), hold):
+            if kind == "ticket" and answer is not None:
+                if isinstance(answer, RejectedRecord):
+                    rejected.append(answer)
+                    continue
+                mapped = mapping.map_ticket(answer)
+                if mapped.record is not None:
+                    records.append(mapped.record)
+                rejected.extend(mapped.rejected)
+            elif kind == "rejected":
+                rejected.append(payload)
+            elif kind == "end":
+                if records or rejected:
+                    yield Page(records=records, rejected=rejected, label=payload)
+                records, rejected = [], []
+
+    def _items(self, listing: Iterable[tuple[str, list[Any]]], seen: set[str]) -> Iterator[tuple[str, Any]]:
+        """The work of each listed page in order: ("ticket", id) to fetch, ("rejected", record) for a row without
+        an `ID`, then ("end", label)."""
+        for label, rows in listing:
+            for row in rows:
+                ticket_id = row.get("ID") if isinstance(row, dict) else None
+                if ticket_id in (None, ""):
+                    yield (
+                        "rejected",
+                        RejectedRecord(mapping.INTERACTIONS_STREAM, None, "a ticket list row without an `ID`", row),
+                    )
+                    continue
+                ticket_id = str(ticket_id)
+                if ticket_id not in seen:
+                    seen.add(ticket_id)
+                    yield "ticket", ticket_id
+            yield "end", label
+
+    def _answer(self, item: tuple[str, Any]) -> dict[str, Any] | RejectedRecord | None:
+        """A ticket whole (run in a request thread); a rejected record for an answer that is not a ticket; None for
+        a ticket gone since it was listed, and for work that needs no request."""
+        kind, ticket_id = item
+        if kind != "ticket":
+            return None
+        try:
+            return self._fetch(ticket_id)
+        except NotATicket as exc:
+            return RejectedRecord(mapping.INTERACTIONS_STREAM, ticket_id, str(exc), exc.answer)
+
+    def _in_flight(self) -> InFlight:
+        if self._flight is None:
+            self._flight = in_flight_for(self.hook)
+        return self._flight
 
     def _fetch(self, ticket_id: str) -> dict[str, Any] | None:
         try:

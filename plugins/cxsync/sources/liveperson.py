@@ -37,6 +37,7 @@ from cxsync.http.client import RequestStats
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
+from cxsync.sources.inflight import InFlight, in_flight_for
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
@@ -150,11 +151,15 @@ class LivePersonSource(Source):
         self.hook = hook
         self.options = LivePersonOptions.from_integration(integration)
         self._bot_ids: set[str] | None = None
+        self._flight: InFlight | None = None  # the request threads, made at the first search
 
     def request_stats(self) -> RequestStats | None:
         return self.hook.request_stats()
 
     def close(self) -> None:
+        if self._flight is not None:
+            self._flight.close()
+            self._flight = None
         self.hook.close()
 
     def server_now(self) -> datetime:
@@ -298,13 +303,12 @@ class LivePersonSource(Source):
     def _light_records(self, filters: Mapping[str, Any], label: str) -> Iterator[Any]:
         """Every record of one info-only search, paged by offset to `_metadata.count`."""
         body = {"status": ["OPEN", "CLOSE"], **filters, "contentToRetrieve": list(LIST_CONTENT)}
-        offset = 0
-        while True:
-            answer = self._search_page(body, offset, label)
+        horizon = [PAGE_LIMIT]
+        for offset, answer in self._answers(body, label, horizon):
             records = answer.get("conversationHistoryRecords") or []
             yield from records
-            offset += PAGE_LIMIT
-            if offset >= _count(answer, offset - PAGE_LIMIT, len(records)) or not records:
+            horizon[0] = _count(answer, offset, len(records))
+            if offset + PAGE_LIMIT >= horizon[0] or not records:
                 return
 
     # ---- paging -----------------------------------------------------------------------------------
@@ -322,12 +326,12 @@ class LivePersonSource(Source):
             first_count: int | None = None
             last_count = 0
             seen: set[str] = set()
-            offset = 0
             page_no = 0
-            while True:
-                answer = self._search_page(body, offset, label)
+            horizon = [PAGE_LIMIT]  # offsets below the latest count are asked for, several at once
+            for offset, answer in self._answers(body, label, horizon):
                 records = [r for r in answer.get("conversationHistoryRecords") or []]
                 count = _count(answer, offset, len(records))
+                horizon[0] = count
                 first_count = count if first_count is None else first_count
                 last_count = count
                 page_no += 1
@@ -354,8 +358,7 @@ class LivePersonSource(Source):
                     # the result set. Page it again from the start (bounded), never on and on.
                     stalled_at = offset
                     break
-                offset += PAGE_LIMIT
-                if offset >= count or not records:
+                if offset + PAGE_LIMIT >= count or not records:
                     break
                 if page_no >= settings.LIVEPERSON_MAX_SEARCH_PAGES:
                     raise FatalError(
@@ -394,6 +397,34 @@ class LivePersonSource(Source):
             f"{label}: the result set kept changing while paging "
             f"({self.options.repage_limit + 1} passes); try again later"
         )
+
+    def _answers(self, body: Mapping[str, Any], label: str, horizon: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(offset, answer) of one search, offset 0, 100, 200... in order, for as long as the caller reads on.
+
+        The first page is asked alone: it gives the count. The offsets after it, up to `horizon[0]` (the count
+        of the latest answer, kept up to date by the caller), are asked several at once (`InFlight`); a count
+        that grows adds offsets, one that shrinks leaves the extra answers unread. The caller's checks run on
+        every answer in order, exactly as if the pages had been asked one by one."""
+        yield 0, self._search_page(body, 0, label)
+        flight = self._in_flight()
+        last = PAGE_LIMIT * settings.LIVEPERSON_MAX_SEARCH_PAGES
+        following = [PAGE_LIMIT]
+
+        def offsets() -> Iterator[int]:
+            while following[0] < min(horizon[0], last):
+                yield following[0]
+                following[0] += PAGE_LIMIT
+
+        def ask(offset: int) -> dict[str, Any]:
+            return self._search_page(body, offset, label)
+
+        while following[0] < min(horizon[0], last):  # the count grew after the offsets below it were all asked
+            yield from flight.ordered(ask, offsets(), hold=flight.cap)
+
+    def _in_flight(self) -> InFlight:
+        if self._flight is None:
+            self._flight = in_flight_for(self.hook)
+        return self._flight
 
     def _search_page(self, body: Mapping[str, Any], offset: int, label: str) -> dict[str, Any]:
         """One page; an answer flagged `partialResult` (shards missing) is asked again, bounded."""
