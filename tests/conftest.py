@@ -1,7 +1,7 @@
-"""Shared fixtures: an isolated Airflow home, and a warehouse on SQLite and on PostgreSQL.
+"""Shared fixtures: an isolated Airflow home, a warehouse on SQLite and on PostgreSQL, and Redis.
 
-PostgreSQL tests create their own database. Without a server they skip with the reason; under
-CI=true a missing server is a failure, never a silent skip.
+PostgreSQL tests create their own database. Without a server (PostgreSQL, Redis) they skip with the reason;
+under CI=true a missing server is a failure, never a silent skip.
 """
 
 from __future__ import annotations
@@ -48,6 +48,26 @@ def pg_admin_engine():
         pytest.skip(reason)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis server for the shared rate limit's tests (`CXSYNC_TEST_REDIS_URL`); skipped without one, a failure
+    under CI=true."""
+    import redis
+
+    url = os.environ.get("CXSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:
+        reason = f"Redis not reachable at {url}: {exc.__class__.__name__}"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: Redis tests must run, not skip)")
+        pytest.skip(reason)
+    finally:
+        client.close()
+    return url
 
 
 @pytest.fixture

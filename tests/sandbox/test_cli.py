@@ -60,6 +60,8 @@ def test_help_documents_every_option():
         "--hd-p-slow",
         "--hd-slow-seconds",
         "--hd-p-truncate",
+        "--lp-latency",
+        "--hd-latency",
         "--lp-revoke-users",
         "--switch",
     ):

@@ -13,7 +13,7 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
 | `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
 | `request_deadline`         | seconds one try of a request may take, body included     | 300     |
-| `max_in_flight`            | most requests one task keeps in flight (1: one at a time) | 8       |
+| `max_in_flight`            | most requests one task keeps in flight (1: one at a time) | 16      |
 
 Extras arrive as JSON values or, from a connection URI (the UI's Test button), as strings.
 """
@@ -28,9 +28,10 @@ from cxsync.errors import FatalError
 from cxsync.http.client import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from cxsync.http.retry import RetryPolicy
 
-# Requests one task keeps in flight at most: the rate limit times a slow provider's latency (5/s x 1.5 s),
-# with room for latency that varies. More threads than this buy nothing but memory.
-DEFAULT_MAX_IN_FLIGHT = 8
+# Requests one task keeps in flight at most: the rate limit times a slow provider's latency (5/s x 1.5 s is 7.5;
+# with the jitter of real answers and the time to build a page, 10 to 12), with room. Fewer are kept when the
+# pace and the latency need fewer; more threads than needed buy nothing but memory.
+DEFAULT_MAX_IN_FLIGHT = 16
 
 
 class ConnectionSettingError(FatalError):

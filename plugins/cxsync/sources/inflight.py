@@ -124,7 +124,9 @@ def in_flight_for(hook: object) -> InFlight:
     requests to keep in flight); one at a time for a hook without one (a test's stand-in)."""
     try:
         limiter = getattr(hook.get_conn(), "rate_limiter", None)  # type: ignore[attr-defined]
-    except (AttributeError, NotImplementedError):  # a stand-in without a client, or Airflow's unimplemented default
+    except Exception:
+        # A stand-in without a client or connection (tests), or Airflow's unimplemented default. A real hook whose
+        # connection cannot be read fails the same way at its first request, which reports it properly.
         limiter = None
     cap = getattr(limiter, "max_in_flight", 1)
     if limiter is None or not isinstance(cap, int):
