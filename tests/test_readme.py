@@ -154,6 +154,7 @@ def test_request_tunables_table_lists_every_extra_with_the_code_defaults():
         "rate_limit_min_wait": defaults.retry.min_rate_limit_wait,
         "max_response_mb": defaults.max_response_bytes / (1024 * 1024),
         "request_deadline": defaults.deadline,
+        "max_in_flight": defaults.max_in_flight,
     }
     assert {key: float(default) for key, (_, default) in documented.items()} == actual
     for key in documented:  # every documented extra really changes what the request layer does

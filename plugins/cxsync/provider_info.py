@@ -37,6 +37,9 @@ _REQUEST_TUNABLES = {
     "requests_per_second": _number("Requests per second", "Client-side rate limit; 0 turns it off.", 5, 0),
     "timeout": _number("Read timeout (s)", "Seconds to wait for an answer before retrying.", 60, 1),
     "max_attempts": _number("Attempts per request", "Tries per request on 429, 5xx, resets and timeouts.", 6, 1),
+    "max_in_flight": _number(
+        "Requests in flight", "Most requests one task keeps in flight (fewer when the rate limit needs fewer).", 16, 1
+    ),
 }
 
 

@@ -39,6 +39,7 @@ def test_every_benchmark_module_is_found():
         "qa",
         "status_page",
         "reconciliation",
+        "latency",
     }
 
 
@@ -46,6 +47,8 @@ def test_every_benchmark_module_is_found():
 def test_the_benchmark_runs_at_toy_size(name, toy_size, request):
     if name in ("retention", "qa", "status_page"):
         request.getfixturevalue("pg_admin_engine")  # PostgreSQL only: skipped (or failed under CI) without it
+    if name == "latency":
+        request.getfixturevalue("redis_url")  # the shared rate limit's store: skipped (or failed under CI) without it
     doc_before = DOC.read_text() if DOC.exists() else None
     module = importlib.import_module(f"bench.{name}")
     assert module.TITLE

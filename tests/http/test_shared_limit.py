@@ -75,7 +75,9 @@ def test_two_clients_of_one_account_keep_to_the_rate_together(redis_url, clock):
 
 def test_accounts_do_not_share_a_limit(redis_url, clock):
     clients = [
-        client(clock, SharedLimit(redis_url, R, provider="helpdesk", account=f"acct-{uuid.uuid4().hex}", clock=clock.time))
+        client(
+            clock, SharedLimit(redis_url, R, provider="helpdesk", account=f"acct-{uuid.uuid4().hex}", clock=clock.time)
+        )
         for _ in range(2)
     ]
     assert len(requests_sent(clock, clients)) >= 1.8 * R * SECONDS

@@ -2,7 +2,8 @@
 
 Written once (singer-sdk style: auth, paging and retry are separate, swappable parts):
 - `auth.py`      how a request is authenticated, and how it recovers from one 401;
-- `ratelimit.py` a client-side requests/s limit;
+- `ratelimit.py` a client-side requests/s limit, and how many requests a task keeps in flight;
+- `shared_limit.py` one limit per provider account across tasks, through a store (Redis);
 - `retry.py`     which failures are retried, and how long to wait;
 - `client.py`    `ApiClient`, which ties them together around a `requests.Session`;
 - `tunables.py`  rate limit, timeouts and retry policy from a connection's extras (same keys for every provider).
