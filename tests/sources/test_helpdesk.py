@@ -354,3 +354,24 @@ def test_a_ticket_deleted_at_helpdesk_keeps_its_warehouse_copy(hd, warehouse):
     source = HelpDeskSource(integration())
     pipeline.load_changes(source.integration, source, warehouse)
     assert warehouse_view(warehouse, "hd_test")[victim] == loaded[victim]
+
+
+def test_tickets_fetched_side_by_side_give_the_pages_of_one_at_a_time_in_order(hd_sandbox):
+    """With answers finishing out of order (latency jitter) and failing now and then (5xx, retried by the request
+    layer), several tickets in flight give the same pages, in the same order, as one request at a time."""
+    hd = hd_sandbox(hd_tickets_per_day=60, hd_days=4)
+    hd.faults(latency_ms=10, latency_jitter_ms=10, p_5xx=0.1)
+    end = hd.now()
+    runs = {}
+    for in_flight in (1, 8):
+        conn_id = hd.derive(f"hd_in_flight_{in_flight}", extra={"max_in_flight": in_flight, "max_attempts": 20})
+        source = HelpDeskSource(integration(conn_id, page_size=25))
+        try:
+            runs[in_flight] = [
+                (page.label, [r.interaction_id for r in page.records])
+                for page in source.window(end - timedelta(days=3), end)
+            ]
+        finally:
+            source.close()
+    assert hd.fault_count("5xx") > 0
+    assert len(runs[1]) >= 4 and runs[8] == runs[1]

@@ -267,3 +267,27 @@ def test_unmappable_records_are_rejected_with_the_reason_and_the_run_goes_on(lp)
     assert "conversationId` is missing" in rejected[1].reason and rejected[1].record_key is None
     assert rejected[1].raw["info"]["startTimeL"]
     assert len(records) == len(started_in(lp.truth(), now - timedelta(days=2), now)) - 2
+
+
+def test_offsets_asked_side_by_side_give_the_pages_of_one_at_a_time_in_order(monkeypatch):
+    """With answers finishing out of order (latency jitter) and failing now and then (5xx, retried by the request
+    layer), several offsets in flight give the same pages, in the same order, as one request at a time."""
+    sandbox = start_lp_sandbox(lp_conversations_per_day=450, lp_days=2, lp_messages="1:2")
+    try:
+        sandbox.faults(latency_ms=15, latency_jitter_ms=15, p_5xx=0.15)
+        end = sandbox.now()
+        runs = {}
+        for in_flight in (1, 8):
+            export_connections(sandbox, monkeypatch, max_in_flight=in_flight, max_attempts=20)
+            lp_source = source()
+            try:
+                runs[in_flight] = [
+                    (page.label, [r.interaction_id for r in page.records])
+                    for page in lp_source.window(end - timedelta(days=1), end)
+                ]
+            finally:
+                lp_source.close()
+        assert sandbox.counters()["faults"]["liveperson"]["5xx"] > 0
+    finally:
+        sandbox.server.stop()
+    assert len(runs[1]) >= 4 and runs[8] == runs[1]

@@ -84,6 +84,9 @@ class InFlight:
         finally:
             for _, future in pending:
                 future.cancel()  # not started: never runs; running: finishes, its answer unused
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a list read ahead stops too (`ahead`), not at garbage collection
 
     def ahead(self, items: Iterable[T]) -> Iterator[T]:
         """The same items, each next one drawn in a pool thread while the caller works on the current one (a list
