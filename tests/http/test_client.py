@@ -21,8 +21,9 @@ class CountingRefresh(AuthStrategy):
         self.n = 1
         self.refreshes = 0
 
-    def prepare(self, kwargs):
-        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Token {self.n}"}
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Token {self.n}"
+        return request
 
     def refresh(self) -> bool:
         self.refreshes += 1

@@ -180,7 +180,7 @@ class ApiClient:
                 kwargs["json"] = json_body
             if data is not None:
                 kwargs["data"] = data
-            strategy.prepare(kwargs)
+            kwargs["auth"] = strategy  # a requests AuthBase: it signs the prepared request
             self.stats.waited_seconds += self.rate_limiter.acquire()
             self.stats.requests += 1
             deadline = time.monotonic() + self.deadline
