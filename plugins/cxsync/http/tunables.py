@@ -8,7 +8,7 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `timeout`                  | read timeout, seconds                                    | 60      |
 | `connect_timeout`          | connect timeout, seconds                                 | 10      |
 | `max_attempts`             | tries per request (1 = no retry)                         | 6       |
-| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout              | 2 (LivePerson 5: 5, 10, 15 s, then doubling) |
+| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout (LivePerson: 5, 10, 15 s) | 2 (5) |
 | `retry_max_seconds`        | ceiling of one backoff wait                              | 60      |
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
 | `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
