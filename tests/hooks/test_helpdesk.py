@@ -82,7 +82,7 @@ def test_wrong_scheme_explained_when_the_api_answers_with_a_bearer_challenge(hd)
     )
     assert raw.status_code == 401 and "Bearer" in raw.headers["WWW-Authenticate"]
     hook = HelpDeskHook("sandbox_helpdesk_main")
-    hint = hook._explain(raw)
+    hint = hook.explain(raw)
     assert "Basic auth with the account ID as user name" in hint
     assert "wrong scheme" in hint
 

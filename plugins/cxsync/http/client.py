@@ -207,7 +207,7 @@ class ApiClient:
         def one_try() -> Any:
             tries["counted"] += 1
             try:
-                response = self._try_once(method, url, strategy, **request_kwargs)
+                response = self._try_once(method, url, strategy, request_kwargs)
             except RETRIABLE_EXCEPTIONS as exc:
                 kind = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
                 raise AskAgain(f"{what}: {kind}") from None
@@ -246,32 +246,23 @@ class ApiClient:
             raise RetriesExhausted(f"{self.name}: {exc}; gave up after {tries['counted']} attempts") from None
 
     def _try_once(
-        self,
-        method: str,
-        url: str,
-        strategy: AuthStrategy,
-        *,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
-        data: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        allow_redirects: bool = True,
+        self, method: str, url: str, strategy: AuthStrategy, request_kwargs: dict[str, Any]
     ) -> requests.Response:
         """One request on the wire, paced by the rate limiter, its body read within the bounds."""
+        given = dict(request_kwargs)
         kwargs: dict[str, Any] = {
-            "params": params,
-            "headers": dict(headers or {}),
+            "params": given.pop("params", None),
+            "headers": dict(given.pop("headers", None) or {}),
             "timeout": self.timeout,
             "proxies": self._proxies_for(url),
             "verify": self._verify,
-            "allow_redirects": allow_redirects,
+            "allow_redirects": given.pop("allow_redirects", True),
             "stream": True,  # the body is read below, bounded in size and time
             "auth": strategy,  # a requests AuthBase: it signs the prepared request
         }
-        if json_body is not None:
-            kwargs["json"] = json_body
-        if data is not None:
-            kwargs["data"] = data
+        for ours, theirs in (("json_body", "json"), ("data", "data")):
+            if given.get(ours) is not None:
+                kwargs[theirs] = given.pop(ours)
         self.stats.waited_seconds += self.rate_limiter.acquire()
         self.stats.requests += 1
         deadline = time.monotonic() + self.deadline
@@ -359,6 +350,10 @@ class ApiClient:
                 return
             self.server_time = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             self.server_time_seen_at = time.monotonic()
+
+    def fatal(self, response: requests.Response) -> Exception:
+        """The error a failed answer becomes: status, body excerpt and the provider's hint."""
+        return self._fatal(response.request.method or "GET", response.url or "", response)
 
     def _fatal(self, method: str, url: str, response: requests.Response) -> Exception:
         status = response.status_code
