@@ -437,3 +437,18 @@ def test_a_users_401_while_history_works_is_still_read_as_the_missing_permission
         ]
     finally:
         stub.stop()
+
+
+def test_a_partial_answer_is_asked_again_by_the_retry_driver_when_asked_to(lp, monkeypatch):
+    from cxsync.errors import RetriesExhausted
+
+    export_connections(lp, monkeypatch, max_attempts=3)
+    hook = LivePersonHook("sandbox_liveperson_main")
+    window = last_hour(lp.now())
+    hook.search_conversations(window, retry_partial=True)
+    lp.faults(p_partial=1.0)
+    before = lp.lp_requests("conversations_search")
+    assert hook.search_conversations(window)["_metadata"]["shardsStatusResult"]["partialResult"]  # handed back
+    with pytest.raises(RetriesExhausted, match=r"partialResult: true\); gave up after 3 attempts"):
+        hook.search_conversations(window, retry_partial=True)
+    assert lp.lp_requests("conversations_search") == before + 1 + 3
