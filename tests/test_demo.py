@@ -27,7 +27,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cxsync import demo, settings, tasks
+from cxsync import demo, registry, settings, tasks
 from cxsync.config import load_integrations
 from cxsync.hooks.helpdesk import HelpDeskHook
 from cxsync.qa import tasks as qa_tasks
@@ -224,7 +224,7 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
     assert others[0] == ["db", "migrate"] and others[1][:2] == ["pools", "import"] and len(others) == 2
     pools = json.loads(Path(others[1][2]).read_text())
     assert {name: p["slots"] for name, p in pools.items()} == {
-        settings.pool_name(p): n for p, n in settings.POOL_SLOTS.items()
+        spec.pool: spec.pool_slots for spec in registry.PROVIDERS.values()
     }
 
     # The runs' environment: sandbox connections only, the warehouse connection on the embedded file.

@@ -318,12 +318,12 @@ def prepare_airflow(demo: Demo) -> None:
     demo.out(f"metadata database migrated (airflow db migrate; log {demo.show(demo.logs / 'airflow-db-migrate.log')})")
 
     pools = {
-        settings.pool_name(provider): {
-            "slots": slots,
-            "description": f"cxsync: concurrent {registry.PROVIDERS[provider].display_name} API tasks",
+        spec.pool: {
+            "slots": spec.pool_slots,
+            "description": f"cxsync: concurrent {spec.display_name} API tasks",
             "include_deferred": False,
         }
-        for provider, slots in settings.POOL_SLOTS.items()
+        for spec in registry.PROVIDERS.values()
     }
     pools_file = demo.logs / "pools.json"
     pools_file.write_text(json.dumps(pools, indent=2))

@@ -20,7 +20,12 @@ import uvicorn
 
 from cxsync.sandbox.core import FaultSettings, Sandbox, parse_instant
 
-FAULT_PREFIXES = {"liveperson": "lp", "helpdesk": "hd"}
+
+def fault_prefixes() -> dict[str, str]:
+    """provider -> the prefix of its fault flags (`--lp-p-429`): `ProviderSpec.sandbox_prefix`."""
+    from cxsync.registry import PROVIDERS
+
+    return {name: spec.sandbox_prefix for name, spec in PROVIDERS.items() if spec.sandbox and spec.sandbox_prefix}
 
 
 def _probability(text: str) -> float:
@@ -102,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         if add is not None:
             add(parser)
 
-    for provider, p in FAULT_PREFIXES.items():
+    for provider, p in fault_prefixes().items():
         group = parser.add_argument_group(
             f"{provider} faults and limits", "probabilities are 0..1, drawn from a generator seeded by --seed"
         )
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
     out: dict[str, FaultSettings] = {}
-    for provider, p in FAULT_PREFIXES.items():
+    for provider, p in fault_prefixes().items():
         values = vars(args)
         settings = FaultSettings(
             rate_limit_rps=values[f"{p}_rate_limit"],
