@@ -31,6 +31,9 @@ class ProviderSpec:
     default_auth_type: str = ""
     # Defaults of the analytics thresholds (cxsync.analytics.options) for this provider's conversations.
     analytics_thresholds: Mapping[str, int] = field(default_factory=dict, hash=False)
+    # "module:function": reads a stored raw record (JSON text) and says whether the provider's own history shows the
+    # conversation closed and opened again (analytics' `reopened`); empty: its conversations never reopen.
+    reopened: str = ""
     doc_url: str = ""  # the provider's API documentation (provider info's `external-doc-url`)
     # The module of the provider's stand-in in the development sandbox (`cxsync.sandbox`), and the short
     # prefix of its fault flags on the sandbox's command line (`--lp-p-429`); empty: no stand-in.
@@ -109,6 +112,7 @@ register(
             "long_wait_seconds": 24 * 3600,
             "many_agents": 3,
         },
+        reopened="cxsync.sources.helpdesk_mapping:reopened",
         doc_url="https://api.helpdesk.com/docs",
         sandbox="cxsync.sandbox.helpdesk",
         sandbox_prefix="hd",
