@@ -1,4 +1,4 @@
-"""`make demo` (`cxsync.demo`): the orchestration, its failure and interrupt paths, and the HelpDesk OAuth step.
+"""`make demo` (`cxsync_dev.demo`): the orchestration, its failure and interrupt paths, and the HelpDesk OAuth step.
 
 The full demo (twenty `airflow dags test` runs) is too slow for the suite. The orchestration tests run every
 step for real (warehouse, DAG parsing, sandbox, clock, counts) except the `airflow` CLI, whose stand-in
@@ -27,11 +27,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cxsync import demo, registry, settings, tasks
+from cxsync import registry, settings, tasks
 from cxsync.config import load_integrations
 from cxsync.hooks.helpdesk import HelpDeskHook
 from cxsync.qa import tasks as qa_tasks
 from cxsync.warehouse import schema as t
+from cxsync_dev import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {

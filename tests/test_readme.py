@@ -164,8 +164,8 @@ def test_request_tunables_table_lists_every_extra_with_the_code_defaults():
 
 
 def test_make_demo_section_matches_what_the_demo_does():
-    from cxsync import demo
     from cxsync.config import load_integrations
+    from cxsync_dev import demo
 
     section = README.split("### What `make demo` does")[1].split("\n## ")[0]
     assert f"`cxsync_<id>_backfill` with `{json.dumps(demo.BACKFILL_CONF)}`" in section

@@ -35,7 +35,7 @@ class ProviderSpec:
     # conversation closed and opened again (analytics' `reopened`); empty: its conversations never reopen.
     reopened: str = ""
     doc_url: str = ""  # the provider's API documentation (provider info's `external-doc-url`)
-    # The module of the provider's stand-in in the development sandbox (`cxsync.sandbox`), and the short
+    # The module of the provider's stand-in in the development sandbox (`cxsync_dev.sandbox`), and the short
     # prefix of its fault flags on the sandbox's command line (`--lp-p-429`); empty: no stand-in.
     sandbox: str = ""
     sandbox_prefix: str = ""
@@ -92,7 +92,7 @@ register(
         default_auth_type="oauth1",
         analytics_thresholds={"long_first_response_seconds": 120, "long_wait_seconds": 300, "many_agents": 3},
         doc_url="https://developers.liveperson.com/",
-        sandbox="cxsync.sandbox.liveperson",
+        sandbox="cxsync_dev.sandbox.liveperson",
         sandbox_prefix="lp",
     )
 )
@@ -114,7 +114,7 @@ register(
         },
         reopened="cxsync.sources.helpdesk_mapping:reopened",
         doc_url="https://api.helpdesk.com/docs",
-        sandbox="cxsync.sandbox.helpdesk",
+        sandbox="cxsync_dev.sandbox.helpdesk",
         sandbox_prefix="hd",
     )
 )

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from cxsync import registry
-from cxsync.sandbox import app as sandbox_app
-from cxsync.sandbox.core import (
+from cxsync_dev.sandbox import app as sandbox_app
+from cxsync_dev.sandbox.core import (
     Counters,
     FaultSettings,
     Sandbox,

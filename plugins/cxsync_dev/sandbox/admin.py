@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from cxsync.sandbox.core import Sandbox, parse_duration, parse_instant, provider_names
+from cxsync_dev.sandbox.core import Sandbox, parse_duration, parse_instant, provider_names
 
 
 def _provider(name: str) -> str:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cxsync.registry import PROVIDERS
-from cxsync.sandbox.core import FaultMiddleware, Sandbox
+from cxsync_dev.sandbox.core import FaultMiddleware, Sandbox
 
 # Host headers the sandbox answers. A web page elsewhere can point its own DNS name at 127.0.0.1 (DNS
 # rebinding) and reach the admin API, which mints refresh tokens; its requests carry that name as Host.
@@ -54,7 +54,7 @@ def init_worlds(sandbox: Sandbox) -> dict[str, ModuleType]:
 
 
 def create_app(sandbox: Sandbox) -> FastAPI:
-    from cxsync.sandbox import admin
+    from cxsync_dev.sandbox import admin
 
     app = FastAPI(
         title="cxsync sandbox providers",
