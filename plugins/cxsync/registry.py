@@ -112,7 +112,7 @@ register(
             "long_wait_seconds": 24 * 3600,
             "many_agents": 3,
         },
-        reopened="cxsync.sources.helpdesk_mapping:reopened",
+        reopened="cxsync.sources.helpdesk_history:reopened",
         doc_url="https://api.helpdesk.com/docs",
         sandbox="cxsync_dev.sandbox.helpdesk",
         sandbox_prefix="hd",
