@@ -29,11 +29,11 @@ from typing import Any
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
+from cxsync.http import deadline as header_deadline
 from cxsync.http.auth import AuthStrategy, NoAuth
 from cxsync.http.ratelimit import RateLimiter
 from cxsync.http.retry import RETRIABLE_EXCEPTIONS, RETRIABLE_STATUS, RetryPolicy
@@ -118,7 +118,7 @@ class ApiClient:
         self.session.trust_env = False
         self._verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict[str, str]] = {}
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8)
+        adapter = header_deadline.DeadlineAdapter(pool_connections=4, pool_maxsize=8)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -156,12 +156,13 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         auth: AuthStrategy | None = None,
         ok_status: Collection[int] = (),
-        allow_redirects: bool = True,
+        allow_redirects: bool = False,
     ) -> requests.Response:
         """Send with retries; return a 2xx response (or one whose status is in `ok_status`), its body read.
 
-        Token requests pass `allow_redirects=False`: a 307 would forward the form, secrets included, to
-        wherever it points; a redirect answer is then fatal and names the target."""
+        Redirects are not followed unless asked for: neither provider's API redirects, and a 307 would forward
+        a token request's form (secrets included), or a signed request's query, to wherever it points. A
+        redirect answer is fatal and names the target."""
         strategy = auth or self.auth
         refreshed = False
         attempt = 0
@@ -185,7 +186,13 @@ class ApiClient:
             self.stats.requests += 1
             deadline = time.monotonic() + self.deadline
             try:
-                response = self.session.request(method, url, **kwargs)
+                with header_deadline.deadline(deadline):
+                    try:
+                        response = self.session.request(method, url, **kwargs)
+                    except requests.ConnectionError:
+                        if header_deadline.passed():  # the timer cut a server still sending its headers
+                            raise self._deadline_exceeded("the headers") from None
+                        raise
                 self._read_body(response, deadline, method, url)
             except RETRIABLE_EXCEPTIONS as exc:
                 what = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
@@ -263,9 +270,7 @@ class ApiClient:
                     raise self._too_large(method, url, f"more than {limit:,} bytes arrived")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise DeadlineExceeded(
-                        f"the answer did not finish within the {self.deadline:g} s deadline (extra `request_deadline`)"
-                    )
+                    raise self._deadline_exceeded("the whole answer")
         except Urllib3Error as exc:  # cut short, reset, undecodable: what requests would have raised
             response.close()
             raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
@@ -274,6 +279,11 @@ class ApiClient:
             raise
         response._content = b"".join(chunks)
         response._content_consumed = True
+
+    def _deadline_exceeded(self, what: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{what} did not arrive within the {self.deadline:g} s deadline (extra `request_deadline`)"
+        )
 
     def _too_large(self, method: str, url: str, why: str) -> ResponseTooLarge:
         limit_mb = self.max_response_bytes / (1024 * 1024)
