@@ -15,11 +15,11 @@ LINT_PATHS := $(wildcard plugins dags tests bench)
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements.txt -c constraints.txt
-	$(PIP) install --quiet -e . -c constraints.txt
+	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
+	$(PIP) install --quiet -e ".[dev,test]" -c constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -27,11 +27,11 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m cxsync.demo
+	$(PY) -m cxsync_dev.demo
 
 # After `make demo`: the demo's Airflow (api-server, scheduler, dag-processor, triggerer) until Ctrl-C.
 airflow: $(STAMP)
-	$(PY) -m cxsync.local_airflow
+	$(PY) -m cxsync_dev.local_airflow
 
 bench: $(STAMP)
 	$(PY) -m bench

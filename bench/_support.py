@@ -55,7 +55,7 @@ def is_smoke() -> bool:
 
 
 class SandboxProcess:
-    """`python -m cxsync.sandbox` on a free loopback port, in its own process; stopped with SIGTERM."""
+    """`python -m cxsync_dev.sandbox` on a free loopback port, in its own process; stopped with SIGTERM."""
 
     def __init__(
         self,
@@ -65,7 +65,7 @@ class SandboxProcess:
         options: Mapping[str, Any] | None = None,
         args: list[str] | None = None,
     ):
-        cmd = [sys.executable, "-u", "-m", "cxsync.sandbox", "--port", "0", "--seed", str(seed), "--now", now]
+        cmd = [sys.executable, "-u", "-m", "cxsync_dev.sandbox", "--port", "0", "--seed", str(seed), "--now", now]
         for key, value in (options or {}).items():
             cmd += [f"--{key.replace('_', '-')}", str(value)]
         cmd += args or []

@@ -73,8 +73,8 @@ def _integration(provider: str):
 def measure(weeks: int, tmp: str) -> list[dict]:
     """Both providers on one sandbox with `weeks` of history. Each incremental run covers the time since its
     own watermark, so the clock moves to each provider's change in turn (shortest first)."""
-    from cxsync.sandbox.core import parse_duration
     from cxsync.warehouse import Warehouse
+    from cxsync_dev.sandbox.core import parse_duration
 
     options = {
         "lp_conversations_per_day": LP_PER_DAY,

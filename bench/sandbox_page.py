@@ -14,9 +14,9 @@ import requests
 from requests_oauthlib import OAuth1
 
 from bench._support import is_smoke
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.liveperson_auth import MAIN_KEY
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.liveperson_auth import MAIN_KEY
+from cxsync_dev.sandbox.server import SandboxServer
 
 TITLE = "Sandbox: a LivePerson page of 100 conversations x 20 messages"
 

@@ -33,20 +33,20 @@ def _default_args(provider: str | None) -> dict:
         "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
     }
     if provider:
-        args["pool"] = settings.pool_name(provider)
+        args["pool"] = PROVIDERS[provider].pool
     return args
 
 
 def _doc(integration: Integration, what: str) -> str:
-    provider = PROVIDERS[integration.provider].display_name
+    spec = PROVIDERS[integration.provider]
     return (
         f"### {integration.label}\n\n{integration.description or ''}\n\n"
         f"**{what}**\n\n"
         f"| | |\n|---|---|\n"
-        f"| integration | `{integration.id}` |\n| provider | {provider} |\n"
+        f"| integration | `{integration.id}` |\n| provider | {spec.display_name} |\n"
         f"| connection | `{integration.conn_id}` |\n| backfill default | {integration.backfill_weeks} week(s) |\n"
         f"| retention | {integration.retention} |\n| incremental schedule | `{integration.schedule}` |\n"
-        f"| pool | `{settings.pool_name(integration.provider)}`: created by the cxsync plugin when the api-server "
+        f"| pool | `{spec.pool}`: created by the cxsync plugin when the api-server "
         "starts; a task whose pool is missing is never scheduled (Admin > Pools) |\n"
     )
 

@@ -463,3 +463,32 @@ def test_reconcile_hours_defaults_to_48_and_0_turns_it_off(tmp_path, given, hour
     options = {} if given is None else {"reconcile_hours": given}
     (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
     assert integration.reconcile_hours == hours
+
+
+# ---- provider options: checked when the file is loaded, against the source's declaration ------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "field"),
+    [
+        ("liveperson", {"incremental_overlap_minutes": 5}, "options.incremental_overlap_minutes"),
+        ("liveperson", {"content_to_retrieve": ["transfers"]}, "options.content_to_retrieve"),
+        ("liveperson", {"partial_retries": "5"}, "options.partial_retries"),
+        ("helpdesk", {"page_size": 500}, "options.page_size"),
+        ("helpdesk", {"overlap_minutes": -1}, "options.overlap_minutes"),
+        ("helpdesk", {"open_conversation_days": 10}, "options"),  # a LivePerson option
+        ("liveperson", {"reconcile_hour": 12}, "options"),  # a typo
+    ],
+)
+def test_a_bad_provider_option_names_file_entry_and_field_and_hides_no_good_entry(tmp_path, provider, options, field):
+    config = load_entries(
+        tmp_path, {**GOOD, "provider": provider, "options": options}, {**GOOD, "id": "lp_ok", "options": {}}
+    )
+    assert [i.id for i in config.integrations] == ["lp_ok"]
+    assert_names(only_error(config), tmp_path / "integrations.yaml", 0, field)
+
+
+def test_good_provider_options_load_as_written(tmp_path):
+    options = {"incremental_overlap_minutes": 45, "content_to_retrieve": ["messageRecords"], "reconcile_hours": 0}
+    (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
+    assert integration.options == options and integration.reconcile_hours == 0

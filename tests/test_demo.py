@@ -1,4 +1,4 @@
-"""`make demo` (`cxsync.demo`): the orchestration, its failure and interrupt paths, and the HelpDesk OAuth step.
+"""`make demo` (`cxsync_dev.demo`): the orchestration, its failure and interrupt paths, and the HelpDesk OAuth step.
 
 The full demo (twenty `airflow dags test` runs) is too slow for the suite. The orchestration tests run every
 step for real (warehouse, DAG parsing, sandbox, clock, counts) except the `airflow` CLI, whose stand-in
@@ -27,11 +27,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cxsync import demo, settings, tasks
+from cxsync import registry, settings, tasks
 from cxsync.config import load_integrations
 from cxsync.hooks.helpdesk import HelpDeskHook
 from cxsync.qa import tasks as qa_tasks
 from cxsync.warehouse import schema as t
+from cxsync_dev import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -224,7 +225,7 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
     assert others[0] == ["db", "migrate"] and others[1][:2] == ["pools", "import"] and len(others) == 2
     pools = json.loads(Path(others[1][2]).read_text())
     assert {name: p["slots"] for name, p in pools.items()} == {
-        settings.pool_name(p): n for p, n in settings.POOL_SLOTS.items()
+        spec.pool: spec.pool_slots for spec in registry.PROVIDERS.values()
     }
 
     # The runs' environment: sandbox connections only, the warehouse connection on the embedded file.

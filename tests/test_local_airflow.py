@@ -1,4 +1,4 @@
-"""`make airflow` (`python -m cxsync.local_airflow`): a real local Airflow on the demo's state, driven as a
+"""`make airflow` (`python -m cxsync_dev.local_airflow`): a real local Airflow on the demo's state, driven as a
 person would: wait for the printed URL and login, log in through the REST API, find a demo DAG, press Ctrl-C
 (SIGINT), and every process it started is gone."""
 
@@ -49,7 +49,7 @@ def test_make_airflow_serves_the_demo_dags_with_a_login_and_ctrl_c_stops_every_p
         PYTHONUNBUFFERED="1",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "cxsync.local_airflow", "--port", "0"],
+        [sys.executable, "-m", "cxsync_dev.local_airflow", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

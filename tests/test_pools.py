@@ -37,7 +37,7 @@ STARTUP = textwrap.dedent(
 
 def test_every_provider_has_a_pool_with_its_default_size():
     assert {p.name for p in wanted_pools()} == {settings.pool_name(name) for name in PROVIDERS}
-    assert {p.name: p.slots for p in wanted_pools()}["cxsync_liveperson"] == settings.POOL_SLOTS["liveperson"]
+    assert {p.name: p.slots for p in wanted_pools()}["cxsync_liveperson"] == PROVIDERS["liveperson"].pool_slots
     assert [p.name for p in missing_pools({"default_pool", "cxsync_helpdesk"})] == ["cxsync_liveperson"]
 
 
@@ -52,5 +52,5 @@ def test_the_api_server_start_creates_missing_pools_and_keeps_resized_ones(tmp_p
     )
     assert done.returncode == 0, done.stderr[-3000:]
     pools = json.loads(done.stdout.strip().splitlines()[-1])
-    assert pools["cxsync_liveperson"] == settings.POOL_SLOTS["liveperson"]
+    assert pools["cxsync_liveperson"] == PROVIDERS["liveperson"].pool_slots
     assert pools["cxsync_helpdesk"] == 7

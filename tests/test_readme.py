@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cxsync import settings
+from cxsync import registry, settings
 from cxsync.provider_info import get_provider_info
 from cxsync.warehouse import schema as t
 
@@ -110,14 +110,13 @@ def test_integrations_fields_and_pools_are_documented():
     )
     for key in fields:
         assert f"| `{key}`" in README, key
-    for provider, slots in settings.POOL_SLOTS.items():
-        assert f"airflow pools set {settings.pool_name(provider)} {slots} " in README
+    for spec in registry.PROVIDERS.values():
+        assert f"airflow pools set {spec.pool} {spec.pool_slots} " in README
     for unit in settings.RETENTION_UNITS:
         assert f"`{unit}`" in README
 
 
 def test_status_says_both_pipelines_are_built_and_they_are():
-    from cxsync import registry
 
     status = README.split("## Two commands")[0]
     assert "in progress" not in status and "not implemented yet" not in status
@@ -166,16 +165,16 @@ def test_request_tunables_table_lists_every_extra_with_the_code_defaults():
 
 
 def test_make_demo_section_matches_what_the_demo_does():
-    from cxsync import demo
     from cxsync.config import load_integrations
+    from cxsync_dev import demo
 
     section = README.split("### What `make demo` does")[1].split("\n## ")[0]
     assert f"`cxsync_<id>_backfill` with `{json.dumps(demo.BACKFILL_CONF)}`" in section
     assert f'{{"advance": "{demo.CLOCK_STEP}"}}' in section
     assert f".airflow/{demo.LOG_DIR_NAME}/" in section
     assert f"--conn-id {demo.OAUTH_CONN_ID}" in section
-    for provider in settings.POOL_SLOTS:
-        assert f"`{settings.pool_name(provider)}`" in section
+    for spec in registry.PROVIDERS.values():
+        assert f"`{spec.pool}`" in section
     shipped = load_integrations(ROOT / "include" / "integrations.yaml").integrations
     assert len(shipped) == 4
     for integration in shipped:

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from cxsync import reconcile as rc
 from cxsync.records import InteractionRecord
-from cxsync.sandbox.server import SandboxServer
 from cxsync.sources.base import Listed, Page, Source
 from cxsync.warehouse import Warehouse
 from cxsync.warehouse import schema as t
+from cxsync_dev.sandbox.server import SandboxServer
 from support.providers import PROVIDERS, SandboxAdmin, connection_env, sandbox_connections, start_sandbox
 from support.runs import TaskRunner
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from cxsync import settings
-from cxsync.analytics.options import option_problems as analytics_option_problems
+from cxsync import options as declared
+from cxsync import registry, settings
+from cxsync.analytics.options import ThresholdOptions
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
 _KNOWN_KEYS = {
@@ -75,13 +76,15 @@ class Integration:
     retention: Retention = Retention(**settings.DEFAULT_RETENTION)
     conversation_analytics: bool = False
     schedule: str = settings.DEFAULT_SCHEDULE
-    # Provider-specific tunables (overlaps, window sizes); free-form, read by the provider pipeline.
+    # Tunables (overlaps, window sizes, thresholds), as written: checked at load against the options declared for
+    # every provider (`cxsync.options.CommonOptions`, the analytics thresholds) and the provider's own
+    # (`ProviderSpec.options`); each reader takes its values through its declaration.
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reconcile_hours(self) -> float:
         """The look-back reconciled with the provider after each incremental load (option `reconcile_hours`); 0: off."""
-        return float(self.options.get("reconcile_hours", settings.DEFAULT_RECONCILE_HOURS))
+        return float(declared.parse(declared.CommonOptions, self.options, f"integration {self.id!r}").reconcile_hours)
 
 
 @dataclass
@@ -184,8 +187,9 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         problems.append(f"field `id`: {_show(ident)} is longer than {settings.MAX_INTEGRATION_ID_LENGTH} characters")
 
     provider = entry.get("provider")
-    if provider not in settings.PROVIDERS:
-        problems.append(f"field `provider`: {_show(provider)} must be one of {', '.join(settings.PROVIDERS)}")
+    if not isinstance(provider, str) or provider not in registry.PROVIDERS:
+        problems.append(f"field `provider`: {_show(provider)} must be one of {', '.join(registry.PROVIDERS)}")
+        provider = None
 
     conn_id = entry.get("conn_id")
     if not isinstance(conn_id, str) or not conn_id.strip():
@@ -228,14 +232,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     if not isinstance(options, dict):
         problems.append(f"field `options`: {_show(options)} must be a mapping")
     else:
-        hours = options.get("reconcile_hours", settings.DEFAULT_RECONCILE_HOURS)
-        number = isinstance(hours, int | float) and not isinstance(hours, bool)
-        if not number or not 0 <= hours <= settings.MAX_RECONCILE_HOURS:
-            problems.append(
-                f"field `options.reconcile_hours`: {_show(hours)} must be a number of hours from 0 (no reconciliation) "
-                f"to {settings.MAX_RECONCILE_HOURS}"
-            )
-        problems.extend(analytics_option_problems(options))
+        problems.extend(option_problems(provider, options))
 
     if problems:
         return None
@@ -251,6 +248,34 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         schedule=schedule,
         options=dict(options),
     )
+
+
+def option_schemas(provider: str | None) -> list[type]:
+    """The option declarations an integration of this provider is checked against (its provider's last)."""
+    schemas: list[type] = [declared.CommonOptions, ThresholdOptions]
+    if provider is not None:
+        own = registry.options_schema(provider)
+        if own is not None:
+            schemas.append(own)
+    return schemas
+
+
+def option_problems(provider: str | None, options: dict[str, Any]) -> list[str]:
+    """What is wrong with an entry's options, each naming its field. With an unknown provider only the options
+    every provider takes are checked."""
+    schemas = option_schemas(provider)
+    problems = [
+        f"field `options.{name}`: {what}" for schema in schemas for name, what in declared.problems(schema, options)
+    ]
+    if provider is not None:
+        allowed = sorted({name for schema in schemas for name in declared.names(schema)})
+        unknown = sorted(map(str, set(options) - set(allowed)))
+        if unknown:
+            problems.append(
+                f"field `options`: unknown option(s) {', '.join(map(_show, unknown))} for provider {provider}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+    return problems
 
 
 def _parse_retention(value: Any, problems: list[str]) -> Retention | None:

@@ -22,8 +22,6 @@ must match (`--port 0` picks a free one, for tests against the sandbox).
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import html
 import json
 import os
@@ -37,14 +35,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+from oauthlib.oauth2 import WebApplicationClient
 
 from cxsync import settings
 from cxsync.errors import AuthenticationError, CxsyncError
-from cxsync.hooks.helpdesk import AUTH_OAUTH2, request_token
+from cxsync.hooks.helpdesk import AUTH_OAUTH2, token_grant
 from cxsync.http import ApiClient, RetryPolicy
 from cxsync.http.client import mask_secret
 from cxsync.http.endpoints import check_helpdesk_accounts_url
+from cxsync.http.oauth2 import authorize_url, code_challenge
 
 DEFAULT_PORT = 8976
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -108,22 +109,6 @@ def clean_text(value: object, limit: int = _MAX_PROVIDER_TEXT) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def code_challenge(verifier: str) -> str:
-    """PKCE S256 (RFC 7636): base64url(sha256(verifier)) without padding."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def authorize_url(
-    accounts_url: str, client_id: str, redirect_uri: str, state: str, challenge: str | None = None
-) -> str:
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
-    if challenge:
-        # Providers without PKCE ignore unknown authorize parameters, so sending it is harmless there.
-        params.update(code_challenge=challenge, code_challenge_method="S256")
-    return f"{accounts_url.rstrip('/')}/?{urlencode(params)}"
-
-
 def oauth_connection(conn_id: str) -> tuple[Any, str, str, str]:
     """The helpdesk connection checked for the flow: (connection, client_id, client_secret, accounts_url)."""
     airflow_conn = read_connection(conn_id)
@@ -157,7 +142,7 @@ def begin(conn_id: str, redirect_uri: str) -> Authorization:
         client_id=client_id,
         redirect_uri=redirect_uri,
         state=secrets.token_urlsafe(24),
-        code_verifier=secrets.token_urlsafe(48),
+        code_verifier=WebApplicationClient(client_id).create_code_verifier(64),
     )
 
 
@@ -210,18 +195,11 @@ def finish(authorization: Authorization, code: str) -> ConnectResult:
         retry=RetryPolicy(max_attempts=3, base_seconds=1.0, max_seconds=5.0),
     )
     try:
-        tokens = request_token(
-            client,
-            f"{accounts_url}/v2/token",
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "redirect_uri": authorization.redirect_uri,  # identical to the one in the authorize URL
-                "code_verifier": authorization.code_verifier,
-            },
-            conn_id=authorization.conn_id,
+        grant = token_grant(client, authorization.conn_id, f"{accounts_url}/v2/token", client_id, client_secret)
+        tokens = grant.authorization_code(
+            code,
+            redirect_uri=authorization.redirect_uri,  # identical to the one in the authorize URL
+            code_verifier=authorization.code_verifier,
         )
     except AuthenticationError as exc:
         raise ConnectError(clean_text(exc, 1000)) from None

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from cxsync import settings
-
 log = logging.getLogger(__name__)
 
 
@@ -28,11 +26,9 @@ def wanted_pools() -> list[PoolSpec]:
 
     return [
         PoolSpec(
-            settings.pool_name(provider),
-            settings.POOL_SLOTS[provider],
-            f"cxsync: {spec.display_name} tasks at once (created by cxsync; resize freely)",
+            spec.pool, spec.pool_slots, f"cxsync: {spec.display_name} tasks at once (created by cxsync; resize freely)"
         )
-        for provider, spec in PROVIDERS.items()
+        for spec in PROVIDERS.values()
     ]
 
 

@@ -8,8 +8,6 @@ from cxsync import __version__
 
 USER_AGENT = f"cxsync/{__version__} (+https://github.com/cxsync/cxsync)"
 
-PROVIDERS = ("liveperson", "helpdesk")
-
 # Integrations file (docs/architecture.md, "Integrations file").
 INTEGRATIONS_FILE_ENV = "CXSYNC_INTEGRATIONS_FILE"
 DEFAULT_INTEGRATIONS_FILE = "include/integrations.yaml"
@@ -52,7 +50,6 @@ TASK_RETRIES = 3
 # cluster test tier uses it so a task retried after its worker died runs again within seconds.
 RETRY_DELAY_SECONDS = int(os.environ.get("CXSYNC_RETRY_DELAY_SECONDS") or 60)
 MAX_RETRY_DELAY_SECONDS = 15 * 60
-POOL_SLOTS = {"liveperson": 4, "helpdesk": 2}
 
 
 def pool_name(provider: str) -> str:
@@ -144,9 +141,5 @@ ANALYTICS_METRICS_VERSION = 1
 ANALYTICS_BATCH_INTERACTIONS = 5000
 # Agent days recomputed per transaction (a week: one query and one group-by for a typical incremental run).
 ANALYTICS_DAYS_PER_TRANSACTION = 7
-# Thresholds of the flags, per provider: chats are answered in minutes, tickets in hours. Integration
-# options of the same names override them.
-ANALYTICS_DEFAULT_THRESHOLDS = {
-    "liveperson": {"long_first_response_seconds": 120, "long_wait_seconds": 300, "many_agents": 3},
-    "helpdesk": {"long_first_response_seconds": 8 * 3600, "long_wait_seconds": 24 * 3600, "many_agents": 3},
-}
+# The thresholds of the flags are per provider (`ProviderSpec.analytics_thresholds`): chats are answered in
+# minutes, tickets in hours. Integration options of the same names override them (cxsync.analytics.options).

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from transcripts import WORKED_EXAMPLE, conversation
 
-from cxsync import demo
 from cxsync.config import load_integrations
 from cxsync.warehouse import Warehouse
+from cxsync_dev import demo
 
 INTEGRATIONS = """\
 integrations:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import yaml
 
 from cxsync.airflow_components import COMPONENTS, Components, free_port
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.server import SandboxServer
 from support.airflow_api import AirflowApi
 from support.cluster import INTEGRATIONS, Cluster, ClusterSetup, cluster_environment
 from support.providers import SandboxAdmin, sandbox_connections, start_sandbox

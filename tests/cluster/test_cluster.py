@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cxsync import settings
+from cxsync import registry, settings
 from cxsync.warehouse import Warehouse
 from cxsync.warehouse import schema as t
 from support.cluster import HD, INTEGRATIONS, KILL, LP, Cluster
@@ -92,8 +92,8 @@ def test_a_first_deployment_from_roster_to_retention_lands_exactly_the_ground_tr
 
     # The plugin created the provider pools when the api-server started; nobody else did.
     pools = api.pools()
-    for provider, slots in settings.POOL_SLOTS.items():
-        assert pools[settings.pool_name(provider)]["slots"] == slots, pools
+    for spec in registry.PROVIDERS.values():
+        assert pools[spec.pool]["slots"] == spec.pool_slots, pools
 
     run_and_wait(cluster, [dag(LP, "roster_sync"), dag(HD, "roster_sync")])
     warehouse = Warehouse.from_url(cluster.warehouse_url)

@@ -26,10 +26,10 @@ import pytest
 import requests
 import yaml
 
-from cxsync.sandbox.app import provider_modules
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
 from cxsync.warehouse import Warehouse
+from cxsync_dev.sandbox.app import provider_modules
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 11

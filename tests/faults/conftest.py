@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.server import SandboxServer
 from support.providers import SandboxAdmin, connection_env, sandbox_connections, start_sandbox
 
 

@@ -25,8 +25,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 from e2e.conftest import FAST_EXTRAS, ROOT, AirflowEnv
 from faults.dag_batch import MARK
 from support.providers import OPTIONS, SandboxAdmin

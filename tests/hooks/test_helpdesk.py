@@ -82,7 +82,7 @@ def test_wrong_scheme_explained_when_the_api_answers_with_a_bearer_challenge(hd)
     )
     assert raw.status_code == 401 and "Bearer" in raw.headers["WWW-Authenticate"]
     hook = HelpDeskHook("sandbox_helpdesk_main")
-    hint = hook._explain(raw)
+    hint = hook.explain(raw)
     assert "Basic auth with the account ID as user name" in hint
     assert "wrong scheme" in hint
 
@@ -315,3 +315,16 @@ def test_a_cursor_that_does_not_advance_stops_with_a_clear_error(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_hook_is_an_http_hook_whose_run_and_check_response_use_the_request_layer(hd):
+    from airflow.providers.http.hooks.http import HttpHook
+
+    hook = HelpDeskHook("sandbox_helpdesk_main")
+    assert isinstance(hook, HttpHook) and hook.helpdesk_conn_id == "sandbox_helpdesk_main"
+    response = hook.run("/teams")
+    assert response.status_code == 200 and len(response.json()) == 2
+    assert hook.url_from_endpoint("/teams") == f"{hook.connection.api_url}/teams"
+    missing = hook.run("/no-such-endpoint", extra_options={"check_response": False})
+    with pytest.raises(FatalError, match="HTTP 404"):
+        hook.check_response(missing)

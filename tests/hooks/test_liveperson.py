@@ -29,7 +29,7 @@ def lp(monkeypatch) -> LPSandbox:
 def recorded(hook: LivePersonHook) -> list:
     """Every request the hook puts on the wire (as sent), via a requests response hook."""
     sent: list = []
-    hook._client().session.hooks["response"].append(lambda response, *a, **k: sent.append(response.request))
+    hook.get_conn().session.hooks["response"].append(lambda response, *a, **k: sent.append(response.request))
     return sent
 
 
@@ -55,7 +55,7 @@ def test_connection_defaults(monkeypatch):
             "extra": {"account_id": 123, "access_token": "tok-value", "access_token_secret": "tok-secret-1"},
         },
     )
-    s = LivePersonHook("lp_defaults")._conn()
+    s = LivePersonHook("lp_defaults").connection
     assert (s.csds_host, s.scheme, s.port) == ("api.liveperson.net", "https", None)
     assert (s.account_id, s.auth_type, s.source, s.users_api_version) == ("123", "oauth1", "cxsync", "4.0")
     assert s.tunables.requests_per_second == 5.0
@@ -85,7 +85,7 @@ def test_bad_connection_fields_are_named_in_the_error(monkeypatch, change, messa
     change(conn)
     set_connection(monkeypatch, "lp_bad", conn)
     with pytest.raises(ConnectionSettingError, match="'lp_bad'") as info:
-        LivePersonHook("lp_bad")._conn()
+        LivePersonHook("lp_bad").connection  # noqa: B018
     assert message in str(info.value)
     ok, answer = LivePersonHook("lp_bad").test_connection()
     assert not ok and message in answer
@@ -102,7 +102,7 @@ def test_oauth2_needs_no_access_token(monkeypatch):
             "extra": {"account_id": "1", "auth_type": "oauth2"},
         },
     )
-    assert LivePersonHook("lp_o2")._conn().auth_type == "oauth2"
+    assert LivePersonHook("lp_o2").connection.auth_type == "oauth2"
 
 
 # ---- CSDS -------------------------------------------------------------------------------------------------
@@ -437,3 +437,18 @@ def test_a_users_401_while_history_works_is_still_read_as_the_missing_permission
         ]
     finally:
         stub.stop()
+
+
+def test_a_partial_answer_is_asked_again_by_the_retry_driver_when_asked_to(lp, monkeypatch):
+    from cxsync.errors import RetriesExhausted
+
+    export_connections(lp, monkeypatch, max_attempts=3)
+    hook = LivePersonHook("sandbox_liveperson_main")
+    window = last_hour(lp.now())
+    hook.search_conversations(window, retry_partial=True)
+    lp.faults(p_partial=1.0)
+    before = lp.lp_requests("conversations_search")
+    assert hook.search_conversations(window)["_metadata"]["shardsStatusResult"]["partialResult"]  # handed back
+    with pytest.raises(RetriesExhausted, match=r"partialResult: true\); gave up after 3 attempts"):
+        hook.search_conversations(window, retry_partial=True)
+    assert lp.lp_requests("conversations_search") == before + 1 + 3

@@ -99,3 +99,21 @@ def test_bearer_auth_sends_the_token_and_fetches_a_new_one_once_on_401(stub, sle
     assert api.get_json(stub.url()) == {"ok": True}
     assert [r.headers["Authorization"] for r in stub.received] == ["Bearer first", "Bearer first", "Bearer second"]
     assert seen_new == ["first", "second"]
+
+
+def test_every_strategy_is_a_requests_auth_that_plain_requests_can_use(stub):
+    import requests
+    from requests.auth import AuthBase
+
+    from cxsync.http import NoAuth
+
+    cache = TokenCache(lambda: Token("plain-token", None))
+    strategies = [NoAuth(), BasicAuth("account-1", "dal:x"), BearerAuth(cache), OAuth1Auth("k", "s", "t", "ts")]
+    stub.add(*[Answer(body={}) for _ in strategies])
+    for strategy in strategies:
+        assert isinstance(strategy, AuthBase)
+        requests.get(stub.url(), auth=strategy, timeout=5)
+    sent = [r.headers.get("Authorization", "") for r in stub.received]
+    assert sent[0] == "" and sent[1].startswith("Basic ") and sent[2] == "Bearer plain-token"
+    assert sent[3].startswith("OAuth ")
+    assert "dal:x" not in repr(strategies[1]) and "plain-token" not in repr(strategies[2])

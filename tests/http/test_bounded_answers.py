@@ -89,6 +89,32 @@ def test_a_dribbling_server_cannot_hold_a_request_past_its_deadline(monkeypatch,
     assert time.monotonic() - started < 5
 
 
+def test_a_server_dribbling_its_headers_cannot_hold_a_request_past_its_deadline(monkeypatch, hostile):
+    def dribble_headers(handler, seen):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Slow: " + b"a" * 60 + b"\r\n"
+        for byte in head:  # one byte every 0.1 s (6 s in all): always inside the 1 s read timeout
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.1)
+        handler.wfile.write(b"Content-Length: 2\r\n\r\n[]")
+        handler.wfile.flush()
+
+    server = hostile(dribble_headers)
+    hook = HelpDeskHook(helpdesk_conn(monkeypatch, "hd_dribble_headers", server.port, timeout=1, request_deadline=1))
+    with pytest.raises(RetriesExhausted, match="the headers did not arrive within the 1 s deadline"):
+        hook.agents()
+
+
+def test_an_ordinary_request_does_not_follow_a_redirect(monkeypatch, hostile):
+    elsewhere = hostile()
+    server = hostile(lambda h, seen: send(h, 302, b"", {"Location": f"http://127.0.0.1:{elsewhere.port}/v1/agents"}))
+    hook = HelpDeskHook(helpdesk_conn(monkeypatch, "hd_redirect", server.port))
+    with pytest.raises(ProviderRequestError, match=r"redirected to http://127\.0\.0\.1") as info:
+        hook.agents()
+    assert "does not follow redirects" in str(info.value)
+    assert elsewhere.seen == []  # neither the token nor the request went to the redirect's target
+
+
 def test_deeply_nested_json_is_a_provider_error(monkeypatch, hostile):
     body = b"[" * 100_000 + b"]" * 100_000
     server = hostile(lambda h, seen: send(h, 200, body))

@@ -21,8 +21,9 @@ class CountingRefresh(AuthStrategy):
         self.n = 1
         self.refreshes = 0
 
-    def prepare(self, kwargs):
-        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Token {self.n}"}
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Token {self.n}"
+        return request
 
     def refresh(self) -> bool:
         self.refreshes += 1
@@ -214,3 +215,26 @@ def test_the_ca_bundle_from_the_environment_is_used(sleeps, monkeypatch):
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert client(sleeps)._verify is True
+
+
+# ---- body-level signals and the one retry bound -----------------------------------------------------------------
+
+
+def test_an_answer_its_body_calls_incomplete_is_asked_again_within_the_same_bound(stub, sleeps):
+    def partial(answer):
+        return "partialResult: true" if answer.get("partial") else None
+
+    stub.add(Answer(body={"partial": True}), Answer(503), Answer(body={"partial": False, "n": 1}))
+    assert client(sleeps).post_json(stub.url(), json_body={}, body_check=partial) == {"partial": False, "n": 1}
+    assert len(stub.received) == 3 and len(sleeps) == 2
+    stub.add(*[Answer(body={"partial": True}) for _ in range(4)])
+    with pytest.raises(RetriesExhausted, match="partialResult: true; gave up after 4 attempts"):
+        client(sleeps).post_json(stub.url(), json_body={}, body_check=partial)
+
+
+def test_the_retry_after_fresh_credentials_does_not_count_against_the_bound(stub, sleeps):
+    auth = CountingRefresh()
+    stub.add(Answer(401), Answer(body={"ok": 1}))
+    api = client(sleeps, auth=auth, retry=RetryPolicy(max_attempts=1))
+    assert api.get_json(stub.url()) == {"ok": 1}
+    assert api.stats.retries == 0 and sleeps == []

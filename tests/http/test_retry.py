@@ -50,3 +50,23 @@ def test_what_is_retriable():
     for exc in (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
         assert issubclass(exc, RETRIABLE_EXCEPTIONS)
     assert not any(code in RETRIABLE_STATUS for code in (400, 401, 403, 404))
+
+
+def test_a_providers_evenly_spaced_first_steps_then_exponential():
+    """LivePerson's advice for a 5xx: retry at 5, 10 and 15 s, then back off exponentially."""
+    policy = RetryPolicy(base_seconds=5, max_seconds=60, linear_steps=3)
+    rng = random.Random(3)
+    for attempt, advised in ((1, 5), (2, 10), (3, 15)):
+        assert advised <= policy.backoff(attempt, rng) <= advised * 1.1
+    assert 20 <= policy.backoff(4, rng) <= 40  # 5 x 2^3, keeping at least half
+
+
+def test_the_sorter_names_what_an_answer_means():
+    from cxsync.http.retry import Verdict, sort_answer
+
+    assert sort_answer(200) is sort_answer(204) is Verdict.OK
+    assert sort_answer(304, ok_status=(304,)) is Verdict.OK
+    assert sort_answer(429) is Verdict.RATE_LIMITED
+    assert {sort_answer(s) for s in (500, 502, 503, 504)} == {Verdict.RETRY}
+    assert sort_answer(401) is Verdict.REFRESH
+    assert {sort_answer(s) for s in (307, 400, 403, 404, 422)} == {Verdict.FATAL}

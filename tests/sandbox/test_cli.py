@@ -1,4 +1,4 @@
-"""`python -m cxsync.sandbox` as a data engineer runs it: a subprocess on a free port, stopped with SIGTERM."""
+"""`python -m cxsync_dev.sandbox` as a data engineer runs it: a subprocess on a free port, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cxsync.sandbox", *args],
+        [sys.executable, "-m", "cxsync_dev.sandbox", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -85,7 +85,7 @@ def cli_server():
         [
             sys.executable,
             "-m",
-            "cxsync.sandbox",
+            "cxsync_dev.sandbox",
             "--port",
             "0",
             "--seed",

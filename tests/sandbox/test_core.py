@@ -5,6 +5,7 @@ Faults are exercised over real HTTP on LivePerson's CSDS endpoint (no auth neede
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -12,8 +13,9 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 
-from cxsync.sandbox import app as sandbox_app
-from cxsync.sandbox.core import (
+from cxsync import registry
+from cxsync_dev.sandbox import app as sandbox_app
+from cxsync_dev.sandbox.core import (
     Counters,
     FaultSettings,
     Sandbox,
@@ -126,7 +128,8 @@ def test_fault_draws_are_deterministic_for_a_seed():
 
 
 def test_app_skips_a_provider_module_that_does_not_exist(monkeypatch):
-    monkeypatch.setattr(sandbox_app, "PROVIDER_NAMES", ("liveperson", "nosuchprovider"))
+    helpdesk = registry.PROVIDERS["helpdesk"]
+    monkeypatch.setitem(registry.PROVIDERS, "helpdesk", dataclasses.replace(helpdesk, sandbox="cxsync_no_such_module"))
     assert list(sandbox_app.provider_modules()) == ["liveperson"]
 
 

@@ -25,7 +25,7 @@ def test_every_printed_connection_id_says_sandbox(sandbox_server):
 
 def test_a_non_loopback_host_needs_an_explicit_flag():
     refused = subprocess.run(
-        [sys.executable, "-m", "cxsync.sandbox", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "cxsync_dev.sandbox", "--host", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,8 +10,8 @@ import requests
 
 from cxsync.hooks.helpdesk import HelpDeskHook
 from cxsync.hooks.liveperson import LivePersonHook
-from cxsync.sandbox.__main__ import build_parser, faults_from_args
-from cxsync.sandbox.core import FaultSettings, Sandbox
+from cxsync_dev.sandbox.__main__ import build_parser, faults_from_args
+from cxsync_dev.sandbox.core import FaultSettings, Sandbox
 from support.providers import connection_env, sandbox_connections
 
 T0 = "2025-03-14T09:30:00+00:00"

@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests_oauthlib import OAuth1
 
-from cxsync.sandbox.liveperson_auth import MAIN_KEY, NOUSERS_KEY, OAUTH2_CLIENT
+from cxsync_dev.sandbox.liveperson_auth import MAIN_KEY, NOUSERS_KEY, OAUTH2_CLIENT
 
 ACCOUNT = "12345678"
 NOW_MS = int(datetime(2025, 3, 14, 9, 30, tzinfo=UTC).timestamp() * 1000)

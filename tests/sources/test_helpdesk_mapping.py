@@ -284,7 +284,7 @@ def test_agent_without_id_is_rejected_and_team_maps_to_group():
 def test_every_sandbox_ticket_maps_like_its_ground_truth():
     """The sandbox world renders every trap the notes name (ties, notes, attachment-only messages,
     reopenings, merges, unknown event types); the mapping must agree with its neutral ground truth."""
-    from cxsync.sandbox.helpdesk_data import HelpDeskSettings, HelpDeskWorld
+    from cxsync_dev.sandbox.helpdesk_data import HelpDeskSettings, HelpDeskWorld
 
     now = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
     world = HelpDeskWorld(3, now, HelpDeskSettings(days=20, tickets_per_day=15, archive_idle_days=4))

@@ -129,7 +129,7 @@ def test_truncated_records_are_fetched_again_by_id_in_batches_of_at_most_100(lp_
     now = src.server_now()
     expected = started_in(lp_busy.truth(), now - timedelta(days=1), now)
     sent = []
-    src.hook._client().session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request))
+    src.hook.get_conn().session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request))
     lp_busy.faults(p_is_partial=0.6)
     records, _, _ = collect(src.window(now - timedelta(days=1), now))
     assert lp_busy.fault_count("is_partial") > 100

@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from cxsync.config import Integration, Retention
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 
 SANDBOX_NOW = "2025-03-14T09:30:00+00:00"
 SEED = 11

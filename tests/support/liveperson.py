@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
-from cxsync.sandbox.app import provider_modules
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.app import provider_modules
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 
 SANDBOX_NOW = "2025-03-14T09:30:00+00:00"
 SANDBOX_SEED = 7

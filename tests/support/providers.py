@@ -20,8 +20,8 @@ from typing import Any
 import requests
 
 from cxsync.config import Integration, Retention
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 from support.helpdesk import HD_OPTIONS, expected_from_truth, warehouse_view
 from support.liveperson import expected_interaction, small_options, warehouse_interactions
 

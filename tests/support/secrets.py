@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.liveperson_auth import OAuth1Key, OAuth2Client
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.liveperson_auth import OAuth1Key, OAuth2Client
 
 LP_APP_KEY = "cxsync-secrets-app-key"
 LP_CLIENT_ID = "cxsync-secrets-client"

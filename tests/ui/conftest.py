@@ -32,11 +32,11 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from cxsync.sandbox.app import provider_modules
-from cxsync.sandbox.core import Sandbox
-from cxsync.sandbox.server import SandboxServer
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
+from cxsync_dev.sandbox.app import provider_modules
+from cxsync_dev.sandbox.core import Sandbox
+from cxsync_dev.sandbox.server import SandboxServer
 from e2e.conftest import FAST_EXTRAS
 from support import qa_state
 

@@ -331,3 +331,12 @@ def test_version_2_warehouse_gets_the_interaction_deleted_at_column_and_keeps_it
         assert "deleted_at" in columns and deleted and all(d is None for d in deleted)
     finally:
         wh.dispose()
+
+
+def test_the_loads_write_every_column_the_schema_has_but_reconciliations():
+    from cxsync.warehouse import schema as t
+    from cxsync.warehouse.store import INTERACTION_COLUMNS, MESSAGE_COLUMNS
+
+    assert set(MESSAGE_COLUMNS) == set(t.messages.columns.keys())
+    assert set(INTERACTION_COLUMNS) == set(t.interactions.columns.keys()) - {"deleted_at"}
+    assert t.key_names(t.messages) == ["integration_id", "interaction_id", "message_id"]

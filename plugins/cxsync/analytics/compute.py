@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -20,7 +21,6 @@ from cxsync import settings
 from cxsync.analytics.options import Thresholds
 
 FLAG_NAMES = settings.ANALYTICS_FLAGS
-CLOSED_PROVIDER_STATUSES = frozenset({"solved", "closed"})  # HelpDesk statuses that close a ticket
 
 # Columns of the frames `interaction_metrics` takes.
 INTERACTION_FRAME_COLUMNS = ("interaction_id", "status", "started_at", "ended_at", "agent_id", "reopened")
@@ -73,25 +73,19 @@ def _trie_pattern(phrases: set[str]) -> str:
 
 
 def reopened_from_raw(provider: str, raw: str | None) -> bool:
-    """Whether the provider's own history shows the conversation closed and then opened again.
+    """Whether the provider's own history shows the conversation closed and then opened again: the provider's
+    reader of its raw records (`ProviderSpec.reopened`); a provider without one never reopens (LivePerson: a
+    returning customer starts a new conversation)."""
+    reader = reopened_reader(provider)
+    return bool(raw) and reader is not None and reader(raw)
 
-    HelpDesk: a `status` event in the ticket's events whose old status is solved/closed and whose new one is
-    not. LivePerson never reopens a closed conversation (a returning customer starts a new one), so false.
-    """
-    if provider != "helpdesk" or not raw or '"status"' not in raw:
-        return False
-    try:
-        events = json.loads(raw).get("events") or []
-    except (ValueError, AttributeError):
-        return False
-    for event in events:
-        if not isinstance(event, dict) or event.get("type") != "status" or not isinstance(event.get("status"), dict):
-            continue
-        change = event["status"]
-        old, new = str(change.get("old") or "").lower(), str(change.get("new") or "").lower()
-        if old in CLOSED_PROVIDER_STATUSES and new and new not in CLOSED_PROVIDER_STATUSES:
-            return True
-    return False
+
+@functools.cache
+def reopened_reader(provider: str) -> Callable[[str], bool] | None:
+    from cxsync.registry import PROVIDERS, load
+
+    path = PROVIDERS[provider].reopened
+    return load(path) if path else None
 
 
 # Code points `str.split()` splits on (`str.isspace`), and NUL (the separator of joined texts), as a lookup table.

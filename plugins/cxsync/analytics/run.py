@@ -158,7 +158,8 @@ def _next_batch(
         mt.c.agent_id.label("previous_agent_id"),
         mt.c.day.label("previous_day"),
     ]
-    wants_raw = integration.provider == "helpdesk"  # only HelpDesk keeps a status history (`reopened`)
+    # Only providers whose records keep a status history are read raw (`reopened`, ProviderSpec.reopened).
+    wants_raw = compute.reopened_reader(integration.provider) is not None
     if wants_raw:
         columns.append(it.c.raw)
     query = (

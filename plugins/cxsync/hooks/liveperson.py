@@ -1,45 +1,53 @@
 """LivePerson hook (connection type `liveperson`): discovery, auth, and the API calls cxsync makes.
 
 The hook owns *how to talk* to LivePerson: CSDS service discovery (cached per hook), OAuth 1.0
-signatures or OAuth 2.0 client-credential tokens from `sentinel`, the shared request layer's rate
-limit, retries and error sorting, the `source` caller id on every Messaging History request.
-What to ask and how to map the answers is the source's business (`cxsync.sources.liveperson`).
+signatures or OAuth 2.0 client-credential tokens from `sentinel`, the `source` caller id on every Messaging
+History request. The request layer (rate limit, retries, error sorting) comes with the base hook
+(`cxsync.hooks.base`); the words for failures are in `cxsync.hooks.liveperson_diagnostics`. What to ask
+and how to map the answers is the source's business (`cxsync.sources.liveperson`).
 
 Connection fields (docs/architecture.md): host = CSDS host, schema = https|http, port (CSDS and resolved hosts),
 login/password = App Key/App Secret (oauth1) or client_id/client_secret (oauth2); extras `account_id`
 (required), `auth_type`, `access_token`, `access_token_secret`, `source`, `users_api_version`,
-`requests_per_second`, and the request-layer tunables of `cxsync.http.tunables`.
+`trusted_hosts`, and the request-layer tunables of `cxsync.http.tunables`.
+
+Why CSDS stays here rather than in `HttpHook`'s base URL: LivePerson has no one API host. Each service
+(msgHist, accountConfigReadOnly, sentinel) lives on a host CSDS names per account, and that answer must be
+checked before a signature, token or client secret goes there. `HttpHook` carries one base URL per
+connection (the CSDS host here); the per-service origins are `resolve()`'s, cached for `CSDS_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-from airflow.sdk import BaseHook
+from oauthlib.oauth2 import BackendApplicationClient
 
-from cxsync import settings
-from cxsync.errors import AuthenticationError, CxsyncError, PermissionDenied, ProviderRequestError
-from cxsync.hooks.test_button import speaks_to_the_form
-from cxsync.http import (
-    ApiClient,
-    AuthStrategy,
-    BearerAuth,
-    ClientTunables,
-    ConnectionSettingError,
-    NoAuth,
-    OAuth1Auth,
-    Token,
-    TokenCache,
+from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError
+from cxsync.hooks import liveperson_diagnostics as diagnostics
+from cxsync.hooks.base import (
+    ConnectionSettings,
+    ProviderHook,
+    extra_text,
+    list_answer,
+    origin,
+    port_of,
+    reading,
+    scheme_of,
 )
-from cxsync.http.client import RequestStats, mask_secret
+from cxsync.hooks.liveperson_diagnostics import TokenRefused, users_permission_message
+from cxsync.hooks.test_button import speaks_to_the_form
+from cxsync.http import ApiClient, AuthStrategy, ClientTunables, NoAuth, OAuth1Auth, Token
 from cxsync.http.endpoints import LIVEPERSON_DOMAIN, check_csds_host, check_endpoint, trusted_hosts, warn_if_plain_http
-from cxsync.http.ratelimit import limiter_for
+from cxsync.http.oauth2 import OAuth2Grant, TokenRequestRefused
+from cxsync.http.retry import RetryPolicy
+
+__all__ = ["LivePersonConnection", "LivePersonHook", "TokenRefused", "users_permission_message"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ MAX_SOURCE_LENGTH = 20
 DEFAULT_USERS_API_VERSION = "4.0"
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 AUTH_TYPES = ("oauth1", "oauth2")
+# LivePerson's retry advice for a 5xx: again at 5, 10 and 15 s, then exponentially.
+RETRY_ADVICE = RetryPolicy(base_seconds=5.0, linear_steps=3)
 
 # CSDS service names (case-sensitive).
 MSG_HIST = "msgHist"
@@ -61,67 +71,33 @@ BY_ID_BATCH = 100
 CSDS_CACHE_SECONDS = 600.0
 
 
-def users_permission_message(conn_id: str, detail: str = "") -> str:
-    """The one plain answer for the most common first-setup failure (Test button and roster sync alike)."""
-    text = (
-        f"LivePerson connection {conn_id!r}: the Users API refused these credentials, while conversation "
-        'history (Messaging Interactions) works. The App Key / API client lacks the "Users" permission. '
-        "Fix: in LivePerson Conversational Cloud, edit the same App Key / API client this connection uses "
-        'and enable "Users" (Administration > Users), then run the roster sync (or the Test button) again.'
-    )
-    return f"{text} [{detail}]" if detail else text
+@dataclass(frozen=True, repr=False)
+class LivePersonConnection(ConnectionSettings):
+    """A `liveperson` connection, validated: host is the CSDS host, login/secret the App Key or client."""
 
-
-class TokenRefused(AuthenticationError):
-    """sentinel refused the OAuth 2.0 client credentials: no other call can succeed either."""
-
-
-@dataclass(frozen=True)
-class LivePersonSettings:
-    """A `liveperson` connection, validated. Secrets are held here but never printed (see `__repr__`)."""
-
-    conn_id: str
-    account_id: str
-    scheme: str
-    csds_host: str
-    port: int | None
-    auth_type: str
-    key: str
-    secret: str
-    access_token: str | None
-    access_token_secret: str | None
-    source: str
-    users_api_version: str
-    tunables: ClientTunables
+    account_id: str = ""
+    auth_type: str = "oauth1"
+    access_token: str | None = None
+    access_token_secret: str | None = None
+    source: str = DEFAULT_SOURCE
+    users_api_version: str = DEFAULT_USERS_API_VERSION
     trusted_hosts: frozenset[str] = frozenset()  # extra `trusted_hosts`: non-LivePerson hosts allowed anyway
 
-    def __repr__(self) -> str:
-        return (
-            f"LivePersonSettings(conn_id={self.conn_id!r}, account_id={self.account_id!r}, "
-            f"csds={self.scheme}://{self.csds_host}, auth_type={self.auth_type!r})"
-        )
+    @property
+    def csds_host(self) -> str:
+        return self.host
+
+    shown_fields = ("conn_id", "account_id", "scheme", "csds_host", "auth_type")
+    secret_fields = ("secret", "access_token", "access_token_secret")
 
     @classmethod
-    def from_connection(cls, conn: Any) -> LivePersonSettings:
-        conn_id = conn.conn_id
-        extra: Mapping[str, Any] = conn.extra_dejson or {}
-
-        def fail(what: str) -> ConnectionSettingError:
-            return ConnectionSettingError(f"LivePerson connection {conn_id!r}: {what}")
-
-        def text(key: str, default: str | None = None) -> str | None:
-            value = extra.get(key)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                return default
-            return str(value).strip()
-
-        account_id = text("account_id")
+    def from_connection(cls, conn: Any) -> LivePersonConnection:
+        conn_id, extra, fail = reading(conn, "LivePerson")
+        account_id = extra_text(extra, "account_id")
         if not account_id:
             raise fail("extra `account_id` is required: set it to your LivePerson account (site) number")
-        scheme = (conn.schema or "https").strip().lower() or "https"
-        if scheme not in ("https", "http"):
-            raise fail(f"field `schema` must be https or http, got {conn.schema!r}")
-        auth_type = (text("auth_type", "oauth1") or "oauth1").lower()
+        scheme = scheme_of(conn.schema, fail)
+        auth_type = extra_text(extra, "auth_type", "oauth1").lower()
         if auth_type not in AUTH_TYPES:
             raise fail(f"extra `auth_type` must be oauth1 or oauth2, got {auth_type!r}")
         key, secret = conn.login or "", conn.password or ""
@@ -130,8 +106,8 @@ class LivePersonSettings:
             raise fail(f"field `login` must hold the {names[0]}")
         if not secret:
             raise fail(f"field `password` must hold the {names[1]}")
-        access_token = text("access_token")
-        access_token_secret = text("access_token_secret")
+        access_token = extra_text(extra, "access_token") or None
+        access_token_secret = extra_text(extra, "access_token_secret") or None
         if auth_type == "oauth1" and not (access_token and access_token_secret):
             missing = [
                 n for n, v in (("access_token", access_token), ("access_token_secret", access_token_secret)) if not v
@@ -140,148 +116,70 @@ class LivePersonSettings:
                 f"OAuth 1.0 needs the extra(s) {', '.join('`' + m + '`' for m in missing)} of the App Key "
                 "(or set extra `auth_type` to oauth2 for client credentials)"
             )
-        source = text("source", DEFAULT_SOURCE) or DEFAULT_SOURCE
+        source = extra_text(extra, "source", DEFAULT_SOURCE)
         if len(source) > MAX_SOURCE_LENGTH:
             raise fail(f"extra `source` must be at most {MAX_SOURCE_LENGTH} characters, got {len(source)}")
         csds_host = (conn.host or "").strip() or DEFAULT_CSDS_HOST
         warn_if_plain_http(scheme, csds_host, conn_id=conn_id)
-        port = conn.port
-        if port is not None:
-            try:
-                port = int(port)
-            except (TypeError, ValueError):
-                raise fail(f"field `port` must be a number, got {port!r}") from None
         return cls(
             conn_id=conn_id,
-            account_id=account_id,
             scheme=scheme,
-            csds_host=csds_host,
-            port=port or None,
-            auth_type=auth_type,
-            key=key,
+            host=csds_host,
+            port=port_of(conn.port, fail),
+            login=key,
             secret=secret,
+            tunables=ClientTunables.from_extras(
+                extra,
+                conn_id=conn_id,
+                default_requests_per_second=DEFAULT_REQUESTS_PER_SECOND,
+                retry_defaults=RETRY_ADVICE,
+            ),
+            account_id=account_id,
+            auth_type=auth_type,
             access_token=access_token,
             access_token_secret=access_token_secret,
             source=source,
-            users_api_version=text("users_api_version", DEFAULT_USERS_API_VERSION) or DEFAULT_USERS_API_VERSION,
-            tunables=ClientTunables.from_extras(
-                extra, conn_id=conn_id, default_requests_per_second=DEFAULT_REQUESTS_PER_SECOND
-            ),
+            users_api_version=extra_text(extra, "users_api_version", DEFAULT_USERS_API_VERSION),
             trusted_hosts=trusted_hosts(extra, conn_id=conn_id),
         )
 
 
-class LivePersonHook(BaseHook):
+class LivePersonHook(ProviderHook):
     """Talks to one LivePerson account through one Airflow connection."""
 
-    conn_name_attr = "liveperson_conn_id"
-    default_conn_name = "liveperson_default"
     conn_type = "liveperson"
-    hook_name = "LivePerson"
+    provider_name = "LivePerson"
+    default_host = DEFAULT_CSDS_HOST
+    connection_class = LivePersonConnection
 
-    def __init__(
-        self,
-        liveperson_conn_id: str = default_conn_name,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.liveperson_conn_id = liveperson_conn_id
-        self._sleep = sleep
-        self._settings: LivePersonSettings | None = None
-        self._api: ApiClient | None = None
-        self._token_cache: TokenCache | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._hosts: dict[str, str] = {}
         self._hosts_resolved_at: float | None = None
         self._checked_origins: set[str] = set()
 
-    # ---- building the client, in small steps -----------------------------------------------------
-
-    def _conn(self) -> LivePersonSettings:
-        """The connection's settings, read and validated once per hook."""
-        if self._settings is None:
-            conn = self.get_connection(self.liveperson_conn_id)
-            self._settings = LivePersonSettings.from_connection(conn)
-            for secret in (self._settings.secret, self._settings.access_token, self._settings.access_token_secret):
-                mask_secret(secret)
-        return self._settings
-
-    def _auth(self) -> AuthStrategy:
-        s = self._conn()
-        if s.auth_type == "oauth1":
-            return OAuth1Auth(s.key, s.secret, s.access_token or "", s.access_token_secret or "")
-        self._token_cache = TokenCache(
-            self._fetch_token,
-            clock=lambda: self._client().server_clock(),
-            on_new_token=lambda token: mask_secret(token.access_token),
-        )
-        return BearerAuth(self._token_cache)
-
-    def _client(self) -> ApiClient:
-        if self._api is None:
-            s = self._conn()
-            self._api = ApiClient(
-                name=f"LivePerson {s.conn_id!r}",
-                auth=NoAuth(),  # set right below: the OAuth 2.0 token cache reads this client's clock
-                user_agent=settings.USER_AGENT,
-                rate_limiter=limiter_for(s.tunables, provider="liveperson", account=s.account_id),
-                retry=s.tunables.retry,
-                timeout=s.tunables.timeout,
-                sleep=self._sleep,
-                explain=self._explain,
-                max_response_bytes=s.tunables.max_response_bytes,
-                deadline=s.tunables.deadline,
-            )
-            self._api.auth = self._auth()
-            for secret in self._api.auth.secrets():
-                mask_secret(secret)
-        return self._api
-
-    def get_conn(self) -> ApiClient:
-        """The request client (Airflow's hook convention); its limiter also says how many requests to keep in flight."""
-        return self._client()
+    def _auth(self, api: ApiClient, conn: LivePersonConnection) -> AuthStrategy:
+        if conn.auth_type == "oauth1":
+            return OAuth1Auth(conn.login, conn.secret, conn.access_token or "", conn.access_token_secret or "")
+        return self._bearer(api, self._fetch_token)
 
     @property
     def account_id(self) -> str:
-        return self._conn().account_id
-
-    @property
-    def stats(self) -> RequestStats:
-        """Request counts of this hook (requests, retries, rate-limited, by status)."""
-        return self._client().stats
-
-    def request_stats(self) -> RequestStats | None:
-        """What this hook's requests cost so far; None before its first request."""
-        return self._api.stats if self._api is not None else None
+        return self.connection.account_id
 
     def backoff(self, attempt: int) -> float:
-        """Wait before asking again after an incomplete answer (the connection's retry tunables apply)."""
-        wait = self._client().retry.backoff(attempt)
+        """Wait before asking again after an incomplete answer (the connection's retry tunables apply).
+        Kept for the source's own partial-answer loops; `search_conversations(retry_partial=True)` lets the
+        request layer's retry driver do it instead."""
+        wait = self.get_conn().retry.backoff(attempt)
         self._sleep(wait)
         return wait
 
-    def close(self) -> None:
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    # ---- discovery -------------------------------------------------------------------------------
+    # ---- discovery (CSDS) ---------------------------------------------------------------------------------
 
     def _csds_url(self, service: str | None = None) -> str:
-        s = self._conn()
-        path = f"/api/account/{s.account_id}/service/" + (f"{service}/" if service else "") + "baseURI.json"
-        return self._origin(s.csds_host) + path
-
-    def _origin(self, host: str) -> str:
-        """`scheme://host[:port]`: a host that carries its own port keeps it, else the connection's port."""
-        s = self._conn()
-        if "://" in host:  # a CSDS answer is a bare host, but never build `https://https://...`
-            host = host.split("://", 1)[1]
-        host = host.strip().rstrip("/")
-        if ":" not in host.rsplit("]", 1)[-1] and s.port:
-            host = f"{host}:{s.port}"
-        return f"{s.scheme}://{host}"
+        path = f"/api/account/{self.account_id}/service/" + (f"{service}/" if service else "") + "baseURI.json"
+        return self.connection.origin + path
 
     def resolve(self, service: str) -> str:
         """The origin (`scheme://host[:port]`) of one LivePerson service, from CSDS; cached per hook."""
@@ -291,29 +189,26 @@ class LivePersonHook(BaseHook):
             self._resolve_all()
         if service not in self._hosts:
             self._resolve_one(service)
-        origin = self._origin(self._hosts[service])
-        if origin not in self._checked_origins:
-            self._check_service_host(service, origin)
-            self._checked_origins.add(origin)
-        return origin
-
-    def _check_service_host(self, service: str, origin: str) -> None:
-        """A resolved host gets signed requests, bearer tokens and (sentinel) the client secret: it must be a
-        bare host of LivePerson's (or one the connection trusts), reached over https unless on loopback."""
-        s = self._conn()
-        check_csds_host(self._hosts[service], service=service, conn_id=s.conn_id)
-        check_endpoint(
-            origin,
-            provider_domain=LIVEPERSON_DOMAIN,
-            trusted=s.trusted_hosts,
-            conn_id=s.conn_id,
-            what=f"LivePerson service {service!r} (resolved by CSDS at {s.csds_host})",
-        )
+        conn = self.connection
+        service_origin = origin(conn.scheme, self._hosts[service], conn.port)
+        if service_origin not in self._checked_origins:
+            # A resolved host gets signed requests, bearer tokens and (sentinel) the client secret: it must be a
+            # bare host of LivePerson's (or one the connection trusts), reached over https unless on loopback.
+            check_csds_host(self._hosts[service], service=service, conn_id=conn.conn_id)
+            check_endpoint(
+                service_origin,
+                provider_domain=LIVEPERSON_DOMAIN,
+                trusted=conn.trusted_hosts,
+                conn_id=conn.conn_id,
+                what=f"LivePerson service {service!r} (resolved by CSDS at {conn.csds_host})",
+            )
+            self._checked_origins.add(service_origin)
+        return service_origin
 
     def _resolve_all(self) -> None:
         """All services in one request; a CSDS that only answers per service is asked per service later."""
         try:
-            answer = self._client().get_json(self._csds_url(), params={"version": "1.0"}, auth=NoAuth())
+            answer = self.get_json(self._csds_url(), {"version": "1.0"}, auth=NoAuth())
         except ProviderRequestError as exc:
             log.info("CSDS answered the all-services lookup with HTTP %s; asking per service", exc.status)
             answer = None
@@ -324,22 +219,22 @@ class LivePersonHook(BaseHook):
         self._hosts_resolved_at = time.monotonic()
 
     def _resolve_one(self, service: str) -> None:
-        s = self._conn()
+        conn = self.connection
         try:
-            answer = self._client().get_json(self._csds_url(service), params={"version": "1.0"}, auth=NoAuth())
+            answer = self.get_json(self._csds_url(service), {"version": "1.0"}, auth=NoAuth())
         except ProviderRequestError as exc:
             raise ProviderRequestError(
-                f"LivePerson CSDS at {s.csds_host} does not know service {service!r} for account "
-                f"{s.account_id!r} (HTTP {exc.status}): check the extra `account_id` and the CSDS host of "
-                f"connection {s.conn_id!r}. {exc}",
+                f"LivePerson CSDS at {conn.csds_host} does not know service {service!r} for account "
+                f"{conn.account_id!r} (HTTP {exc.status}): check the extra `account_id` and the CSDS host of "
+                f"connection {conn.conn_id!r}. {exc}",
                 status=exc.status,
                 body=exc.body,
             ) from None
         base = answer.get("baseURI") if isinstance(answer, dict) else None
         if not base:
             raise ProviderRequestError(
-                f"LivePerson CSDS at {s.csds_host} returned no baseURI for service {service!r} of account "
-                f"{s.account_id!r}: check the extra `account_id` of connection {s.conn_id!r}"
+                f"LivePerson CSDS at {conn.csds_host} returned no baseURI for service {service!r} of account "
+                f"{conn.account_id!r}: check the extra `account_id` of connection {conn.conn_id!r}"
             )
         self._hosts[service] = str(base)
 
@@ -348,148 +243,103 @@ class LivePersonHook(BaseHook):
         self.resolve(MSG_HIST)
         return dict(self._hosts)
 
-    def server_now(self) -> datetime:
-        """LivePerson's current time (UTC), from the `Date` header of a fresh CSDS lookup.
-
-        One cheap request (it renews the service cache too, which the run needs anyway): the pipeline
-        asks once per run, and an answer remembered from earlier could lag behind the provider's clock.
-        """
+    def _touch(self) -> None:
+        """A fresh CSDS lookup: one cheap request, which renews the service cache the run needs anyway."""
         self._hosts_resolved_at = None
         self.resolve(MSG_HIST)
-        return self._client().server_now()
 
-    # ---- OAuth 2.0 -------------------------------------------------------------------------------
+    # ---- OAuth 2.0 (sentinel) ------------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        """The current OAuth 2.0 access token (fetched when there is none or it is about to expire)."""
+        self.get_conn()
+        assert self._tokens is not None, "only OAuth 2.0 connections have tokens"
+        return self._tokens.get()
 
     def _fetch_token(self) -> Token:
-        s = self._conn()
-        client = self._client()
-        url = f"{self.resolve(SENTINEL)}/sentinel/api/v2/account/{s.account_id}/app/token"
-        form = {"client_id": s.key, "client_secret": s.secret, "grant_type": "client_credentials"}
+        conn = self.connection
+        grant = OAuth2Grant(
+            self.get_conn(),
+            f"{self.resolve(SENTINEL)}/sentinel/api/v2/account/{conn.account_id}/app/token",
+            client_id=conn.login,
+            client_secret=conn.secret,
+            oauth_client=BackendApplicationClient(conn.login),
+            describe=lambda refusal: str(diagnostics.token_refused(conn, _refusal_detail(refusal))),
+        )
         try:
-            response = client.request(
-                "POST",
-                url,
-                data=form,
-                auth=NoAuth(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                allow_redirects=False,  # a redirect would forward the client secret to wherever it points
-            )
-        except (AuthenticationError, PermissionDenied, ProviderRequestError) as exc:
-            raise TokenRefused(
-                f"LivePerson sentinel refused the OAuth 2.0 client credentials of connection {s.conn_id!r} "
-                f"(client_id {s.key!r}): the client secret (or client_id) was refused. Check `login` (client_id) "
-                f"and `password` (client_secret), and that the API client belongs to account {s.account_id!r}. "
-                f"[{exc}]"
-            ) from None
-        try:
-            payload = response.json()
-            token = Token.from_response(payload, now=client.server_clock())
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise TokenRefused(
-                f"LivePerson sentinel answered connection {s.conn_id!r} without an access_token "
-                f"(HTTP {response.status_code}); the client credentials could not be exchanged for a token"
-            ) from None
-        mask_secret(token.access_token)
+            token = grant.token(grant.client_credentials())
+        except TokenRequestRefused as exc:
+            raise TokenRefused(str(exc)) from None
+        except (AuthenticationError, PermissionDenied, ProviderRequestError) as exc:  # a redirect, a 404
+            raise diagnostics.token_refused(conn, str(exc)) from None
         log.info(
             "LivePerson %r: new OAuth 2.0 token from sentinel%s",
-            s.conn_id,
+            conn.conn_id,
             ""
             if token.expires_at is None
             else f", valid until {datetime.fromtimestamp(token.expires_at, UTC).isoformat()} (provider clock)",
         )
         return token
 
-    # ---- error hints -----------------------------------------------------------------------------
+    def explain(self, response: Any) -> str | None:
+        return diagnostics.explain(self.connection, response)
 
-    def _explain(self, response: requests.Response) -> str | None:
-        s = self._conn()
-        status = response.status_code
-        path = response.url or ""
-        if status == 401 and "/le-users/" not in path:
-            if s.auth_type == "oauth1":
-                return (
-                    f"LivePerson refused the OAuth 1.0 signature of connection {s.conn_id!r}: check the App Key "
-                    "(login), App Secret (password), `access_token` and `access_token_secret`: all four must "
-                    "belong to the same App Key of this account."
-                )
-            return (
-                f"LivePerson refused the OAuth 2.0 token of connection {s.conn_id!r} even after fetching a "
-                "new one: check the API client's permissions and that it belongs to this account."
-            )
-        if status == 403 and "/messaging_history/" in path:
-            return (
-                f"The credentials of connection {s.conn_id!r} lack the conversation history permission: enable "
-                '"Data > Conversation History / Messaging Interactions" on the same App Key / API client.'
-            )
-        return None
+    # ---- Users API (accountConfigReadOnly) ------------------------------------------------------------------
 
-    # ---- Users API (accountConfigReadOnly) --------------------------------------------------------
+    def account_config(self, resource: str) -> list[dict[str, Any]]:
+        conn = self.connection
+        url = f"{self.resolve(ACCOUNT_CONFIG)}/api/account/{conn.account_id}/configuration/le-users/{resource}"
+        answer = self.get_json(url, {"v": conn.users_api_version, "include_deleted": "true"})
+        # a bare array is documented; tolerate a wrapper object
+        return list_answer(
+            answer if answer is not None else {}, (resource, "users", "items", "data"), what=self._what(resource)
+        )
 
-    def _account_config(self, resource: str) -> list[dict[str, Any]]:
-        s = self._conn()
-        url = f"{self.resolve(ACCOUNT_CONFIG)}/api/account/{s.account_id}/configuration/le-users/{resource}"
-        answer = self._client().get_json(url, params={"v": s.users_api_version, "include_deleted": "true"})
-        if isinstance(answer, dict):  # a bare array is documented; tolerate a wrapper object
-            for key in (resource, "users", "items", "data"):
-                if isinstance(answer.get(key), list):
-                    answer = answer[key]
-                    break
-        if not isinstance(answer, list):
-            raise ProviderRequestError(
-                f"LivePerson {resource} answer of connection {s.conn_id!r} is not a list: {str(answer)[:200]}"
-            )
-        return answer
+    def _what(self, resource: str) -> str:
+        return f"LivePerson {resource} answer of connection {self.conn_id!r}"
 
     def users(self) -> list[dict[str, Any]]:
         """Every user, deleted ones included. A refusal says plainly whether the Users permission is missing."""
         try:
-            return self._account_config("users")
+            return self.account_config("users")
         except TokenRefused:
             raise
         except (AuthenticationError, PermissionDenied) as exc:
-            raise self._users_refused(exc) from None
+            raise diagnostics.users_refused(self, exc) from None
 
     def agent_groups(self) -> list[dict[str, Any]]:
-        return self._account_config("agentGroups")
+        return self.account_config("agentGroups")
 
     def skills(self) -> list[dict[str, Any]]:
-        return self._account_config("skills")
+        return self.account_config("skills")
 
-    def _users_refused(self, exc: CxsyncError) -> CxsyncError:
-        """A 401/403 on Users: a missing permission when msgHist accepts the same credentials, else bad auth."""
-        s = self._conn()
-        try:
-            self.probe_history()
-        except AuthenticationError as probe:
-            return AuthenticationError(f"{_one_line(probe)} (The Users API refused them too: {_first_line(exc)})")
-        except PermissionDenied:
-            return PermissionDenied(
-                f'LivePerson connection {s.conn_id!r}: the credentials are accepted but lack both the "Users" '
-                '(Administration > Users) and the "Conversation History" (Data) permissions: enable both on '
-                f"the same App Key / API client. [{_first_line(exc)}]"
-            )
-        except CxsyncError:
-            pass  # msgHist unreachable: say what the Users API said
-        else:
-            return PermissionDenied(users_permission_message(s.conn_id, _first_line(exc)))
-        return exc
-
-    # ---- Messaging Interactions (msgHist) --------------------------------------------------------
+    # ---- Messaging Interactions (msgHist) --------------------------------------------------------------------
 
     def _history_url(self, path: str) -> str:
-        return f"{self.resolve(MSG_HIST)}/messaging_history/api/account/{self._conn().account_id}/{path}"
+        return f"{self.resolve(MSG_HIST)}/messaging_history/api/account/{self.account_id}/{path}"
 
     def search_conversations(
-        self, body: Mapping[str, Any], *, offset: int = 0, limit: int = SEARCH_PAGE_LIMIT
+        self,
+        body: Mapping[str, Any],
+        *,
+        offset: int = 0,
+        limit: int = SEARCH_PAGE_LIMIT,
+        retry_partial: bool = False,
     ) -> dict[str, Any]:
-        """One page of `conversations/search`, sorted by start time ascending."""
-        params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self._conn().source}
+        """One page of `conversations/search`, sorted by start time ascending. With `retry_partial`, an answer
+        flagged `partialResult` is asked again by the retry driver (within the connection's `max_attempts`)."""
+        params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self.connection.source}
+        check = partial_result if retry_partial else None
         return self._answer(
-            self._client().post_json(self._history_url("conversations/search"), params=params, json_body=dict(body))
+            self.post_json(self._history_url("conversations/search"), dict(body), params, body_check=check)
         )
 
     def conversations_by_id(
-        self, conversation_ids: Sequence[str], content_to_retrieve: Sequence[str] | None = None
+        self,
+        conversation_ids: Sequence[str],
+        content_to_retrieve: Sequence[str] | None = None,
+        *,
+        retry_partial: bool = False,
     ) -> dict[str, Any]:
         """`conversations/conversation/search` for up to 100 ids."""
         ids = [str(i) for i in conversation_ids]
@@ -498,20 +348,16 @@ class LivePersonHook(BaseHook):
         body: dict[str, Any] = {"conversationIds": ids}
         if content_to_retrieve:
             body["contentToRetrieve"] = list(content_to_retrieve)
-        params = {"source": self._conn().source}
-        return self._answer(
-            self._client().post_json(
-                self._history_url("conversations/conversation/search"), params=params, json_body=body
-            )
-        )
+        check = partial_result if retry_partial else None
+        url = self._history_url("conversations/conversation/search")
+        return self._answer(self.post_json(url, body, {"source": self.connection.source}, body_check=check))
 
     def _answer(self, answer: Any) -> dict[str, Any]:
         if answer is None:  # 204: nothing found
             return {"_metadata": {"count": 0}, "conversationHistoryRecords": []}
         if not isinstance(answer, dict):
             raise ProviderRequestError(
-                f"LivePerson msgHist answer of connection {self._conn().conn_id!r} is not "
-                f"an object: {str(answer)[:200]}"
+                f"LivePerson msgHist answer of connection {self.conn_id!r} is not an object: {str(answer)[:200]}"
             )
         return answer
 
@@ -521,83 +367,26 @@ class LivePersonHook(BaseHook):
         start = {"from": _ms(now - timedelta(hours=1)), "to": _ms(now)}
         return self.search_conversations({"start": start}, offset=0, limit=1)
 
-    # ---- the UI's Test button --------------------------------------------------------------------
-
     @speaks_to_the_form("liveperson")
     def test_connection(self) -> tuple[bool, str]:
-        """Checks CSDS, authentication, Users and msgHist in that order; answers in plain words."""
-        done: list[str] = []
-        try:
-            s = self._conn()
-        except CxsyncError as exc:
-            return False, str(exc)
-        except Exception as exc:  # e.g. the connection does not exist
-            return False, f"LivePerson connection {self.liveperson_conn_id!r}: {exc}"
-        auth_name = "OAuth 1.0 (App Key)" if s.auth_type == "oauth1" else "OAuth 2.0 (client credentials)"
+        """The UI's Test button: CSDS, authentication, Users and msgHist in that order, in plain words."""
+        return diagnostics.connection_test(self)
 
-        # 1. CSDS
-        try:
-            self.resolve(MSG_HIST)
-            self.resolve(ACCOUNT_CONFIG)
-            if s.auth_type == "oauth2":
-                self.resolve(SENTINEL)
-        except CxsyncError as exc:
-            return False, (
-                f"Step 1 of 4, service discovery (CSDS at {s.scheme}://{s.csds_host}) failed for account "
-                f"{s.account_id!r}: {exc}"
-            )
-        except Exception as exc:  # the UI must get an answer, not a stack trace
-            return False, f"Step 1 of 4, service discovery (CSDS) failed: {type(exc).__name__}: {exc}"
-        done.append(f"CSDS resolved account {s.account_id}")
 
-        # 2. authentication (OAuth 2.0 has its own step; OAuth 1.0 signatures are proven by the next calls)
-        if s.auth_type == "oauth2":
-            try:
-                assert self._token_cache is not None
-                self._token_cache.get()
-            except CxsyncError as exc:
-                return False, f"Step 2 of 4, authentication failed: {exc}"
-            done.append("sentinel issued an OAuth 2.0 token")
+def partial_result(answer: Any) -> str | None:
+    """LivePerson's body-level signal of an incomplete answer (shards missing): ask again, never accept it."""
+    metadata = answer.get("_metadata") if isinstance(answer, dict) else None
+    shards = metadata.get("shardsStatusResult") if isinstance(metadata, dict) else None
+    flag = shards.get("partialResult") if isinstance(shards, dict) else None
+    if flag is True or (isinstance(flag, str) and flag.lower() == "true"):
+        return "LivePerson answered only partially (partialResult: true)"
+    return None
 
-        # 3. Users, 4. msgHist
-        users_error: CxsyncError | None = None
-        users: list[dict[str, Any]] = []
-        try:
-            users = self._account_config("users")
-        except TokenRefused as exc:
-            return False, f"Step 2 of 4, authentication failed: {exc}"
-        except (AuthenticationError, PermissionDenied) as exc:
-            users_error = exc
-        except CxsyncError as exc:
-            return False, f"Step 3 of 4, Users API failed: {exc}"
-        try:
-            answer = self.probe_history()
-        except AuthenticationError as exc:
-            step = "Step 2 of 4, authentication" if s.auth_type == "oauth1" else "Step 4 of 4, conversation history"
-            return False, f"{step} failed: {_one_line(exc)}"
-        except CxsyncError as exc:
-            prefix = "; ".join(done)
-            return False, f"{prefix}; but step 4 of 4, conversation history (msgHist), failed: {exc}"
-        if s.auth_type == "oauth1":
-            done.append("the OAuth 1.0 signature was accepted")
-        if users_error is not None:
-            return False, users_permission_message(s.conn_id, _first_line(users_error))
-        count = (answer.get("_metadata") or {}).get("count")
-        history = "conversation history answered" + (
-            f" ({count} conversation(s) in the last hour)" if isinstance(count, int) else ""
-        )
-        done.append(f"the Users API (v{s.users_api_version}) listed {len(users)} user(s)")
-        done.append(history)
-        return True, f"LivePerson connection {s.conn_id!r} works with {auth_name}: " + "; ".join(done) + "."
+
+def _refusal_detail(refusal: TokenRequestRefused) -> str:
+    detail = f"HTTP {refusal.status}: {refusal.error}"
+    return f"{detail}: {refusal.description}" if refusal.description else detail
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,4 +1,13 @@
-"""Authentication strategies. Each knows how to sign a request and whether a 401 is worth one retry."""
+"""Authentication strategies: `requests.auth.AuthBase` objects (singer-sdk style), one per way in.
+
+Each strategy signs a prepared request when requests calls it (`strategy(request)`), says whether a 401 is
+worth one more try (`refresh`), and names the values Airflow's masker must hide (`secrets`). Any of them can
+be handed to `requests` directly, or to `ApiClient` (which adds the retry and the one refresh after a 401).
+
+OAuth 2 access tokens live in a `TokenCache`: its expiry is read on the provider's clock (the `Date` of the
+answers), which oauthlib's own expiry bookkeeping (the worker's clock) cannot do; the grants themselves are
+built and read by oauthlib's clients (`cxsync.http.oauth2`).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from requests.auth import HTTPBasicAuth
+from requests import PreparedRequest
+from requests.auth import AuthBase, HTTPBasicAuth
 
 # Refresh this long before a token's expiry, so a long page loop never sends a token that dies mid-flight.
 DEFAULT_REFRESH_MARGIN_SECONDS = 300.0
 
 
-class AuthStrategy:
-    """How requests are authenticated. Subclasses set `kwargs['auth']` or headers in `prepare`."""
+class AuthStrategy(AuthBase):
+    """How requests are authenticated. Subclasses sign the prepared request in `__call__`."""
 
-    def prepare(self, kwargs: dict[str, Any]) -> None:
-        """Add credentials to the keyword arguments of `requests.Session.request`."""
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        return request
 
     def refresh(self) -> bool:
         """Called once after a 401. True when new credentials were obtained and a retry makes sense."""
@@ -29,6 +39,9 @@ class AuthStrategy:
     def secrets(self) -> list[str]:
         """Values to register with Airflow's secret masker."""
         return []
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"{type(self).__name__}()"
 
 
 class NoAuth(AuthStrategy):
@@ -50,8 +63,8 @@ class OAuth1Auth(AuthStrategy):
         )
         self._secrets = [client_secret, resource_owner_secret]
 
-    def prepare(self, kwargs: dict[str, Any]) -> None:
-        kwargs["auth"] = self._auth
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        return self._auth(request)
 
     def secrets(self) -> list[str]:
         return [s for s in self._secrets if s]
@@ -64,8 +77,8 @@ class BasicAuth(AuthStrategy):
         self._auth = HTTPBasicAuth(username, password)
         self._password = password
 
-    def prepare(self, kwargs: dict[str, Any]) -> None:
-        kwargs["auth"] = self._auth
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        return self._auth(request)
 
     def secrets(self) -> list[str]:
         return [self._password] if self._password else []
@@ -145,10 +158,9 @@ class BearerAuth(AuthStrategy):
     def __init__(self, tokens: TokenCache):
         self.tokens = tokens
 
-    def prepare(self, kwargs: dict[str, Any]) -> None:
-        headers = dict(kwargs.get("headers") or {})
-        headers["Authorization"] = f"Bearer {self.tokens.get()}"
-        kwargs["headers"] = headers
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.tokens.get()}"
+        return request
 
     def refresh(self) -> bool:
         self.tokens.invalidate()

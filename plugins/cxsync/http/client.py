@@ -29,14 +29,14 @@ from typing import Any
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
+from cxsync.http import deadline as header_deadline
 from cxsync.http.auth import AuthStrategy, NoAuth
 from cxsync.http.ratelimit import RateLimiter
-from cxsync.http.retry import RETRIABLE_EXCEPTIONS, RETRIABLE_STATUS, RetryPolicy
+from cxsync.http.retry import RETRIABLE_EXCEPTIONS, AskAgain, RetryPolicy, Verdict, retrying, sort_answer
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ class ApiClient:
         self.session.trust_env = False
         self._verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict[str, str]] = {}
-        # One kept-alive connection per request in flight (the limiter's cap), and the list request beside them.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, self.rate_limiter.max_in_flight + 1))
+        adapter = header_deadline.DeadlineAdapter(pool_connections=4, pool_maxsize=8)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -157,64 +156,24 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         auth: AuthStrategy | None = None,
         ok_status: Collection[int] = (),
-        allow_redirects: bool = True,
+        allow_redirects: bool = False,
     ) -> requests.Response:
         """Send with retries; return a 2xx response (or one whose status is in `ok_status`), its body read.
 
-        Token requests pass `allow_redirects=False`: a 307 would forward the form, secrets included, to
-        wherever it points; a redirect answer is then fatal and names the target."""
-        strategy = auth or self.auth
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            kwargs: dict[str, Any] = {
-                "params": params,
-                "headers": dict(headers or {}),
-                "timeout": self.timeout,
-                "proxies": self._proxies_for(url),
-                "verify": self._verify,
-                "allow_redirects": allow_redirects,
-                "stream": True,  # the body is read below, bounded in size and time
-            }
-            if json_body is not None:
-                kwargs["json"] = json_body
-            if data is not None:
-                kwargs["data"] = data
-            strategy.prepare(kwargs)
-            self.stats.waited_seconds += self.rate_limiter.acquire()
-            self.stats.requests += 1
-            sent_at = time.monotonic()
-            deadline = sent_at + self.deadline
-            try:
-                response = self.session.request(method, url, **kwargs)
-                self._read_body(response, deadline, method, url)
-            except RETRIABLE_EXCEPTIONS as exc:
-                what = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
-                self._retry_or_raise(attempt, f"{method} {_path(url)}: {what}", self.retry.backoff)
-                continue
-            self._note(response)
-            status = response.status_code
-            if 200 <= status < 300 or status in ok_status:
-                self.rate_limiter.on_success(time.monotonic() - sent_at)  # the latency sets requests in flight
-                return response
-            if status == 401 and not refreshed and strategy.refresh():
-                refreshed = True
-                log.info("%s: 401 on %s %s; credentials refreshed, trying once more", self.name, method, _path(url))
-                continue
-            if status in RETRIABLE_STATUS:
-                if status == 429:
-                    self.stats.rate_limited += 1
-                    self.rate_limiter.on_rate_limited()  # pace below the server's limit from now on
-                    retry_after = response.headers.get("Retry-After")
-
-                    def wait(n, rng=None, _ra=retry_after):
-                        return self.retry.rate_limit_wait(n, _ra, rng)
-                else:
-                    wait = self.retry.backoff
-                self._retry_or_raise(attempt, f"{method} {_path(url)}: HTTP {status}", wait)
-                continue
-            raise self._fatal(method, url, response)
+        Redirects are not followed unless asked for: neither provider's API redirects, and a 307 would forward
+        a token request's form (secrets included), or a signed request's query, to wherever it points. A
+        redirect answer is fatal and names the target."""
+        return self._send(
+            method,
+            url,
+            params=params,
+            json_body=json_body,
+            data=data,
+            headers=headers,
+            auth=auth,
+            ok_status=ok_status,
+            allow_redirects=allow_redirects,
+        )
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.request_json("GET", url, **kwargs)
@@ -222,20 +181,114 @@ class ApiClient:
     def post_json(self, url: str, **kwargs: Any) -> Any:
         return self.request_json("POST", url, **kwargs)
 
-    def request_json(self, method: str, url: str, **kwargs: Any) -> Any:
-        """Like `request`, parsing the body; a body cut short is retried like a reset."""
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self.request(method, url, **kwargs)
-            if response.status_code in (204, 304) or not response.content:
-                return None
+    def request_json(
+        self, method: str, url: str, *, body_check: Callable[[Any], str | None] | None = None, **kwargs: Any
+    ) -> Any:
+        """Like `request`, parsing the body (None for 204, 304 or an empty body). A body cut short is asked
+        again like a reset, and so is one `body_check` calls incomplete (it returns why, else None)."""
+        return self._send(method, url, parse=True, body_check=body_check, **kwargs)
+
+    # ---- the one request loop: a try, the sorter's verdict, the retry driver ---------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        parse: bool = False,
+        body_check: Callable[[Any], str | None] | None = None,
+        auth: AuthStrategy | None = None,
+        ok_status: Collection[int] = (),
+        **request_kwargs: Any,
+    ) -> Any:
+        strategy = auth or self.auth
+        what = f"{method} {_path(url)}"
+        tries = {"counted": 0, "refreshed": False}
+
+        def one_try() -> Any:
+            tries["counted"] += 1
             try:
-                return _parse_json(response)
-            except (json.JSONDecodeError, ValueError):
-                self._retry_or_raise(
-                    attempt, f"{method} {_path(url)}: truncated or invalid JSON body", self.retry.backoff
-                )
+                response = self._try_once(method, url, strategy, request_kwargs)
+            except RETRIABLE_EXCEPTIONS as exc:
+                kind = f"{type(exc).__name__}: {exc}" if isinstance(exc, DeadlineExceeded) else type(exc).__name__
+                raise AskAgain(f"{what}: {kind}") from None
+            verdict = sort_answer(response.status_code, ok_status)
+            if verdict is Verdict.OK:
+                self.rate_limiter.on_success()
+                return self._parsed(response, what, body_check) if parse else response
+            if verdict is Verdict.REFRESH and not tries["refreshed"] and strategy.refresh():
+                tries["refreshed"] = True
+                tries["counted"] -= 1
+                log.info("%s: 401 on %s; credentials refreshed, trying once more", self.name, what)
+                raise AskAgain(f"{what}: HTTP 401", counts=False)
+            if verdict is Verdict.RATE_LIMITED:
+                self.stats.rate_limited += 1
+                self.rate_limiter.on_rate_limited()  # pace below the server's limit from now on
+                wait = self.retry.rate_limit_wait(tries["counted"], response.headers.get("Retry-After"), self._rng)
+                raise AskAgain(f"{what}: HTTP 429", wait=wait)
+            if verdict is Verdict.RETRY:
+                raise AskAgain(f"{what}: HTTP {response.status_code}")
+            raise self._fatal(method, url, response)
+
+        def before_sleep(state: Any, wait: float) -> None:
+            exc = state.outcome.exception()
+            if isinstance(exc, AskAgain) and not exc.counts:
+                return
+            self.stats.retries += 1
+            self.stats.waited_seconds += wait
+            log.warning(
+                "%s: %s; retry %d of %d in %.1f s", self.name, exc, tries["counted"], self.retry.max_attempts - 1, wait
+            )
+
+        driver = retrying(self.retry, sleep=self._sleep, rng=self._rng, before_sleep=before_sleep)
+        try:
+            return driver(one_try)
+        except AskAgain as exc:
+            raise RetriesExhausted(f"{self.name}: {exc}; gave up after {tries['counted']} attempts") from None
+
+    def _try_once(
+        self, method: str, url: str, strategy: AuthStrategy, request_kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One request on the wire, paced by the rate limiter, its body read within the bounds."""
+        given = dict(request_kwargs)
+        kwargs: dict[str, Any] = {
+            "params": given.pop("params", None),
+            "headers": dict(given.pop("headers", None) or {}),
+            "timeout": self.timeout,
+            "proxies": self._proxies_for(url),
+            "verify": self._verify,
+            "allow_redirects": given.pop("allow_redirects", False),
+            "stream": True,  # the body is read below, bounded in size and time
+            "auth": strategy,  # a requests AuthBase: it signs the prepared request
+        }
+        for ours, theirs in (("json_body", "json"), ("data", "data")):
+            if given.get(ours) is not None:
+                kwargs[theirs] = given.pop(ours)
+        self.stats.waited_seconds += self.rate_limiter.acquire()
+        self.stats.requests += 1
+        deadline = time.monotonic() + self.deadline
+        with header_deadline.deadline(deadline):
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except requests.ConnectionError:
+                if header_deadline.passed():  # the timer cut a server still sending its headers
+                    raise self._deadline_exceeded("the headers") from None
+                raise
+        self._read_body(response, deadline, method, url)
+        self._note(response)
+        return response
+
+    def _parsed(self, response: requests.Response, what: str, body_check: Callable[[Any], str | None] | None) -> Any:
+        if response.status_code in (204, 304) or not response.content:
+            return None
+        try:
+            answer = _parse_json(response)
+        except (json.JSONDecodeError, ValueError):
+            raise AskAgain(f"{what}: truncated or invalid JSON body") from None
+        reason = body_check(answer) if body_check else None
+        if reason:
+            raise AskAgain(f"{what}: {reason}")
+        return answer
 
     # ---- private steps --------------------------------------------------------------------------
 
@@ -265,9 +318,7 @@ class ApiClient:
                     raise self._too_large(method, url, f"more than {limit:,} bytes arrived")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise DeadlineExceeded(
-                        f"the answer did not finish within the {self.deadline:g} s deadline (extra `request_deadline`)"
-                    )
+                    raise self._deadline_exceeded("the whole answer")
         except Urllib3Error as exc:  # cut short, reset, undecodable: what requests would have raised
             response.close()
             raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
@@ -276,6 +327,11 @@ class ApiClient:
             raise
         response._content = b"".join(chunks)
         response._content_consumed = True
+
+    def _deadline_exceeded(self, what: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{what} did not arrive within the {self.deadline:g} s deadline (extra `request_deadline`)"
+        )
 
     def _too_large(self, method: str, url: str, why: str) -> ResponseTooLarge:
         limit_mb = self.max_response_bytes / (1024 * 1024)
@@ -305,14 +361,9 @@ class ApiClient:
             self.server_time = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             self.server_time_seen_at = time.monotonic()
 
-    def _retry_or_raise(self, attempt: int, what: str, wait_for: Callable[..., float]) -> None:
-        if attempt >= self.retry.max_attempts:
-            raise RetriesExhausted(f"{self.name}: {what}; gave up after {attempt} attempts")
-        wait = wait_for(attempt, self._rng)
-        self.stats.retries += 1
-        self.stats.waited_seconds += wait
-        log.warning("%s: %s; retry %d of %d in %.1f s", self.name, what, attempt, self.retry.max_attempts - 1, wait)
-        self._sleep(wait)
+    def fatal(self, response: requests.Response) -> Exception:
+        """The error a failed answer becomes: status, body excerpt and the provider's hint."""
+        return self._fatal(response.request.method or "GET", response.url or "", response)
 
     def _fatal(self, method: str, url: str, response: requests.Response) -> Exception:
         status = response.status_code

@@ -8,7 +8,7 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `timeout`                  | read timeout, seconds                                    | 60      |
 | `connect_timeout`          | connect timeout, seconds                                 | 10      |
 | `max_attempts`             | tries per request (1 = no retry)                         | 6       |
-| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout              | 2       |
+| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout (LivePerson: 5, 10, 15 s) | 2 (5) |
 | `retry_max_seconds`        | ceiling of one backoff wait                              | 60      |
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
 | `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
@@ -49,9 +49,15 @@ class ClientTunables:
 
     @classmethod
     def from_extras(
-        cls, extra: Mapping[str, Any], *, conn_id: str, default_requests_per_second: float | None
+        cls,
+        extra: Mapping[str, Any],
+        *,
+        conn_id: str,
+        default_requests_per_second: float | None,
+        retry_defaults: RetryPolicy | None = None,
     ) -> ClientTunables:
-        defaults = RetryPolicy()
+        """The tunables of one connection; `retry_defaults` is the provider's own retry advice."""
+        defaults = retry_defaults or RetryPolicy()
 
         def number(key: str, default: float | None, *, minimum: float = 0.0, integer: bool = False) -> float | None:
             return extra_number(extra, key, default, conn_id=conn_id, minimum=minimum, integer=integer)
@@ -62,6 +68,7 @@ class ClientTunables:
             base_seconds=number("retry_base_seconds", defaults.base_seconds),
             max_seconds=number("retry_max_seconds", defaults.max_seconds),
             min_rate_limit_wait=number("rate_limit_min_wait", defaults.min_rate_limit_wait),
+            linear_steps=defaults.linear_steps,
         )
         connect_default, read_default = DEFAULT_TIMEOUT
         timeout = (

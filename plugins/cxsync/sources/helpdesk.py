@@ -13,8 +13,9 @@ What to ask (docs/provider-apis.md, HelpDesk tickets):
   ascending scan it needs no way to start in the middle. A ticket changed while we page moves to the top,
   behind us, but its new `updatedAt` is after `until`, so the next run (from `until - overlap`) sees it.
 
-Options (`options:` of the integration): `overlap_minutes` (default 10), `first_run_lookback_hours`
-(default 24: the first incremental run without a watermark), `page_size` (1..100, default 100).
+Options (`options:` of the integration), declared with defaults and bounds in
+`cxsync.providers.helpdesk.HelpDeskOptions`: `overlap_minutes`, `first_run_lookback_hours` (the first incremental
+run without a watermark), `page_size`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cxsync.config import ConfigError, Integration
+from cxsync import options as declared
+from cxsync.config import Integration
 from cxsync.errors import ProviderRequestError
-from cxsync.hooks.helpdesk import MAX_PAGE_SIZE, HelpDeskHook, NotATicket
+from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
 from cxsync.http.client import RequestStats
+from cxsync.providers.helpdesk import HelpDeskOptions
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
@@ -36,8 +39,6 @@ from cxsync.sources.inflight import InFlight, in_flight_for
 log = logging.getLogger(__name__)
 
 SILOS = ("tickets", "archive")
-DEFAULT_OVERLAP_MINUTES = 10
-DEFAULT_FIRST_RUN_LOOKBACK_HOURS = 24
 
 
 class HelpDeskSource(Source):
@@ -46,14 +47,10 @@ class HelpDeskSource(Source):
     def __init__(self, integration: Integration, hook: HelpDeskHook | None = None):
         super().__init__(integration)
         self.hook = hook or HelpDeskHook(integration.conn_id)
-        options = integration.options or {}
-        self.overlap = timedelta(minutes=_option(integration, options, "overlap_minutes", DEFAULT_OVERLAP_MINUTES))
-        self.first_run_lookback = timedelta(
-            hours=_option(integration, options, "first_run_lookback_hours", DEFAULT_FIRST_RUN_LOOKBACK_HOURS)
-        )
-        self.page_size = int(
-            _option(integration, options, "page_size", MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
-        )
+        options = declared.parse(HelpDeskOptions, integration.options, f"integration {integration.id!r}")
+        self.overlap = options.overlap
+        self.first_run_lookback = options.first_run_lookback
+        self.page_size = options.page_size
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
@@ -299,24 +296,6 @@ class HelpDeskSource(Source):
                 log.warning("HelpDesk: ticket %s was listed but is gone (404) when fetched; skipped", ticket_id)
                 return None
             raise
-
-
-def _option(
-    integration: Integration,
-    options: dict[str, Any],
-    name: str,
-    default: float,
-    minimum: float = 0,
-    maximum: float | None = None,
-) -> float:
-    value = options.get(name, default)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum
-    if not ok:
-        bounds = f"from {minimum:g} to {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise ConfigError(f"integration {integration.id!r}: option `{name}` must be a number {bounds}, got {value!r}")
-    return float(value)
 
 
 def _text_id(row: Any) -> str | None:

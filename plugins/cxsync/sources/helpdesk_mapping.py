@@ -32,11 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
+from cxsync.sources.helpers import AGENTS_STREAM, INTERACTIONS_STREAM, TEAMS_STREAM, as_text, dig, parse_iso_time
 
 PROVIDER = "helpdesk"
-INTERACTIONS_STREAM = "interactions"
-AGENTS_STREAM = "agents"
-TEAMS_STREAM = "teams"
 CLOSED_STATUSES = frozenset({"solved", "closed"})
 SENDER_TYPES = {"agent": "agent", "client": "customer", "customer": "customer", "system": "system"}
 # Highest privilege first: an agent with several roles is stored with the strongest one (all in raw).
@@ -54,18 +52,7 @@ class MappedTicket:
 # ---- time ------------------------------------------------------------------------------------------------
 
 
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (`Z` or an offset; naive is UTC) to aware UTC; None when absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+parse_time = parse_iso_time
 
 
 # ---- tickets ---------------------------------------------------------------------------------------------
@@ -302,16 +289,5 @@ def map_team(team: Any) -> GroupRecord | RejectedRecord:
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
+_get = dig
+_text = as_text

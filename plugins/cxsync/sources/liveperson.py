@@ -11,10 +11,9 @@ What it asks, and why:
   within the query, the count is verified after paging and a query whose result set moved is paged again.
 - Ranges wider than LivePerson's 3-month limit are split.
 
-Integration options (`options:` in the integrations file), all optional:
-`incremental_overlap_minutes` (30, at least 10), `open_conversation_days` (30, at most 88: the API's
-3-month limit with room for its rounding), `partial_retries` (5), `repage_limit` (3),
-`content_to_retrieve` (list of sections; default below).
+Integration options (`options:` in the integrations file), all optional, declared (with defaults and bounds) in
+`cxsync.providers.liveperson.LivePersonOptions`: `incremental_overlap_minutes`, `open_conversation_days` (at most
+88: the API's 3-month limit with room for its rounding), `partial_retries`, `repage_limit`, `content_to_retrieve`.
 """
 
 from __future__ import annotations
@@ -24,16 +23,17 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from cxsync import options as declared
 from cxsync import settings
-from cxsync.config import ConfigError
 from cxsync.errors import FatalError, RetriableError
 from cxsync.http.client import RequestStats
+from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
+from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster, Source
@@ -53,56 +53,11 @@ SKILLS_STREAM = "skills"
 
 PAGE_LIMIT = 100
 BY_ID_BATCH = 100
-# LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards by up to 10 minutes;
-# 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
-MAX_RANGE = timedelta(days=88)
+# LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards (providers.liveperson).
+MAX_RANGE = timedelta(days=MAX_RANGE_DAYS)
 # Reconciliation lists ask for no section: `info` (always sent) holds everything compared.
 LIST_CONTENT: tuple[str, ...] = ()
 TEN_MINUTES_MS = 10 * 60 * 1000
-CONTENT_TO_RETRIEVE = (
-    "messageRecords",
-    "agentParticipants",
-    "consumerParticipants",
-    "transfers",
-    "interactions",
-    "dialogs",
-    "conversationSurveys",
-    "summary",
-    "sdes",
-)
-
-
-@dataclass(frozen=True)
-class LivePersonOptions:
-    overlap: timedelta = timedelta(minutes=30)
-    open_window: timedelta = timedelta(days=30)
-    partial_retries: int = 5
-    repage_limit: int = 3
-    content_to_retrieve: tuple[str, ...] = CONTENT_TO_RETRIEVE
-
-    @classmethod
-    def from_integration(cls, integration: Integration) -> LivePersonOptions:
-        options: Mapping[str, Any] = integration.options or {}
-        where = f"integration {integration.id!r}: option"
-
-        def whole(key: str, default: int, low: int, high: int) -> int:
-            value = options.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{where} `{key}`: {value!r} must be a whole number from {low} to {high}")
-            return value
-
-        content = options.get("content_to_retrieve", CONTENT_TO_RETRIEVE)
-        if not isinstance(content, list | tuple) or not all(isinstance(c, str) and c for c in content):
-            raise ConfigError(f"{where} `content_to_retrieve`: must be a list of section names, e.g. messageRecords")
-        if "messageRecords" not in content:
-            raise ConfigError(f"{where} `content_to_retrieve`: must include messageRecords (the transcripts)")
-        return cls(
-            overlap=timedelta(minutes=whole("incremental_overlap_minutes", 30, 10, 24 * 60)),
-            open_window=timedelta(days=whole("open_conversation_days", 30, 1, MAX_RANGE.days)),
-            partial_retries=whole("partial_retries", 5, 0, 20),
-            repage_limit=whole("repage_limit", 3, 0, 20),
-            content_to_retrieve=tuple(content),
-        )
 
 
 def split_range(start: datetime, end: datetime, span: timedelta = MAX_RANGE) -> list[tuple[datetime, datetime]]:
@@ -149,7 +104,7 @@ class LivePersonSource(Source):
 
             hook = LivePersonHook(integration.conn_id)
         self.hook = hook
-        self.options = LivePersonOptions.from_integration(integration)
+        self.options = declared.parse(LivePersonOptions, integration.options, f"integration {integration.id!r}")
         self._bot_ids: set[str] | None = None
         self._flight: InFlight | None = None  # the request threads, made at the first search
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, SkillRecord
+from cxsync.sources.helpers import as_list, as_text
 
 PROVIDER = "liveperson"
 PRIVATE_AUDIENCE = "AGENTS_AND_MANAGERS"
@@ -38,26 +39,6 @@ class MappingError(ValueError):
 
 
 # ---- small readers ---------------------------------------------------------------------------------
-
-
-def as_text(value: Any) -> str | None:
-    """Ids arrive as numbers or strings: always text; blanks (and objects or lists, which no id is) are None.
-    12.0 stays "12"."""
-    if type(value) is str:  # most ids and names: the fast path (this runs for every field of every message)
-        text = value.strip()
-        return text or None
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def as_list(value: Any) -> list:
-    """An optional list section: the list; empty when absent or malformed (not a list), which only loses
-    what that section would have added."""
-    return value if isinstance(value, list) else []
 
 
 def epoch_ms(value: Any) -> int | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cxsync import settings
+from cxsync import registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
 from cxsync.ui import warehouse_reads as reads
@@ -23,7 +23,6 @@ _config_cache: dict[str, tuple[tuple[int, int], IntegrationsConfig]] = {}
 _config_lock = threading.Lock()
 
 DAG_KINDS = ("roster_sync", "backfill", "incremental", "retention", "analytics")
-DEFAULT_AUTH_TYPES = {"liveperson": "oauth1", "helpdesk": "token"}
 
 
 def integrations_config() -> IntegrationsConfig:
@@ -187,7 +186,7 @@ def _integration_row(
         "label": integration.label,
         "description": integration.description,
         "conn_id": integration.conn_id,
-        "auth_type": connection.get("auth_type") or DEFAULT_AUTH_TYPES.get(integration.provider),
+        "auth_type": connection.get("auth_type") or _default_auth_type(integration.provider),
         "connection": connection,
         "schedule": integration.schedule,
         "schedule_interval_seconds": interval.total_seconds() if interval else None,
@@ -238,6 +237,11 @@ class AirflowFacts:
                     runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
             connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
         return cls(pools, connections, runs)
+
+
+def _default_auth_type(provider: str) -> str | None:
+    spec = registry.PROVIDERS.get(provider)
+    return spec.default_auth_type or None if spec else None
 
 
 def _connection_facts(conn_id: str, row: Any) -> dict[str, Any]:

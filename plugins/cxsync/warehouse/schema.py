@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -38,6 +38,16 @@ class UTCDateTime(sa.types.TypeDecorator):
 
 # Characters a key column holds (ids of integrations, interactions, messages, agents).
 KEY_LENGTH = 255
+
+
+def column_names(table: sa.Table, *, leave_out: Collection[str] = ()) -> tuple[str, ...]:
+    """A table's column names in schema order: the one list writers build their rows from."""
+    return tuple(column.name for column in table.columns if column.name not in leave_out)
+
+
+def key_names(table: sa.Table) -> list[str]:
+    """A table's primary-key column names, in schema order (what an upsert conflicts on)."""
+    return [column.name for column in table.primary_key.columns]
 
 
 def _key(name: str) -> sa.Column:

@@ -445,13 +445,11 @@ class Warehouse:
                     self.engine.dialect,
                     t.interactions,
                     INTERACTION_COLUMNS,
-                    ["integration_id", "interaction_id"],
+                    t.key_names(t.interactions),
                     only_if_changed="content_hash",
                 )
             else:
-                upsert = BulkUpsert(
-                    self.engine.dialect, t.messages, MESSAGE_COLUMNS, ["integration_id", "interaction_id", "message_id"]
-                )
+                upsert = BulkUpsert(self.engine.dialect, t.messages, MESSAGE_COLUMNS, t.key_names(t.messages))
             self._bulk_upserts[which] = upsert
         return upsert
 
@@ -839,37 +837,10 @@ def _hashed_message_fields(m: MessageRecord, raw: Any) -> list[Any]:
     return [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private, m.message_type, raw]
 
 
-MESSAGE_COLUMNS = (
-    "integration_id",
-    "interaction_id",
-    "message_id",
-    "seq",
-    "sent_at",
-    "sender_type",
-    "sender_id",
-    "text",
-    "is_private",
-    "message_type",
-    "raw",
-)
-INTERACTION_COLUMNS = (
-    "integration_id",
-    "interaction_id",
-    "provider",
-    "channel",
-    "status",
-    "provider_status",
-    "subject",
-    "started_at",
-    "ended_at",
-    "updated_at",
-    "agent_id",
-    "customer_id",
-    "message_count",
-    "raw",
-    "content_hash",
-    "loaded_at",
-)
+# The columns a load writes, from the schema (never listed again here). `deleted_at` is reconciliation's: a
+# load of an interaction never clears what reconciliation found.
+MESSAGE_COLUMNS = t.column_names(t.messages)
+INTERACTION_COLUMNS = t.column_names(t.interactions, leave_out={"deleted_at"})
 
 
 def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw: str | None) -> tuple:

@@ -24,12 +24,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from cxsync.sandbox.core import PROVIDER_NAMES, Sandbox, parse_duration, parse_instant
+from cxsync_dev.sandbox.core import Sandbox, parse_duration, parse_instant, provider_names
 
 
 def _provider(name: str) -> str:
-    if name not in PROVIDER_NAMES:
-        raise HTTPException(404, detail=f"unknown provider {name!r}; known: {list(PROVIDER_NAMES)}")
+    if name not in provider_names():
+        raise HTTPException(404, detail=f"unknown provider {name!r}; known: {list(provider_names())}")
     return name
 
 
@@ -53,7 +53,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             "genesis": sandbox.genesis.isoformat(),
             "now": sandbox.clock.now().isoformat(),
             "options": {k: v for k, v in sandbox.options.items() if _jsonable(v)},
-            "providers": [name for name in PROVIDER_NAMES if sandbox.world(name) is not None],
+            "providers": [name for name in provider_names() if sandbox.world(name) is not None],
         }
 
     @router.get("/clock")

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from cxsync.http.endpoints import is_loopback
-from cxsync.sandbox.helpdesk_data import HelpDeskWorld
+from cxsync_dev.sandbox.helpdesk_data import HelpDeskWorld
 
 SCOPE = "accounts--my:ro helpdesk--all:ro"
 ACCESS, REFRESH = "a", "r"

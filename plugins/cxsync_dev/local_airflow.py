@@ -1,4 +1,4 @@
-"""`make airflow` (`python -m cxsync.local_airflow`): the demo's Airflow, in a browser, until Ctrl-C.
+"""`make airflow` (`python -m cxsync_dev.local_airflow`): the demo's Airflow, in a browser, until Ctrl-C.
 
 After `make demo`, this starts a local Airflow on the demo's state: its Airflow home (`$AIRFLOW_HOME`, the
 metadata database with the demo's runs), its SQLite warehouse, the sandbox providers (the same seed, the clock
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cxsync import demo as demo_steps
 from cxsync.airflow_components import COMPONENTS, ComponentDied, Components, free_port, shared_environment
 from cxsync.config import ConfigError, load_integrations
+from cxsync_dev import demo as demo_steps
 
 LOCAL_COMPONENTS = tuple(name for name in COMPONENTS if name != "airflow-worker")
 DEFAULT_PORT = 8080
@@ -131,7 +131,7 @@ def serve(state: demo_steps.Demo, port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxsync.local_airflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cxsync_dev.local_airflow", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"the api-server's port (default {DEFAULT_PORT}; 0: a free one)"
     )

@@ -31,8 +31,8 @@ from typing import Any
 
 import msgspec
 
-from cxsync.sandbox.cache import LRUCache
-from cxsync.sandbox.core import Sandbox, from_ms, to_ms
+from cxsync_dev.sandbox.cache import LRUCache
+from cxsync_dev.sandbox.core import Sandbox, from_ms, to_ms
 
 DAY_MS = 86_400_000
 TEN_MINUTES_MS = 600_000

@@ -53,9 +53,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from cxsync.sandbox.core import Sandbox, parse_instant
-from cxsync.sandbox.helpdesk_data import SILOS, SORT_FIELDS, HelpDeskSettings, HelpDeskWorld, epoch, iso
-from cxsync.sandbox.helpdesk_oauth import OAuthServer, TokenError, error_page
+from cxsync_dev.sandbox.core import Sandbox, parse_instant
+from cxsync_dev.sandbox.helpdesk_data import SILOS, SORT_FIELDS, HelpDeskSettings, HelpDeskWorld, epoch, iso
+from cxsync_dev.sandbox.helpdesk_oauth import OAuthServer, TokenError, error_page
 
 PROVIDER = "helpdesk"
 ROLES = ("owner", "normal", "viewer", "none")

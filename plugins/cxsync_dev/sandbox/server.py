@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from cxsync.sandbox.core import Sandbox, register_transport, transport_key
+from cxsync_dev.sandbox.core import Sandbox, register_transport, transport_key
 
 try:  # httptools is uvicorn's fast parser; h11 is its pure-Python fallback.
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _BaseProtocol
@@ -49,7 +49,7 @@ def uvicorn_config(app: Any, **kwargs: Any) -> uvicorn.Config:
 
 def build_connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[str, Any]]:
     """Airflow connection dicts (for `AIRFLOW_CONN_<ID>` as JSON) declared by each provider module."""
-    from cxsync.sandbox.app import provider_modules
+    from cxsync_dev.sandbox.app import provider_modules
 
     out: dict[str, dict[str, Any]] = {}
     for module in provider_modules().values():
@@ -77,7 +77,7 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> SandboxServer:
-        from cxsync.sandbox.app import create_app
+        from cxsync_dev.sandbox.app import create_app
 
         if self._thread is not None:
             raise RuntimeError("this SandboxServer is already started")

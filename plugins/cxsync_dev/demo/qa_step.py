@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 from cxsync import settings
 
 if TYPE_CHECKING:
-    from cxsync.demo import Demo
     from cxsync.qa.lists_config import QaList
+    from cxsync_dev.demo.state import Demo
 
 
 def run_global_dag(demo: Demo, dag_id: str, what: str) -> bool:
-    from cxsync.demo import RunResult, dag_run_succeeded, failure_reason
+    from cxsync_dev.demo.helpers import dag_run_succeeded, failure_reason
+    from cxsync_dev.demo.state import RunResult
 
     demo.begin(f"  {what:<32}")
     log = demo.logs / f"{dag_id}.log"

@@ -24,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-PROVIDER_NAMES = ("liveperson", "helpdesk")
+
+def provider_names() -> tuple[str, ...]:
+    """The providers with a stand-in here: those whose `ProviderSpec.sandbox` names a module (cxsync.registry)."""
+    from cxsync.registry import PROVIDERS
+
+    return tuple(name for name, spec in PROVIDERS.items() if spec.sandbox)
+
 
 # Fault kinds, as counted in `Counters` and named in admin answers.
 FAULT_RATE_LIMIT = "rate_limit"
@@ -307,12 +313,12 @@ class Sandbox:
         # when the clock is later moved: days of history lie before it, new conversations arrive after it.
         self.genesis = self.clock.now()
         self.options: dict[str, Any] = dict(options or {})
-        self.faults: dict[str, FaultSettings] = {name: FaultSettings() for name in PROVIDER_NAMES}
+        self.faults: dict[str, FaultSettings] = {name: FaultSettings() for name in provider_names()}
         for name, settings in (faults or {}).items():
             settings.validate()
             self.faults[name] = settings
         self.counters = Counters()
-        self.switches: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in PROVIDER_NAMES}
+        self.switches: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in provider_names()}
         self._rng = random.Random(f"{seed}:faults")
         self._rng_lock = threading.Lock()
         # Latency jitter has its own generator: a latency setting never changes which requests a fault hits.
@@ -389,7 +395,7 @@ class Sandbox:
         self.switches.setdefault(provider, {}).setdefault(credential, {})[name] = value
 
     def world(self, provider: str) -> Any:
-        return getattr(self, provider, None) if provider in PROVIDER_NAMES else None
+        return getattr(self, provider, None) if provider in provider_names() else None
 
 
 # ---------------------------------------------------------------------------------------- middleware

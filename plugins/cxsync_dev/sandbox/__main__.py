@@ -1,4 +1,4 @@
-"""`python -m cxsync.sandbox`: serve the sandbox LivePerson and HelpDesk on one loopback port.
+"""`python -m cxsync_dev.sandbox`: serve the sandbox LivePerson and HelpDesk on one loopback port.
 
 Prints the Airflow connections to use (as `export AIRFLOW_CONN_...='...'` lines), serves until SIGTERM or
 SIGINT (Ctrl-C), then stops cleanly. `--help` lists every option.
@@ -18,9 +18,14 @@ from typing import Any
 
 import uvicorn
 
-from cxsync.sandbox.core import FaultSettings, Sandbox, parse_instant
+from cxsync_dev.sandbox.core import FaultSettings, Sandbox, parse_instant
 
-FAULT_PREFIXES = {"liveperson": "lp", "helpdesk": "hd"}
+
+def fault_prefixes() -> dict[str, str]:
+    """provider -> the prefix of its fault flags (`--lp-p-429`): `ProviderSpec.sandbox_prefix`."""
+    from cxsync.registry import PROVIDERS
+
+    return {name: spec.sandbox_prefix for name, spec in PROVIDERS.items() if spec.sandbox and spec.sandbox_prefix}
 
 
 def _probability(text: str) -> float:
@@ -77,10 +82,10 @@ def _switch(text: str) -> tuple[str, str, str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cxsync.sandbox.app import provider_modules
+    from cxsync_dev.sandbox.app import provider_modules
 
     parser = argparse.ArgumentParser(
-        prog="python -m cxsync.sandbox",
+        prog="python -m cxsync_dev.sandbox",
         description="Local stand-ins for the LivePerson and HelpDesk APIs on one loopback port, with seeded data, "
         "a frozen clock you move with POST /_sandbox/clock, and injectable faults. Prints the Airflow "
         "connections to use; stops cleanly on SIGTERM or Ctrl-C.",
@@ -114,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         if add is not None:
             add(parser)
 
-    for provider, p in FAULT_PREFIXES.items():
+    for provider, p in fault_prefixes().items():
         group = parser.add_argument_group(
             f"{provider} faults and limits", "probabilities are 0..1, drawn from a generator seeded by --seed"
         )
@@ -210,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def faults_from_args(args: argparse.Namespace) -> dict[str, FaultSettings]:
     out: dict[str, FaultSettings] = {}
-    for provider, p in FAULT_PREFIXES.items():
+    for provider, p in fault_prefixes().items():
         values = vars(args)
         settings = FaultSettings(
             rate_limit_rps=values[f"{p}_rate_limit"],
@@ -257,8 +262,8 @@ class QuietExitServer(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     from cxsync.http.endpoints import is_loopback
-    from cxsync.sandbox.app import create_app
-    from cxsync.sandbox.server import build_connection_uris, uvicorn_config
+    from cxsync_dev.sandbox.app import create_app
+    from cxsync_dev.sandbox.server import build_connection_uris, uvicorn_config
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """A local, faithful stand-in for the LivePerson and HelpDesk APIs (docs/sandbox.md).
 
-Run it: `python -m cxsync.sandbox --port 8765 --seed 1` (see `--help`). In tests: the `sandbox_server`
+Run it: `python -m cxsync_dev.sandbox --port 8765 --seed 1` (see `--help`). In tests: the `sandbox_server`
 and `sandbox_factory` fixtures of `tests/sandbox/conftest.py`.
 
 Layout:

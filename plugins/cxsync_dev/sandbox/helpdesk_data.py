@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from random import Random
 from typing import Any
 
-from cxsync.sandbox import helpdesk_text as text
-from cxsync.sandbox.cache import LRUCache
+from cxsync_dev.sandbox import helpdesk_text as text
+from cxsync_dev.sandbox.cache import LRUCache
 
 DAY = 86400
 HOUR = 3600

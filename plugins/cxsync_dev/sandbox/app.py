@@ -8,7 +8,8 @@ from types import ModuleType
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from cxsync.sandbox.core import PROVIDER_NAMES, FaultMiddleware, Sandbox
+from cxsync.registry import PROVIDERS
+from cxsync_dev.sandbox.core import FaultMiddleware, Sandbox
 
 # Host headers the sandbox answers. A web page elsewhere can point its own DNS name at 127.0.0.1 (DNS
 # rebinding) and reach the admin API, which mints refresh tokens; its requests carry that name as Host.
@@ -28,10 +29,13 @@ def allowed_host_names(sandbox: Sandbox) -> list[str]:
 
 
 def provider_modules() -> dict[str, ModuleType]:
-    """The provider modules that exist. A missing module is skipped; a broken one raises (never hidden)."""
+    """The providers' stand-in modules (`ProviderSpec.sandbox`) that exist. A missing module is skipped; a broken
+    one raises (never hidden)."""
     found: dict[str, ModuleType] = {}
-    for name in PROVIDER_NAMES:
-        qualified = f"cxsync.sandbox.{name}"
+    for name, spec in PROVIDERS.items():
+        qualified = spec.sandbox
+        if not qualified:
+            continue
         try:
             found[name] = importlib.import_module(qualified)
         except ModuleNotFoundError as exc:
@@ -50,7 +54,7 @@ def init_worlds(sandbox: Sandbox) -> dict[str, ModuleType]:
 
 
 def create_app(sandbox: Sandbox) -> FastAPI:
-    from cxsync.sandbox import admin
+    from cxsync_dev.sandbox import admin
 
     app = FastAPI(
         title="cxsync sandbox providers",

@@ -22,8 +22,8 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cxsync.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox, from_ms, to_ms
-from cxsync.sandbox.liveperson_auth import (
+from cxsync_dev.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox, from_ms, to_ms
+from cxsync_dev.sandbox.liveperson_auth import (
     MAIN_KEY,
     NOUSERS_KEY,
     OAUTH2_CLIENT,
@@ -31,7 +31,7 @@ from cxsync.sandbox.liveperson_auth import (
     LivePersonAuth,
     Principal,
 )
-from cxsync.sandbox.liveperson_world import (
+from cxsync_dev.sandbox.liveperson_world import (
     ALL_SECTIONS,
     DEFAULT_OPTIONS,
     KNOWN_SECTIONS,

@@ -1,0 +1,95 @@
+"""LivePerson's declarations: its connection form and its integration options (plain data, see the package)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cxsync.options import option
+from cxsync.providers import REQUEST_TUNABLES, secret_field, text_field
+
+CONNECTION_FORM = {
+    "ui-field-behaviour": {
+        "hidden-fields": ["extra"],
+        "relabeling": {
+            "host": "CSDS host",
+            "schema": "Scheme",
+            "login": "App Key / Client ID",
+            "password": "App Secret / Client Secret",
+        },
+        "placeholders": {
+            "host": "api.liveperson.net",
+            "schema": "https",
+            "login": "OAuth 1.0 App Key, or OAuth 2.0 client_id",
+            "password": "OAuth 1.0 App Secret, or OAuth 2.0 client_secret",
+        },
+    },
+    "conn-fields": {
+        "account_id": text_field("Account number", "Your LivePerson account (site) number. Required."),
+        "auth_type": text_field(
+            "Authentication",
+            "oauth1: app keys (four values); oauth2: client credentials.",
+            "oauth1",
+            ["oauth1", "oauth2"],
+        ),
+        # LivePerson issues all four app-key values as credentials: the token is masked like its secret.
+        "access_token": secret_field("Access Token", "OAuth 1.0 only: the app key's Access Token."),
+        "access_token_secret": secret_field(
+            "Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."
+        ),
+        "source": text_field(
+            "Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"
+        ),
+        "users_api_version": text_field(
+            "Users API version", "The version the Users API is asked for (its v parameter).", "4.0"
+        ),
+        **REQUEST_TUNABLES,
+    },
+}
+
+# LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards by up to 10 minutes;
+# 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
+MAX_RANGE_DAYS = 88
+CONTENT_TO_RETRIEVE = (
+    "messageRecords",
+    "agentParticipants",
+    "consumerParticipants",
+    "transfers",
+    "interactions",
+    "dialogs",
+    "conversationSurveys",
+    "summary",
+    "sdes",
+)
+
+
+def _has_transcripts(sections: list[str] | tuple[str, ...]) -> str | None:
+    if "messageRecords" not in sections:
+        return "must include messageRecords (the transcripts)"
+    return None
+
+
+@dataclass(frozen=True)
+class LivePersonOptions:
+    """The LivePerson source's options (cxsync.sources.liveperson says what each one changes)."""
+
+    # Changes are read from the last watermark minus this (LivePerson rounds to 10 minutes, data arrives late).
+    incremental_overlap_minutes: int = option(30, minimum=10, maximum=24 * 60)
+    # How far back a conversation may have started and still change (the look-back of a change scan).
+    open_conversation_days: int = option(30, minimum=1, maximum=MAX_RANGE_DAYS)
+    # How often an answer marked partial is asked again before the task fails.
+    partial_retries: int = option(5, minimum=0, maximum=20)
+    # How often a search whose result set moved while paging is paged again.
+    repage_limit: int = option(3, minimum=0, maximum=20)
+    # The sections asked for (`contentToRetrieve`).
+    content_to_retrieve: tuple[str, ...] = option(
+        CONTENT_TO_RETRIEVE, check=_has_transcripts, help="section names, e.g. messageRecords"
+    )
+
+    @property
+    def overlap(self) -> timedelta:
+        return timedelta(minutes=self.incremental_overlap_minutes)
+
+    @property
+    def open_window(self) -> timedelta:
+        return timedelta(days=self.open_conversation_days)
