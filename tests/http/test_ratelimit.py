@@ -165,10 +165,10 @@ def test_requests_in_flight_follow_the_pace_and_the_latency():
     clock = Clock()
     limiter = RateLimiter(10, clock=clock.time, sleep=clock.sleep, max_in_flight=8)
     assert limiter.in_flight() == 1  # nothing timed yet: one at a time
-    limiter.on_success(latency=0.25)
+    limiter.on_answer(0.25)
     assert limiter.in_flight() == 5  # 10/s x 0.25 s x 1.5 headroom, plus one
     for _ in range(50):
-        limiter.on_success(latency=1.5)
+        limiter.on_answer(1.5)
     assert limiter.in_flight() == 8  # 10/s x 1.5 s calls for more: the connection's cap
     assert limiter.in_flight(cap=1) == 1
 
@@ -176,12 +176,13 @@ def test_requests_in_flight_follow_the_pace_and_the_latency():
 def test_an_unpaced_limiter_keeps_its_cap_in_flight_and_a_cut_pace_fewer():
     clock = Clock()
     unpaced = RateLimiter(None, clock=clock.time, sleep=clock.sleep, max_in_flight=6)
-    unpaced.on_success(latency=0.01)
+    unpaced.on_answer(0.01)
     assert unpaced.in_flight() == 6
     paced = RateLimiter(20, clock=clock.time, sleep=clock.sleep, max_in_flight=16)
     for _ in range(20):
         paced.acquire()
-        paced.on_success(latency=0.5)
+        paced.on_success()
+        paced.on_answer(0.5)
     before = paced.in_flight()
     paced.on_rate_limited()  # the server said 429: a slower pace needs fewer requests in flight
     assert paced.in_flight() < before

@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from cxsync.sandbox.__main__ import build_parser, faults_from_args
-from cxsync.sandbox.core import FaultSettings
+from cxsync_dev.sandbox.__main__ import build_parser, faults_from_args
+from cxsync_dev.sandbox.core import FaultSettings
 
 
 @pytest.mark.parametrize("text", ["300±100", "300+-100", "300 +- 100"])

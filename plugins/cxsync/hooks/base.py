@@ -34,8 +34,9 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from cxsync import settings
 from cxsync.errors import ProviderRequestError
-from cxsync.http import ApiClient, AuthStrategy, BearerAuth, ClientTunables, RateLimiter, Token, TokenCache
+from cxsync.http import ApiClient, AuthStrategy, BearerAuth, ClientTunables, Token, TokenCache
 from cxsync.http.client import RequestStats, mask_secret
+from cxsync.http.ratelimit import limiter_for
 from cxsync.http.retry import RetryPolicy, Verdict, sort_answer
 from cxsync.http.tunables import ConnectionSettingError
 
@@ -144,7 +145,7 @@ class ProviderHook(HttpHook):
         return ApiClient(
             name=f"{self.provider_name} {conn.conn_id!r}",
             user_agent=settings.USER_AGENT,
-            rate_limiter=RateLimiter(tunables.requests_per_second),
+            rate_limiter=limiter_for(tunables, provider=self.conn_type, account=self.rate_limit_account(conn)),
             retry=tunables.retry,
             timeout=tunables.timeout,
             sleep=self._sleep,
@@ -152,6 +153,11 @@ class ProviderHook(HttpHook):
             max_response_bytes=tunables.max_response_bytes,
             deadline=tunables.deadline,
         )
+
+    def rate_limit_account(self, conn: ConnectionSettings) -> str:
+        """The provider account whose rate limit the requests draw from, shared by its tasks when a store is set
+        (`cxsync.http.shared_limit`): the account number where the connection has one, else host and login."""
+        return getattr(conn, "account_id", "") or f"{conn.origin} {conn.login}"
 
     def _configure_session_from_auth(self, api: ApiClient, conn: Any) -> ApiClient:  # type: ignore[override]
         api.auth = self._auth(api, conn)

@@ -118,7 +118,9 @@ class ApiClient:
         self.session.trust_env = False
         self._verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict[str, str]] = {}
-        adapter = header_deadline.DeadlineAdapter(pool_connections=4, pool_maxsize=8)
+        # One kept-alive connection per request in flight (the limiter's cap), and a list request beside them.
+        pool = max(8, self.rate_limiter.max_in_flight + 1)
+        adapter = header_deadline.DeadlineAdapter(pool_connections=4, pool_maxsize=pool)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -266,7 +268,8 @@ class ApiClient:
                 kwargs[theirs] = given.pop(ours)
         self.stats.waited_seconds += self.rate_limiter.acquire()
         self.stats.requests += 1
-        deadline = time.monotonic() + self.deadline
+        sent_at = time.monotonic()
+        deadline = sent_at + self.deadline
         with header_deadline.deadline(deadline):
             try:
                 response = self.session.request(method, url, **kwargs)
@@ -275,6 +278,7 @@ class ApiClient:
                     raise self._deadline_exceeded("the headers") from None
                 raise
         self._read_body(response, deadline, method, url)
+        self.rate_limiter.on_answer(time.monotonic() - sent_at)  # the latency sets how many requests go in flight
         self._note(response)
         return response
 

@@ -124,14 +124,19 @@ class RateLimiter:
         self._sleep(wait)
         return wait
 
-    def on_success(self, latency: float | None = None) -> None:
-        """A request was answered (not 429): it counts towards the rate the server accepts. `latency`: the
-        seconds from sending it to its whole answer, averaged for `in_flight`."""
+    def on_answer(self, latency: float) -> None:
+        """An answer came, whatever its status, `latency` seconds after its request was sent (its body read whole):
+        averaged for `in_flight`."""
+        if latency < 0:
+            return
+        with self._lock:
+            previous = self.latency
+            self.latency = latency if previous is None else previous + LATENCY_WEIGHT * (latency - previous)
+
+    def on_success(self) -> None:
+        """A request was answered (not 429): it counts towards the rate the server accepts."""
         with self._lock:
             self._accepted += 1
-            if latency is not None and latency >= 0:
-                previous = self.latency
-                self.latency = latency if previous is None else previous + LATENCY_WEIGHT * (latency - previous)
 
     def on_rate_limited(self) -> None:
         """The server answered 429: pace at `DECREASE` x the rate it accepted (once per episode)."""

@@ -37,4 +37,7 @@ REQUEST_TUNABLES = {
     "requests_per_second": number_field("Requests per second", "Client-side rate limit; 0 turns it off.", 5, 0),
     "timeout": number_field("Read timeout (s)", "Seconds to wait for an answer before retrying.", 60, 1),
     "max_attempts": number_field("Attempts per request", "Tries per request on 429, 5xx, resets and timeouts.", 6, 1),
+    "max_in_flight": number_field(
+        "Requests in flight", "Most requests one task keeps in flight (fewer when the rate limit needs fewer).", 16, 1
+    ),
 }
