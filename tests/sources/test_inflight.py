@@ -149,3 +149,20 @@ def test_the_pool_follows_the_hooks_limiter():
 
     assert in_flight_for(Hook()).cap == 5
     assert in_flight_for(StandIn()).cap == 1
+
+
+def test_no_more_calls_run_than_keep_a_slow_caller_busy():
+    """Answers in 10 ms, a caller that spends 20 ms on each: a second call in flight keeps it busy, more would
+    only wait (and contend for the GIL), whatever the limiter allows."""
+    flight = InFlight(8, target=lambda: 8, latency=lambda: 0.01)
+
+    def call(n: int) -> int:
+        return n
+
+    try:
+        for n, _ in flight.ordered(call, range(6), hold=8):
+            time.sleep(0.02)  # the caller's work on one answer
+            if n >= 1:
+                assert flight.target() == 2
+    finally:
+        flight.close()

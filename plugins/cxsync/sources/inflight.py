@@ -15,7 +15,9 @@ neither stops nor reorders the others.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -25,24 +27,41 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _END = object()
+# Weight of the newest answer in the average of the caller's time per answer.
+SERVICE_WEIGHT = 0.1
 
 
 class InFlight:
     """A task's pool of request threads: `cap` at most, `target()` kept busy (read again after every answer)."""
 
-    def __init__(self, cap: int, target: Callable[[], int] | None = None, name: str = "cxsync-request"):
+    def __init__(
+        self,
+        cap: int,
+        target: Callable[[], int] | None = None,
+        name: str = "cxsync-request",
+        latency: Callable[[], float | None] | None = None,
+    ):
         self.cap = max(1, int(cap))
         self._target = target or (lambda: self.cap)
+        self._latency = latency or (lambda: None)
         self._name = name
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.service: float | None = None  # average seconds the caller spends on one answer before the next
 
     @property
     def concurrent(self) -> bool:
         return self.cap > 1
 
     def target(self) -> int:
-        return max(1, min(self.cap, self._target()))
+        """The limiter's number (its pace times the latency), and never more than keeps the caller busy: the
+        latency over the caller's time per answer, plus one. Against a fast server (loopback, an unpaced
+        connection) the caller, not the server, is the bound, and more threads would only contend for the GIL."""
+        wanted = self._target()
+        latency, service = self._latency(), self.service
+        if latency is not None and service:
+            wanted = min(wanted, math.ceil(latency / service) + 1)
+        return max(1, min(self.cap, wanted))
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -80,7 +99,11 @@ class InFlight:
                     wait([f for _, f in pending if not f.done()], return_when=FIRST_COMPLETED)
                     continue
                 pending.popleft()
-                yield item, future.result()  # this call's error, raised in order
+                answer = future.result()  # this call's error, raised in order
+                handed = time.monotonic()
+                yield item, answer
+                spent = time.monotonic() - handed
+                self.service = spent if self.service is None else self.service + SERVICE_WEIGHT * (spent - self.service)
         finally:
             for _, future in pending:
                 future.cancel()  # not started: never runs; running: finishes, its answer unused
@@ -134,4 +157,4 @@ def in_flight_for(hook: object) -> InFlight:
     cap = getattr(limiter, "max_in_flight", 1)
     if limiter is None or not isinstance(cap, int):
         return InFlight(1)
-    return InFlight(cap, target=limiter.in_flight)
+    return InFlight(cap, target=limiter.in_flight, latency=lambda: limiter.latency)
