@@ -183,13 +183,13 @@ class ServedLivePersonHook(LivePersonHook):
     def server_now(self) -> datetime:
         return NOW
 
-    def search_conversations(self, body, *, offset=0, limit=100):
+    def search_conversations(self, body, *, offset=0, limit=100, **retry):
         page = self.records[offset : offset + limit]
         return self._answer(
             through_json({"_metadata": {"count": len(self.records)}, "conversationHistoryRecords": page})
         )
 
-    def conversations_by_id(self, conversation_ids, content_to_retrieve=None):
+    def conversations_by_id(self, conversation_ids, content_to_retrieve=None, **retry):
         """A record flagged `isPartial` comes back whole when asked by id."""
         from cxsync.sources.liveperson_mapping import conversation_key
 
@@ -204,9 +204,6 @@ class ServedLivePersonHook(LivePersonHook):
 
     def users(self):
         return []
-
-    def backoff(self, attempt: int) -> float:
-        return 0.0
 
     def close(self) -> None:
         pass

@@ -452,3 +452,45 @@ def test_a_partial_answer_is_asked_again_by_the_retry_driver_when_asked_to(lp, m
     with pytest.raises(RetriesExhausted, match=r"partialResult: true\); gave up after 3 attempts"):
         hook.search_conversations(window, retry_partial=True)
     assert lp.lp_requests("conversations_search") == before + 1 + 3
+
+
+def test_partial_retries_bound_the_re_asks_below_max_attempts(lp, monkeypatch):
+    from cxsync.errors import RetriesExhausted
+
+    export_connections(lp, monkeypatch, max_attempts=5)
+    hook = LivePersonHook("sandbox_liveperson_main")
+    window = last_hour(lp.now())
+    hook.search_conversations(window)
+    lp.faults(p_partial=1.0)
+    before = lp.lp_requests("conversations_search")
+    with pytest.raises(RetriesExhausted, match=r"partialResult: true\); gave up after 2 attempts"):
+        hook.search_conversations(window, retry_partial=True, partial_retries=1)
+    assert lp.lp_requests("conversations_search") == before + 2
+
+
+def test_a_by_id_answer_its_caller_calls_incomplete_is_asked_again(lp, monkeypatch):
+    from cxsync.errors import RetriesExhausted
+
+    export_connections(lp, monkeypatch, max_attempts=5)
+    hook = LivePersonHook("sandbox_liveperson_main")
+    now = lp.now()
+    found = hook.search_conversations(
+        {"start": {"from": int((now - timedelta(days=7)).timestamp() * 1000), "to": int(now.timestamp() * 1000)}},
+        limit=2,
+    )
+    ids = [r["info"]["conversationId"] for r in found["conversationHistoryRecords"]]
+    assert len(ids) == 2
+    calls = []
+
+    def incomplete(answer):  # the first two answers are called incomplete
+        calls.append(len(answer["conversationHistoryRecords"]))
+        return "a record came back truncated" if len(calls) <= 2 else None
+
+    before = lp.lp_requests("conversation_by_id")
+    answer = hook.conversations_by_id(ids, retry_partial=True, incomplete=incomplete)
+    assert len(answer["conversationHistoryRecords"]) == 2 and calls == [2, 2, 2]
+    assert lp.lp_requests("conversation_by_id") == before + 3
+    with pytest.raises(RetriesExhausted, match="a record came back truncated; gave up after 3 attempts"):
+        hook.conversations_by_id(
+            ids, retry_partial=True, partial_retries=2, incomplete=lambda answer: "a record came back truncated"
+        )

@@ -232,6 +232,20 @@ def test_an_answer_its_body_calls_incomplete_is_asked_again_within_the_same_boun
         client(sleeps).post_json(stub.url(), json_body={}, body_check=partial)
 
 
+def test_body_retries_bound_the_re_asks_of_an_incomplete_body_below_the_attempts(stub, sleeps):
+    def partial(answer):
+        return "partialResult: true" if answer.get("partial") else None
+
+    stub.add(Answer(503), *[Answer(body={"partial": True}) for _ in range(3)])
+    with pytest.raises(RetriesExhausted, match="partialResult: true; gave up after 4 attempts"):
+        client(sleeps, retry=RetryPolicy(max_attempts=9, base_seconds=0.5)).post_json(
+            stub.url(), json_body={}, body_check=partial, body_retries=2
+        )
+    assert len(stub.received) == 4  # a 503 (not a body re-ask), then three incomplete answers: two re-asks
+    stub.add(Answer(body={"partial": True}), Answer(body={"n": 2}))
+    assert client(sleeps).post_json(stub.url(), json_body={}, body_check=partial, body_retries=1) == {"n": 2}
+
+
 def test_the_retry_after_fresh_credentials_does_not_count_against_the_bound(stub, sleeps):
     auth = CountingRefresh()
     stub.add(Answer(401), Answer(body={"ok": 1}))

@@ -149,8 +149,8 @@ class ClockMovingHook(LivePersonHook):
         super().__init__(conn_id)
         self.lp, self.advance, self.pages = lp, advance, 0
 
-    def search_conversations(self, body, *, offset=0, limit=100):
-        answer = super().search_conversations(body, offset=offset, limit=limit)
+    def search_conversations(self, body, *, offset=0, limit=100, **retry):
+        answer = super().search_conversations(body, offset=offset, limit=limit, **retry)
         self.pages += 1
         if self.pages == 1:
             self.lp.advance(self.advance)
@@ -249,8 +249,8 @@ def test_roster_without_the_users_permission_fails_with_the_plain_message(lp):
 class CorruptingHook(LivePersonHook):
     """Spoils two records of every answer the way a provider bug might."""
 
-    def search_conversations(self, body, *, offset=0, limit=100):
-        answer = super().search_conversations(body, offset=offset, limit=limit)
+    def search_conversations(self, body, *, offset=0, limit=100, **retry):
+        answer = super().search_conversations(body, offset=offset, limit=limit, **retry)
         records = answer["conversationHistoryRecords"]
         records[0]["info"]["status"] = "ARCHIVED"
         del records[1]["info"]["conversationId"]

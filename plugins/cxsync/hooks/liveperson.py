@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,14 +166,6 @@ class LivePersonHook(ProviderHook):
     @property
     def account_id(self) -> str:
         return self.connection.account_id
-
-    def backoff(self, attempt: int) -> float:
-        """Wait before asking again after an incomplete answer (the connection's retry tunables apply).
-        Kept for the source's own partial-answer loops; `search_conversations(retry_partial=True)` lets the
-        request layer's retry driver do it instead."""
-        wait = self.get_conn().retry.backoff(attempt)
-        self._sleep(wait)
-        return wait
 
     # ---- discovery (CSDS) ---------------------------------------------------------------------------------
 
@@ -325,14 +317,14 @@ class LivePersonHook(ProviderHook):
         offset: int = 0,
         limit: int = SEARCH_PAGE_LIMIT,
         retry_partial: bool = False,
+        partial_retries: int | None = None,
     ) -> dict[str, Any]:
         """One page of `conversations/search`, sorted by start time ascending. With `retry_partial`, an answer
-        flagged `partialResult` is asked again by the retry driver (within the connection's `max_attempts`)."""
+        flagged `partialResult` is asked again by the retry driver: at most `partial_retries` times (None: as
+        often as the connection's `max_attempts` allows), and never more than `max_attempts` tries in all."""
         params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self.connection.source}
-        check = partial_result if retry_partial else None
-        return self._answer(
-            self.post_json(self._history_url("conversations/search"), dict(body), params, body_check=check)
-        )
+        url = self._history_url("conversations/search")
+        return self._answer(self.post_json(url, dict(body), params, **_partial_checks(retry_partial, partial_retries)))
 
     def conversations_by_id(
         self,
@@ -340,17 +332,21 @@ class LivePersonHook(ProviderHook):
         content_to_retrieve: Sequence[str] | None = None,
         *,
         retry_partial: bool = False,
+        partial_retries: int | None = None,
+        incomplete: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> dict[str, Any]:
-        """`conversations/conversation/search` for up to 100 ids."""
+        """`conversations/conversation/search` for up to 100 ids. `retry_partial` and `partial_retries` as for
+        `search_conversations`; `incomplete` names what else makes an answer worth asking again (records
+        still truncated, say), asked again the same way."""
         ids = [str(i) for i in conversation_ids]
         if not ids or len(ids) > BY_ID_BATCH:
             raise ValueError(f"ask for 1 to {BY_ID_BATCH} conversation ids at once, not {len(ids)}")
         body: dict[str, Any] = {"conversationIds": ids}
         if content_to_retrieve:
             body["contentToRetrieve"] = list(content_to_retrieve)
-        check = partial_result if retry_partial else None
+        checks = _partial_checks(retry_partial, partial_retries, incomplete)
         url = self._history_url("conversations/conversation/search")
-        return self._answer(self.post_json(url, body, {"source": self.connection.source}, body_check=check))
+        return self._answer(self.post_json(url, body, {"source": self.connection.source}, **checks))
 
     def _answer(self, answer: Any) -> dict[str, Any]:
         if answer is None:  # 204: nothing found
@@ -381,6 +377,21 @@ def partial_result(answer: Any) -> str | None:
     if flag is True or (isinstance(flag, str) and flag.lower() == "true"):
         return "LivePerson answered only partially (partialResult: true)"
     return None
+
+
+def _partial_checks(
+    retry_partial: bool, partial_retries: int | None, incomplete: Callable[[Any], str | None] | None = None
+) -> dict[str, Any]:
+    """The request layer's `body_check` / `body_retries` for an msgHist request."""
+    if not retry_partial:
+        return {}
+    if incomplete is None:
+        return {"body_check": partial_result, "body_retries": partial_retries}
+
+    def check(answer: Any) -> str | None:
+        return partial_result(answer) or (incomplete(answer) if isinstance(answer, dict) else None)
+
+    return {"body_check": check, "body_retries": partial_retries}
 
 
 def _refusal_detail(refusal: TokenRequestRefused) -> str:

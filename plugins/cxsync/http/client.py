@@ -184,11 +184,19 @@ class ApiClient:
         return self.request_json("POST", url, **kwargs)
 
     def request_json(
-        self, method: str, url: str, *, body_check: Callable[[Any], str | None] | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        body_check: Callable[[Any], str | None] | None = None,
+        body_retries: int | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Like `request`, parsing the body (None for 204, 304 or an empty body). A body cut short is asked
-        again like a reset, and so is one `body_check` calls incomplete (it returns why, else None)."""
-        return self._send(method, url, parse=True, body_check=body_check, **kwargs)
+        again like a reset, and so is one `body_check` calls incomplete (it returns why, else None): at most
+        `body_retries` times (None: as often as the connection's `max_attempts` allows), then
+        `RetriesExhausted`. Every re-ask counts towards `max_attempts` too."""
+        return self._send(method, url, parse=True, body_check=body_check, body_retries=body_retries, **kwargs)
 
     # ---- the one request loop: a try, the sorter's verdict, the retry driver ---------------------------
 
@@ -199,13 +207,14 @@ class ApiClient:
         *,
         parse: bool = False,
         body_check: Callable[[Any], str | None] | None = None,
+        body_retries: int | None = None,
         auth: AuthStrategy | None = None,
         ok_status: Collection[int] = (),
         **request_kwargs: Any,
     ) -> Any:
         strategy = auth or self.auth
         what = f"{method} {_path(url)}"
-        tries = {"counted": 0, "refreshed": False}
+        tries = {"counted": 0, "refreshed": False, "incomplete": 0}
 
         def one_try() -> Any:
             tries["counted"] += 1
@@ -217,7 +226,15 @@ class ApiClient:
             verdict = sort_answer(response.status_code, ok_status)
             if verdict is Verdict.OK:
                 self.rate_limiter.on_success()
-                return self._parsed(response, what, body_check) if parse else response
+                if not parse:
+                    return response
+                answer, incomplete = self._parsed(response, what, body_check)
+                if incomplete is None:
+                    return answer
+                tries["incomplete"] += 1
+                if body_retries is not None and tries["incomplete"] > body_retries:
+                    raise RetriesExhausted(f"{self.name}: {incomplete}; gave up after {tries['counted']} attempts")
+                raise AskAgain(incomplete)
             if verdict is Verdict.REFRESH and not tries["refreshed"] and strategy.refresh():
                 tries["refreshed"] = True
                 tries["counted"] -= 1
@@ -282,17 +299,18 @@ class ApiClient:
         self._note(response)
         return response
 
-    def _parsed(self, response: requests.Response, what: str, body_check: Callable[[Any], str | None] | None) -> Any:
+    def _parsed(
+        self, response: requests.Response, what: str, body_check: Callable[[Any], str | None] | None
+    ) -> tuple[Any, str | None]:
+        """The parsed body, and why `body_check` calls it incomplete (None: usable)."""
         if response.status_code in (204, 304) or not response.content:
-            return None
+            return None, None
         try:
             answer = _parse_json(response)
         except (json.JSONDecodeError, ValueError):
             raise AskAgain(f"{what}: truncated or invalid JSON body") from None
         reason = body_check(answer) if body_check else None
-        if reason:
-            raise AskAgain(f"{what}: {reason}")
-        return answer
+        return answer, (f"{what}: {reason}" if reason else None)
 
     # ---- private steps --------------------------------------------------------------------------
 

@@ -77,7 +77,9 @@ class LivePersonOptions:
     incremental_overlap_minutes: int = option(30, minimum=10, maximum=24 * 60)
     # How far back a conversation may have started and still change (the look-back of a change scan).
     open_conversation_days: int = option(30, minimum=1, maximum=MAX_RANGE_DAYS)
-    # How often an answer marked partial is asked again before the task fails.
+    # How often an answer marked partial (or a by-id answer leaving a record truncated) is asked again before the
+    # task fails. The request layer's retry driver asks again; the connection's `max_attempts` bounds each
+    # request's tries in all (5xx, resets and partial answers together), so the lower of the two applies.
     partial_retries: int = option(5, minimum=0, maximum=20)
     # How often a search whose result set moved while paging is paged again.
     repage_limit: int = option(3, minimum=0, maximum=20)

@@ -6,8 +6,10 @@ What it asks, and why:
   they are left to those windows (day windows never double-load) and counted in the log.
 - `changes(since, until)`: conversations updated since `since` minus an overlap (the 10-minute rounding
   plus late data), among those that started within a look-back wide enough for conversations still open.
-- Both page with `limit=100` by offset until `_metadata.count`; a `partialResult` answer is asked again;
-  `isPartial` records are fetched again by id (up to 100 per request); records are deduplicated by id
+- Both page with `limit=100` by offset until `_metadata.count`; a `partialResult` answer is asked again by the
+  request layer's retry driver (`partial_retries` times at most, within the connection's `max_attempts`);
+  `isPartial` records are fetched again by id (up to 100 per request), asked again the same way while one
+  comes back truncated; records are deduplicated by id
   within the query, the count is verified after paging and a query whose result set moved is paged again.
 - Ranges wider than LivePerson's 3-month limit are split.
 
@@ -23,6 +25,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +33,7 @@ import msgspec
 
 from cxsync import options as declared
 from cxsync import settings
-from cxsync.errors import FatalError, RetriableError
+from cxsync.errors import FatalError, RetriableError, RetriesExhausted
 from cxsync.http.client import RequestStats
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
@@ -245,15 +248,18 @@ class LivePersonSource(Source):
         for first in range(0, len(ids), BY_ID_BATCH):
             batch = ids[first : first + BY_ID_BATCH]
             label = f"reconciliation: conversations {first + 1}-{first + len(batch)} of {len(ids)}"
-            for attempt in range(1, self.options.partial_retries + 2):
-                answer = self.hook.conversations_by_id(batch, self.options.content_to_retrieve)
-                if not _partial_result(answer):
-                    break
-                if attempt > self.options.partial_retries:
-                    raise RetriableError(f"{label}: LivePerson answered only partially (partialResult: true)")
-                self.hook.backoff(attempt)
+            with _labelled(label):
+                answer = self.hook.conversations_by_id(
+                    batch, self.options.content_to_retrieve, **self._partial_answers_asked_again()
+                )
             records = [r for r in answer.get("conversationHistoryRecords") or [] if record_key(r) in batch]
             yield self._page(records, label)
+
+    def _partial_answers_asked_again(self) -> dict[str, Any]:
+        """An msgHist answer flagged `partialResult` is asked again by the request layer's retry driver, at most
+        `partial_retries` times (and within the connection's `max_attempts`); an incomplete answer is never
+        accepted."""
+        return {"retry_partial": True, "partial_retries": self.options.partial_retries}
 
     def _light_records(self, filters: Mapping[str, Any], label: str) -> Iterator[Any]:
         """Every record of one info-only search, paged by offset to `_metadata.count`."""
@@ -383,48 +389,34 @@ class LivePersonSource(Source):
 
     def _search_page(self, body: Mapping[str, Any], offset: int, label: str) -> dict[str, Any]:
         """One page; an answer flagged `partialResult` (shards missing) is asked again, bounded."""
-        for attempt in range(1, self.options.partial_retries + 2):
-            answer = self.hook.search_conversations(body, offset=offset, limit=PAGE_LIMIT)
-            if not _partial_result(answer):
-                return answer
-            if attempt <= self.options.partial_retries:
-                log.warning(
-                    "%s: LivePerson answered offset %d only partially (partialResult); asking again (%d of %d)",
-                    label,
-                    offset,
-                    attempt,
-                    self.options.partial_retries,
-                )
-                self.hook.backoff(attempt)
-        raise RetriableError(
-            f"{label}: LivePerson answered offset {offset} only partially (partialResult: true) "
-            f"{self.options.partial_retries + 1} times; an incomplete answer is never accepted"
-        )
+        with _labelled(f"{label}, offset {offset}"):
+            return self.hook.search_conversations(
+                body, offset=offset, limit=PAGE_LIMIT, **self._partial_answers_asked_again()
+            )
 
     def _complete(self, records: list[Any], label: str) -> list[Any]:
-        """Records flagged `isPartial` fetched again by id, up to 100 per request, bounded."""
+        """Records flagged `isPartial` fetched again by id, up to 100 per request; an answer that leaves one of
+        them truncated (or out) is asked again like a partial one, bounded."""
         wanted = [mapping.conversation_key(r) for r in records if mapping.is_partial(r)]
         wanted = [w for w in dict.fromkeys(wanted) if w]
         if not wanted:
             return records
         fetched: dict[str, Any] = {}
-        for attempt in range(1, self.options.partial_retries + 2):
-            remaining = [w for w in wanted if w not in fetched]
-            for start in range(0, len(remaining), BY_ID_BATCH):
-                batch = remaining[start : start + BY_ID_BATCH]
-                answer = self.hook.conversations_by_id(batch, self.options.content_to_retrieve)
-                if _partial_result(answer):
-                    continue
-                for record in answer.get("conversationHistoryRecords") or []:
-                    key = mapping.conversation_key(record)
-                    if key in batch and not mapping.is_partial(record):
-                        fetched[key] = record
-            if len(fetched) == len(wanted):
-                break
-            if attempt <= self.options.partial_retries:
-                self.hook.backoff(attempt)
-        else:
-            missing = [w for w in wanted if w not in fetched]
+        for start in range(0, len(wanted), BY_ID_BATCH):
+            batch = wanted[start : start + BY_ID_BATCH]
+            with _labelled(f"{label}: truncated conversations (isPartial) fetched again by id"):
+                answer = self.hook.conversations_by_id(
+                    batch,
+                    self.options.content_to_retrieve,
+                    incomplete=_still_truncated(batch),
+                    **self._partial_answers_asked_again(),
+                )
+            for record in answer.get("conversationHistoryRecords") or []:
+                key = mapping.conversation_key(record)
+                if key in batch and not mapping.is_partial(record):
+                    fetched[key] = record
+        missing = [w for w in wanted if w not in fetched]
+        if missing:
             raise RetriableError(
                 f"{label}: {len(missing)} conversation(s) stayed truncated (isPartial) after "
                 f"re-fetching by id, e.g. {missing[:3]}; a truncated transcript is never stored"
@@ -500,10 +492,33 @@ def _listed(key: str, record: Any) -> Listed:
     )
 
 
-def _partial_result(answer: Mapping[str, Any]) -> bool:
-    shards = (answer.get("_metadata") or {}).get("shardsStatusResult") or {}
-    flag = shards.get("partialResult") if isinstance(shards, Mapping) else None
-    return flag is True or (isinstance(flag, str) and flag.lower() == "true")
+def _still_truncated(ids: Sequence[str]) -> Callable[[Mapping[str, Any]], str | None]:
+    """A by-id answer's check: every conversation asked for came back, none flagged `isPartial`."""
+
+    def check(answer: Mapping[str, Any]) -> str | None:
+        whole = {
+            mapping.conversation_key(r)
+            for r in answer.get("conversationHistoryRecords") or []
+            if not mapping.is_partial(r)
+        }
+        missing = [i for i in ids if i not in whole]
+        if not missing:
+            return None
+        return (
+            f"{len(missing)} of {len(ids)} conversation(s) asked for by id came back truncated (isPartial) or "
+            f"not at all, e.g. {missing[:3]}; a truncated transcript is never stored"
+        )
+
+    return check
+
+
+@contextmanager
+def _labelled(label: str) -> Iterator[None]:
+    """Requests whose retries ran out (answers that stayed partial among them) say which page they were for."""
+    try:
+        yield
+    except RetriesExhausted as exc:
+        raise RetriesExhausted(f"{label}: {exc}") from None
 
 
 def _count(answer: Mapping[str, Any], offset: int, received: int) -> int:
