@@ -29,24 +29,22 @@ from cxsync import options as declared
 from cxsync.config import Integration
 from cxsync.errors import ProviderRequestError
 from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
-from cxsync.http.client import RequestStats
 from cxsync.providers.helpdesk import HelpDeskOptions
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
-from cxsync.sources.base import Listed, Page, Roster, Source
-from cxsync.sources.inflight import InFlight, in_flight_for
+from cxsync.sources.base import HookSource, Listed, Page, Roster
 
 log = logging.getLogger(__name__)
 
 SILOS = ("tickets", "archive")
 
 
-class HelpDeskSource(Source):
+class HelpDeskSource(HookSource):
     provider = "helpdesk"
+    hook: HelpDeskHook
 
     def __init__(self, integration: Integration, hook: HelpDeskHook | None = None):
-        super().__init__(integration)
-        self.hook = hook or HelpDeskHook(integration.conn_id)
+        super().__init__(integration, hook or HelpDeskHook(integration.conn_id))
         options = declared.parse(HelpDeskOptions, integration.options, f"integration {integration.id!r}")
         self.overlap = options.overlap
         self.first_run_lookback = options.first_run_lookback
@@ -54,19 +52,6 @@ class HelpDeskSource(Source):
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
-        self._flight: InFlight | None = None  # the request threads, made at the first window
-
-    def request_stats(self) -> RequestStats | None:
-        return self.hook.request_stats()
-
-    def close(self) -> None:
-        if self._flight is not None:
-            self._flight.close()
-            self._flight = None
-        self.hook.close()
-
-    def server_now(self) -> datetime:
-        return self.hook.server_now()
 
     # ---- roster --------------------------------------------------------------------------------------
 
@@ -281,11 +266,6 @@ class HelpDeskSource(Source):
             return self._fetch(ticket_id)
         except NotATicket as exc:
             return RejectedRecord(mapping.INTERACTIONS_STREAM, ticket_id, str(exc), exc.answer)
-
-    def _in_flight(self) -> InFlight:
-        if self._flight is None:
-            self._flight = in_flight_for(self.hook)
-        return self._flight
 
     def _fetch(self, ticket_id: str) -> dict[str, Any] | None:
         try:

@@ -34,13 +34,11 @@ import msgspec
 from cxsync import options as declared
 from cxsync import settings
 from cxsync.errors import FatalError, RetriableError, RetriesExhausted
-from cxsync.http.client import RequestStats
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
-from cxsync.sources.base import Listed, Page, Roster, Source
-from cxsync.sources.inflight import InFlight, in_flight_for
+from cxsync.sources.base import HookSource, Listed, Page, Roster
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
@@ -97,31 +95,18 @@ def _digest(record: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class LivePersonSource(Source):
+class LivePersonSource(HookSource):
     provider = "liveperson"
+    hook: LivePersonHook
 
     def __init__(self, integration: Integration, hook: LivePersonHook | None = None):
-        super().__init__(integration)
         if hook is None:
             from cxsync.hooks.liveperson import LivePersonHook
 
             hook = LivePersonHook(integration.conn_id)
-        self.hook = hook
+        super().__init__(integration, hook)
         self.options = declared.parse(LivePersonOptions, integration.options, f"integration {integration.id!r}")
         self._bot_ids: set[str] | None = None
-        self._flight: InFlight | None = None  # the request threads, made at the first search
-
-    def request_stats(self) -> RequestStats | None:
-        return self.hook.request_stats()
-
-    def close(self) -> None:
-        if self._flight is not None:
-            self._flight.close()
-            self._flight = None
-        self.hook.close()
-
-    def server_now(self) -> datetime:
-        return self.hook.server_now()
 
     # ---- roster -----------------------------------------------------------------------------------
 
@@ -381,11 +366,6 @@ class LivePersonSource(Source):
 
         while following[0] < min(horizon[0], last):  # the count grew after the offsets below it were all asked
             yield from flight.ordered(ask, offsets(), hold=flight.cap)
-
-    def _in_flight(self) -> InFlight:
-        if self._flight is None:
-            self._flight = in_flight_for(self.hook)
-        return self._flight
 
     def _search_page(self, body: Mapping[str, Any], offset: int, label: str) -> dict[str, Any]:
         """One page; an answer flagged `partialResult` (shards missing) is asked again, bounded."""
