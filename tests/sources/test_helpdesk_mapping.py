@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cxsync.records import AgentRecord, GroupRecord, RejectedRecord
+from cxsync.records import AgentRecord, GroupRecord
 from cxsync.sources import helpdesk_mapping as m
 
 
@@ -199,17 +199,15 @@ def test_unassigned_ticket_has_no_agent():
     ],
 )
 def test_unmappable_ticket_is_rejected_with_the_reason(change, reason):
-    mapped = m.map_ticket(_ticket(**change))
-    assert mapped.record is None
-    [rejected] = mapped.rejected
-    assert rejected.stream == "interactions"
-    assert reason in rejected.reason
-    assert rejected.raw is not None
+    with pytest.raises(m.MappingError) as info:
+        m.map_ticket(_ticket(**change))
+    assert reason in str(info.value)
+    assert info.value.key == (None if "ID" in change else _ticket()["ID"])
 
 
 def test_non_object_ticket_is_rejected():
-    mapped = m.map_ticket(["not", "a", "ticket"])
-    assert mapped.record is None and "JSON object" in mapped.rejected[0].reason
+    with pytest.raises(m.MappingError, match="JSON object"):
+        m.map_ticket(["not", "a", "ticket"])
 
 
 def test_a_bad_message_event_is_rejected_alone_and_the_ticket_still_loads():
@@ -274,11 +272,12 @@ def test_agent_maps_roles_status_and_teams():
 
 
 def test_agent_without_id_is_rejected_and_team_maps_to_group():
-    rejected = m.map_agent({"email": "x@example.com"})
-    assert isinstance(rejected, RejectedRecord) and rejected.stream == "agents"
+    with pytest.raises(m.MappingError, match="no `ID`"):
+        m.map_agent({"email": "x@example.com"})
     group = m.map_team({"ID": "t1", "name": "Returns & Exchanges"})
     assert group == GroupRecord("t1", "Returns & Exchanges", {"ID": "t1", "name": "Returns & Exchanges"})
-    assert isinstance(m.map_team({"name": "no id"}), RejectedRecord)
+    with pytest.raises(m.MappingError, match="with an `ID`"):
+        m.map_team({"name": "no id"})
 
 
 def test_every_sandbox_ticket_maps_like_its_ground_truth():

@@ -30,9 +30,11 @@ from cxsync.config import Integration
 from cxsync.errors import ProviderRequestError
 from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
 from cxsync.providers.helpdesk import HelpDeskOptions
-from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord
+from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import HookSource, Listed, Page, Roster
+from cxsync.sources.helpers import AGENTS_STREAM, INTERACTIONS_STREAM, TEAMS_STREAM, MappingError, map_all
+from cxsync.sources.helpers import rejected as refused
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,9 @@ class HelpDeskSource(HookSource):
 
     def roster(self) -> Roster:
         """`/v1/agents` is the whole roster (no paging): agents missing from it are gone."""
-        agents: list[AgentRecord] = []
-        groups: list[GroupRecord] = []
-        rejected: list[RejectedRecord] = []
-        for row in self.hook.agents():
-            mapped = mapping.map_agent(row)
-            (agents if isinstance(mapped, AgentRecord) else rejected).append(mapped)
-        for row in self.hook.teams():
-            mapped = mapping.map_team(row)
-            (groups if isinstance(mapped, GroupRecord) else rejected).append(mapped)
-        return Roster(agents=agents, groups=groups, complete=True, rejected=rejected)
+        agents, refused_agents = map_all(mapping.map_agent, self.hook.agents(), AGENTS_STREAM)
+        groups, refused_teams = map_all(mapping.map_team, self.hook.teams(), TEAMS_STREAM)
+        return Roster(agents=agents, groups=groups, complete=True, rejected=refused_agents + refused_teams)
 
     # ---- windows -------------------------------------------------------------------------------------
 
@@ -227,9 +222,12 @@ class HelpDeskSource(HookSource):
                 if isinstance(answer, RejectedRecord):
                     rejected.append(answer)
                     continue
-                mapped = mapping.map_ticket(answer)
-                if mapped.record is not None:
-                    records.append(mapped.record)
+                try:
+                    mapped = mapping.map_ticket(answer)
+                except MappingError as exc:
+                    rejected.append(refused(INTERACTIONS_STREAM, exc, answer))
+                    continue
+                records.append(mapped.record)
                 rejected.extend(mapped.rejected)
             elif kind == "rejected":
                 rejected.append(payload)

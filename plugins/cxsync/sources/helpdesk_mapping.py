@@ -18,9 +18,11 @@ Choices where the notes leave room:
 - `text` is the message's `text` as sent (empty for attachment-only messages); only when it is missing
   or empty and `richTextHtml` has content is the plain text derived from the HTML.
 
-A ticket without a usable `ID` or `createdAt` becomes a `RejectedRecord` with the reason; one bad
-message event is rejected on its own and the ticket still loads. A message event sent twice whole is one
-message; a second event with the same `ID` but other content is rejected (a message id is a key).
+A ticket without a usable `ID` or `createdAt` raises `MappingError` with the reason (`cxsync.sources.helpers`,
+the convention of every mapping; the source stores it as a rejected record); one bad message event is
+rejected on its own and the ticket still loads, its rejection handed back with the record. A message event
+sent twice whole is one message; a second event with the same `ID` but other content is rejected (a message
+id is a key).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
-from cxsync.sources.helpers import AGENTS_STREAM, INTERACTIONS_STREAM, TEAMS_STREAM, as_text, dig, parse_iso_time
+from cxsync.sources.helpers import INTERACTIONS_STREAM, MappingError, as_text, dig, parse_iso_time, rejected
 
 PROVIDER = "helpdesk"
 CLOSED_STATUSES = frozenset({"solved", "closed"})
@@ -43,9 +45,9 @@ ROLE_ORDER = ("owner", "admin", "normal", "viewer")
 
 @dataclass
 class MappedTicket:
-    """The outcome of mapping one ticket: the record (None when rejected) and what was rejected."""
+    """A mapped ticket: its record, and the message events rejected on their own (the ticket loads without them)."""
 
-    record: InteractionRecord | None
+    record: InteractionRecord
     rejected: list[RejectedRecord] = field(default_factory=list)
 
 
@@ -59,44 +61,45 @@ parse_time = parse_iso_time
 
 
 def map_ticket(ticket: Any) -> MappedTicket:
-    """One ticket (with its `events[]`) to an `InteractionRecord`, or a `RejectedRecord` saying why not."""
+    """One ticket (with its `events[]`) to an `InteractionRecord`; `MappingError` says why not."""
     if not isinstance(ticket, dict):
-        return _reject_ticket(None, f"a ticket must be a JSON object, got {type(ticket).__name__}", ticket)
+        raise MappingError(f"a ticket must be a JSON object, got {type(ticket).__name__}")
     ticket_id = ticket.get("ID")
     if not isinstance(ticket_id, str | int) or isinstance(ticket_id, bool) or not str(ticket_id).strip():
-        return _reject_ticket(None, "the ticket has no `ID`", ticket)
+        raise MappingError("the ticket has no `ID`")
     ticket_id = str(ticket_id)
     started_at = parse_time(ticket.get("createdAt"))
     if started_at is None:
-        return _reject_ticket(
-            ticket_id, f"`createdAt` is missing or not an ISO 8601 time: {ticket.get('createdAt')!r}", ticket
+        raise MappingError(
+            f"`createdAt` is missing or not an ISO 8601 time: {ticket.get('createdAt')!r}", key=ticket_id
         )
     provider_status = ticket.get("status")
     if not isinstance(provider_status, str) or not provider_status.strip():
-        return _reject_ticket(ticket_id, f"`status` is missing or not text: {provider_status!r}", ticket)
+        raise MappingError(f"`status` is missing or not text: {provider_status!r}", key=ticket_id)
     events = ticket.get("events")
     if events is None:
         events = []
     if not isinstance(events, list):
-        return _reject_ticket(ticket_id, f"`events` must be a list, got {type(events).__name__}", ticket)
+        raise MappingError(f"`events` must be a list, got {type(events).__name__}", key=ticket_id)
 
-    rejected: list[RejectedRecord] = []
+    refused: list[RejectedRecord] = []
     ordered = _in_event_order(events)
     messages: list[MessageRecord] = []
     kept_events: list[Any] = []
     by_id: dict[str, MessageRecord] = {}
     for position, event in ordered:
         if isinstance(event, dict) and event.get("type") == "message":
-            message = map_message_event(event, seq=len(messages) + 1)
-            if isinstance(message, MessageRecord) and message.message_id in by_id:
-                if by_id[message.message_id].raw == event:
-                    continue  # the same event sent twice: one message
-                message = f"message event {message.message_id} appears twice with different content"
-            if isinstance(message, MessageRecord):
-                by_id[message.message_id] = message
-                messages.append(message)
-            else:
-                rejected.append(RejectedRecord(INTERACTIONS_STREAM, f"{ticket_id}/events[{position}]", message, event))
+            try:
+                message = map_message_event(event, seq=len(messages) + 1)
+                if message.message_id in by_id:
+                    if by_id[message.message_id].raw == event:
+                        continue  # the same event sent twice: one message
+                    raise MappingError(f"message event {message.message_id} appears twice with different content")
+            except MappingError as exc:
+                refused.append(rejected(INTERACTIONS_STREAM, exc, event, f"{ticket_id}/events[{position}]"))
+                continue
+            by_id[message.message_id] = message
+            messages.append(message)
         else:
             kept_events.append(event)  # status, assignment and unknown types: kept raw, never fatal
 
@@ -118,7 +121,7 @@ def map_ticket(ticket: Any) -> MappedTicket:
         raw={**ticket, "events": kept_events},
         agents_seen=agents_named(ticket),
     )
-    return MappedTicket(record, rejected)
+    return MappedTicket(record, refused)
 
 
 def agents_named(ticket: dict[str, Any]) -> list[AgentRecord]:
@@ -157,16 +160,16 @@ def agents_named(ticket: dict[str, Any]) -> list[AgentRecord]:
     return [found[k] for k in sorted(found)]
 
 
-def map_message_event(event: dict[str, Any], seq: int) -> MessageRecord | str:
-    """A `message` event to a `MessageRecord`, or the reason it cannot be one."""
+def map_message_event(event: dict[str, Any], seq: int) -> MessageRecord:
+    """A `message` event to a `MessageRecord`; `MappingError` says why it cannot be one."""
     event_id = event.get("ID")
     if event_id is None or isinstance(event_id, bool) or str(event_id).strip() == "":
-        return "message event without an `ID`"
+        raise MappingError("message event without an `ID`")
     message = event.get("message")
     if message is None:
         message = {}
     if not isinstance(message, dict):
-        return f"message event {event_id}: `message` must be an object, got {type(message).__name__}"
+        raise MappingError(f"message event {event_id}: `message` must be an object, got {type(message).__name__}")
     author = event.get("author") if isinstance(event.get("author"), dict) else {}
     author_type = str(author.get("type") or "system").lower()
     sender_type = SENDER_TYPES.get(author_type, "system")
@@ -239,20 +242,16 @@ def _ended_at(events: list[Any], ticket: dict[str, Any]) -> datetime | None:
     return ended or parse_time(ticket.get("updatedAt"))
 
 
-def _reject_ticket(key: str | None, reason: str, raw: Any) -> MappedTicket:
-    return MappedTicket(None, [RejectedRecord(INTERACTIONS_STREAM, key, reason, raw)])
-
-
 # ---- roster ----------------------------------------------------------------------------------------------
 
 
-def map_agent(agent: Any) -> AgentRecord | RejectedRecord:
+def map_agent(agent: Any) -> AgentRecord:
     """`/v1/agents` row to an `AgentRecord`: `active` agents are enabled, `invited` ones not yet."""
     if not isinstance(agent, dict):
-        return RejectedRecord(AGENTS_STREAM, None, f"an agent must be a JSON object, got {type(agent).__name__}", agent)
+        raise MappingError(f"an agent must be a JSON object, got {type(agent).__name__}")
     agent_id = _text(agent.get("ID"))
     if not agent_id:
-        return RejectedRecord(AGENTS_STREAM, None, "the agent has no `ID`", agent)
+        raise MappingError("the agent has no `ID`")
     roles = agent.get("roles")
     roles = [str(r) for r in roles if isinstance(r, str | int)] if isinstance(roles, list) else []
     team_ids = agent.get("teamIDs")
@@ -280,9 +279,9 @@ def primary_role(roles: list[str]) -> str | None:
     return known[0] if known else roles[0]
 
 
-def map_team(team: Any) -> GroupRecord | RejectedRecord:
+def map_team(team: Any) -> GroupRecord:
     if not isinstance(team, dict) or not _text(team.get("ID")):
-        return RejectedRecord(TEAMS_STREAM, None, "a team must be a JSON object with an `ID`", team)
+        raise MappingError("a team must be a JSON object with an `ID`")
     return GroupRecord(group_id=str(team["ID"]), name=_text(team.get("name")), raw=team)
 
 

@@ -1,14 +1,23 @@
-"""Helpers every provider's mapping shares: stream names, text and time conversions.
+"""Helpers every provider's mapping shares: stream names, the mapping error convention, text and time conversions.
 
 Pure functions, no provider in them: a mapping module (`<provider>_mapping.py`) imports what it needs from
 here instead of writing its own `as_text` or ISO reader again.
+
+The one mapping error convention: a `map_*` function returns its record or raises `MappingError(reason)`, the
+reason a person can act on; the source turns it into a `RejectedRecord` (`rejected`, `map_all`), a row of
+`cx_rejected_records`, and the run goes on. A part rejected on its own (a HelpDesk message event) is caught by
+the mapping of the whole, which loads without it and hands the part's rejection back with the record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from cxsync.records import RejectedRecord
+
+T = TypeVar("T")
 
 # The streams a rejected record names (cx_rejected_records.stream).
 INTERACTIONS_STREAM = "interactions"
@@ -16,6 +25,37 @@ AGENTS_STREAM = "agents"
 GROUPS_STREAM = "agent_groups"
 SKILLS_STREAM = "skills"
 TEAMS_STREAM = "teams"
+
+
+class MappingError(ValueError):
+    """A record that cannot be mapped: the message is the reason stored with the rejected record; `key` is the
+    record's id when the mapping could read one."""
+
+    def __init__(self, reason: str, key: str | None = None):
+        super().__init__(reason)
+        self.key = key
+
+
+def rejected(stream: str, error: MappingError, raw: Any, key: str | None = None) -> RejectedRecord:
+    """The `cx_rejected_records` row of a record its mapping refused (the error's key, else `key`)."""
+    return RejectedRecord(stream, error.key if error.key is not None else key, str(error), raw)
+
+
+def map_all(
+    map_one: Callable[[Any], T],
+    raws: Iterable[Any],
+    stream: str,
+    key_of: Callable[[Any], str | None] = lambda raw: None,
+) -> tuple[list[T], list[RejectedRecord]]:
+    """Every record mapped, and the ones refused as rejected records (keyed by `key_of` when the error has none)."""
+    mapped: list[T] = []
+    refused: list[RejectedRecord] = []
+    for raw in raws:
+        try:
+            mapped.append(map_one(raw))
+        except MappingError as exc:
+            refused.append(rejected(stream, exc, raw, key_of(raw)))
+    return mapped, refused
 
 
 def as_text(value: Any) -> str | None:

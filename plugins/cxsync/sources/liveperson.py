@@ -39,6 +39,15 @@ from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
 from cxsync.sources.base import HookSource, Listed, Page, Roster
+from cxsync.sources.helpers import (
+    AGENTS_STREAM,
+    GROUPS_STREAM,
+    INTERACTIONS_STREAM,
+    SKILLS_STREAM,
+    MappingError,
+    map_all,
+)
+from cxsync.sources.helpers import rejected as refused
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
@@ -46,11 +55,6 @@ if TYPE_CHECKING:
     from cxsync.warehouse.store import HeldInteraction
 
 log = logging.getLogger(__name__)
-
-INTERACTIONS_STREAM = "interactions"
-AGENTS_STREAM = "agents"
-GROUPS_STREAM = "agent_groups"
-SKILLS_STREAM = "skills"
 
 PAGE_LIMIT = 100
 BY_ID_BATCH = 100
@@ -112,24 +116,13 @@ class LivePersonSource(HookSource):
 
     def roster(self) -> Roster:
         users = self.hook.users()  # a missing "Users" permission fails here, in plain words
-        roster = Roster(agents=[])
-        for user in users:
-            try:
-                roster.agents.append(mapping.map_user(user))
-            except mapping.MappingError as exc:
-                roster.rejected.append(RejectedRecord(AGENTS_STREAM, _id_or_none(user), str(exc), user))
-        for group in self.hook.agent_groups():
-            try:
-                roster.groups.append(mapping.map_group(group))
-            except mapping.MappingError as exc:
-                roster.rejected.append(RejectedRecord(GROUPS_STREAM, _id_or_none(group), str(exc), group))
-        for skill in self.hook.skills():
-            try:
-                roster.skills.append(mapping.map_skill(skill))
-            except mapping.MappingError as exc:
-                roster.rejected.append(RejectedRecord(SKILLS_STREAM, _id_or_none(skill), str(exc), skill))
+        agents, refused_users = map_all(mapping.map_user, users, AGENTS_STREAM, _id_or_none)
+        groups, refused_groups = map_all(mapping.map_group, self.hook.agent_groups(), GROUPS_STREAM, _id_or_none)
+        skills, refused_skills = map_all(mapping.map_skill, self.hook.skills(), SKILLS_STREAM, _id_or_none)
         self._bot_ids = mapping.bot_ids_of(users)
-        return roster
+        return Roster(
+            agents=agents, groups=groups, skills=skills, rejected=refused_users + refused_groups + refused_skills
+        )
 
     # ---- conversations ----------------------------------------------------------------------------
 
@@ -412,10 +405,10 @@ class LivePersonSource(HookSource):
         for record in records:
             try:
                 mapped.append(mapping.map_conversation(record, bot_ids=bots))
-            except mapping.MappingError as exc:
+            except MappingError as exc:
                 key = mapping.conversation_key(record)
                 log.warning("%s: conversation %s rejected: %s", label, key or "(no id)", exc)
-                rejected.append(RejectedRecord(INTERACTIONS_STREAM, key, str(exc), record))
+                rejected.append(refused(INTERACTIONS_STREAM, exc, record, key))
         return Page(records=mapped, rejected=rejected, label=label)
 
     def _bots_if_needed(self, records: Sequence[Any]) -> set[str]:
@@ -459,7 +452,7 @@ def _listed(key: str, record: Any) -> Listed:
     if status == "closed":
         try:
             ended = mapping.read_time(info, "endTimeL", "endTime", "`info.endTime`")
-        except mapping.MappingError:
+        except MappingError:
             ended = None
     agent = mapping.as_text(info.get("latestAgentId"))
     return Listed(

@@ -6,8 +6,8 @@ the customer; `messageRecords` are the messages, ordered by the provider's `seq`
 from 1; `sentBy` Agent/Consumer (any case), bots recognised by the participant's user type;
 `audience` `AGENTS_AND_MANAGERS` is a private note. Every id is text, every time UTC from epoch ms.
 
-A record that cannot be mapped raises `MappingError` with a reason a person can act on; the source
-turns it into a `RejectedRecord` and the run goes on.
+A record that cannot be mapped raises `MappingError` (`cxsync.sources.helpers`, the convention of every
+mapping) with a reason a person can act on; the source turns it into a `RejectedRecord` and the run goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, SkillRecord
+from cxsync.sources.helpers import MappingError as MappingError  # the shared convention (sources.helpers)
 from cxsync.sources.helpers import as_list, as_text
 
 PROVIDER = "liveperson"
@@ -32,10 +33,6 @@ OPEN_END_MARKERS = {"", "-1", "undefined", "null", "none"}
 MAX_DESCRIPTION = 2000
 # Time strings LivePerson writes next to the epoch-ms fields, e.g. "2017-06-12 14:26:12.839+0000".
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
-
-
-class MappingError(ValueError):
-    """A record we cannot map; the message is the reason stored with the rejected record."""
 
 
 # ---- small readers ---------------------------------------------------------------------------------
