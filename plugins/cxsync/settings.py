@@ -39,10 +39,6 @@ READ_AHEAD_PAGES = 1
 # Move the objects that exist before a load out of the cyclic GC's reach (pipeline.spare_the_heap).
 GC_FREEZE_BEFORE_LOAD = True
 
-# LivePerson offset paging: the most pages one search may take (100 conversations each), so an answer whose
-# `count` never ends cannot page forever.
-LIVEPERSON_MAX_SEARCH_PAGES = 20_000
-
 # DAGs.
 DAG_TAG = "cxsync"
 TASK_RETRIES = 3

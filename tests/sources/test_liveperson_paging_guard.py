@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cxsync import settings
 from cxsync.config import Integration
 from cxsync.errors import FatalError, RetriableError
+from cxsync.providers import liveperson as liveperson_provider
 from cxsync.sources.liveperson import LivePersonSource
 from support.hostile import send
 
@@ -89,7 +89,7 @@ def test_a_full_page_that_brings_nothing_new_stops_paging(hostile, lp_source, ma
 
 
 def test_paging_stops_at_the_hard_page_cap(hostile, lp_source, monkeypatch):
-    monkeypatch.setattr(settings, "LIVEPERSON_MAX_SEARCH_PAGES", 5)
+    monkeypatch.setattr(liveperson_provider, "MAX_SEARCH_PAGES", 5)
     # Every page new conversations, and the count never reached.
     server = hostile(msghist(lambda offset: (10**9, [conversation(offset + n) for n in range(100)])))
     source = lp_source(server.port)

@@ -29,6 +29,7 @@ from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, AuthStrategy, BasicAuth, ClientTunables, Token
 from cxsync.http.endpoints import check_helpdesk_accounts_url, warn_if_plain_http
 from cxsync.http.oauth2 import OAuth2Grant
+from cxsync.providers.helpdesk import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # the ticket list's largest pageSize
 
 __all__ = ["HelpDeskConnection", "HelpDeskHook", "NotATicket", "PagingStalled", "token_grant"]
 
@@ -38,7 +39,6 @@ AUTH_TOKEN = "token"
 AUTH_OAUTH2 = "oauth2"
 AUTH_TYPES = (AUTH_TOKEN, AUTH_OAUTH2)
 TICKET_SILOS = ("tickets", "archive", "spam", "trash")
-MAX_PAGE_SIZE = 100
 DEFAULT_API_HOST = "api.helpdesk.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
 # No published limit; production clients pace themselves at about 5 requests/s (docs/provider-apis.md).

@@ -50,6 +50,9 @@ CONNECTION_FORM = {
 # LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards by up to 10 minutes;
 # 88 days stays inside every reading of "3 months" (the shortest, Feb-May, is 89 days).
 MAX_RANGE_DAYS = 88
+# Offset paging: the most pages one search may take (100 conversations each), so an answer whose `count` never
+# ends cannot page forever.
+MAX_SEARCH_PAGES = 20_000
 CONTENT_TO_RETRIEVE = (
     "messageRecords",
     "agentParticipants",

@@ -20,8 +20,6 @@ Integration options (`options:` in the integrations file), all optional, declare
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,11 +27,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
+from cxsync import canonical
 from cxsync import options as declared
-from cxsync import settings
 from cxsync.errors import FatalError, RetriableError, RetriesExhausted
+from cxsync.providers import liveperson as provider  # MAX_SEARCH_PAGES read at each use (tests lower it)
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
@@ -86,17 +83,9 @@ def record_key(record: Any) -> str:
     return key if key else "digest:" + _digest(record)
 
 
-_encode_sorted = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
-
-
 def _digest(record: Any) -> str:
-    """A fingerprint of a record's content, only ever compared within one run (dedupe): msgspec's sorted
-    encoding is several times faster than `json.dumps`; what it refuses goes through `json`."""
-    try:
-        data = _encode_sorted(record)
-    except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
-        data = json.dumps(record, sort_keys=True, default=str).encode()
-    return hashlib.sha256(data).hexdigest()
+    """A fingerprint of a record's content (its canonical JSON), only ever compared within one run (dedupe)."""
+    return canonical.digest(record)
 
 
 class LivePersonSource(HookSource):
@@ -299,10 +288,10 @@ class LivePersonSource(HookSource):
                     break
                 if offset + PAGE_LIMIT >= count or not records:
                     break
-                if page_no >= settings.LIVEPERSON_MAX_SEARCH_PAGES:
+                if page_no >= provider.MAX_SEARCH_PAGES:
                     raise FatalError(
                         f"{label}: LivePerson still announced more conversations after "
-                        f"{settings.LIVEPERSON_MAX_SEARCH_PAGES:,} pages of {PAGE_LIMIT} (count {count:,}); "
+                        f"{provider.MAX_SEARCH_PAGES:,} pages of {PAGE_LIMIT} (count {count:,}); "
                         "cxsync stops there rather than page without end. Load shorter windows (a smaller "
                         "backfill), or report the answer to LivePerson if the count is wrong"
                     )
@@ -346,7 +335,7 @@ class LivePersonSource(HookSource):
         every answer in order, exactly as if the pages had been asked one by one."""
         yield 0, self._search_page(body, 0, label)
         flight = self._in_flight()
-        last = PAGE_LIMIT * settings.LIVEPERSON_MAX_SEARCH_PAGES
+        last = PAGE_LIMIT * provider.MAX_SEARCH_PAGES
         following = [PAGE_LIMIT]
 
         def offsets() -> Iterator[int]:

@@ -22,6 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cxsync import settings
+from cxsync.canonical import NOT_ENCODED as _NOT_ENCODED
+from cxsync.canonical import canonical_bytes as _canonical_bytes
+from cxsync.canonical import encode_sorted as _encode_sorted
+from cxsync.canonical import to_json as to_json
 from cxsync.records import (
     AgentRecord,
     GroupRecord,
@@ -37,38 +41,6 @@ from cxsync.warehouse.connect import make_engine, resolve_url
 log = logging.getLogger(__name__)
 
 
-_encode_sorted = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
-
-
-def to_json(value: Any) -> str | None:
-    """Canonical JSON text: keys sorted, compact, UTF-8 unescaped; what is not JSON becomes its `str()`.
-
-    msgspec does it about seven times faster than `json.dumps` (the load path encodes every message).
-    It writes float exponents in their shortest form (`1e16`, not `1e+16`), the non-JSON NaN and
-    infinities as null, and datetimes in RFC 3339; a value it refuses (a lone surrogate, an int beyond
-    64 bits) falls back to `json`.
-    """
-    if value is None:
-        return None
-    try:
-        return _encode_sorted(value).decode()
-    except _NOT_ENCODED:
-        return _json_dumps(value)
-
-
-_NOT_ENCODED = (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError)
-
-
-def _json_dumps(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    if _SURROGATE.search(text):
-        # A lone surrogate (a string cut inside an emoji) is not UTF-8, so no database stores it: escaped as
-        # `\udxxx`, the JSON stays exact and storable.
-        return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
-    return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -80,14 +52,6 @@ def storable(value: Any) -> Any:
     if isinstance(value, str) and _UNSTORABLE.search(value):
         return _UNSTORABLE.sub("\ufffd", value)
     return value
-
-
-def _canonical_bytes(value: Any) -> bytes:
-    """`to_json(value)` as UTF-8 (a lone surrogate passed through: digests must not fail on odd text)."""
-    try:
-        return _encode_sorted(value)
-    except _NOT_ENCODED:
-        return _json_dumps(value).encode(errors="surrogatepass")
 
 
 def format_watermark(moment: datetime) -> str:
