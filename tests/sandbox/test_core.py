@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+import types
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -21,6 +23,7 @@ from cxsync_dev.sandbox.core import (
     Sandbox,
     SandboxClock,
     TokenBucket,
+    fault_body,
     parse_duration,
     provider_for_path,
 )
@@ -86,6 +89,21 @@ def test_clock_defaults_to_real_time_floored_to_the_minute():
 )
 def test_provider_for_path(path, provider):
     assert provider_for_path(path) == provider
+
+
+def test_a_stand_in_declares_its_paths_and_fault_bodies_and_the_core_reads_them_through_the_registry(monkeypatch):
+    toy = types.ModuleType("toy_stand_in")
+    toy.PATH_PREFIXES = ("/toy/",)
+    toy.FAULT_BODIES = {429: {"toy": "slow down"}, 500: {"toy": "broken"}, 503: {"toy": "away"}}
+    monkeypatch.setitem(sys.modules, "toy_stand_in", toy)
+    spec = registry.ProviderSpec(name="toy", display_name="Toy", source="x:Y", hook="x:Z", sandbox="toy_stand_in")
+    monkeypatch.setitem(registry.PROVIDERS, "toy", spec)
+    assert provider_for_path("/toy/items") == "toy"
+    assert provider_for_path("/v1/tickets") == "helpdesk"
+    assert fault_body("toy", 503, "/toy/items") == {"toy": "away"}
+    assert fault_body("helpdesk", 429, "/v2/token")["error"] == "temporarily_unavailable"  # its own dialect there
+    assert fault_body("helpdesk", 429, "/v1/tickets")["error"] == "too_many_requests"
+    assert fault_body("liveperson", 500, "/messaging_history/x")["internalCode"] == "0007"
 
 
 def test_fault_settings_update_validates():

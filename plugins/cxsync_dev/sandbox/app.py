@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from cxsync.registry import PROVIDERS
-from cxsync_dev.sandbox.core import FaultMiddleware, Sandbox
+from cxsync_dev.sandbox.core import FaultMiddleware, Sandbox, stand_ins
 
 # Host headers the sandbox answers. A web page elsewhere can point its own DNS name at 127.0.0.1 (DNS
 # rebinding) and reach the admin API, which mints refresh tokens; its requests carry that name as Host.
@@ -29,19 +27,8 @@ def allowed_host_names(sandbox: Sandbox) -> list[str]:
 
 
 def provider_modules() -> dict[str, ModuleType]:
-    """The providers' stand-in modules (`ProviderSpec.sandbox`) that exist. A missing module is skipped; a broken
-    one raises (never hidden)."""
-    found: dict[str, ModuleType] = {}
-    for name, spec in PROVIDERS.items():
-        qualified = spec.sandbox
-        if not qualified:
-            continue
-        try:
-            found[name] = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-    return found
+    """The providers' stand-in modules that exist (`core.stand_ins`)."""
+    return stand_ins()
 
 
 def init_worlds(sandbox: Sandbox) -> dict[str, ModuleType]:

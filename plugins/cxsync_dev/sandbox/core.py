@@ -2,7 +2,9 @@
 
 The sandbox is deterministic: its clock is frozen and moves only when told (an admin call or a test),
 its data derives from a seed, and its random faults come from a seeded generator. Provider modules
-(`liveperson.py`, `helpdesk.py`) attach their worlds to a `Sandbox` and read faults and switches here.
+(`ProviderSpec.sandbox` in the registry) attach their worlds to a `Sandbox` and read faults and switches here;
+each declares the paths it serves (`PATH_PREFIXES`, `PATHS`) and its injected error bodies (`FAULT_BODIES`, or
+`fault_body(status, path)`), which the core reads through the registry.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import json
 import math
 import random
@@ -22,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from types import ModuleType
 from typing import Any
 
 
@@ -293,7 +297,7 @@ class TokenBucket:
 
 # ------------------------------------------------------------------------------------------- sandbox
 class Sandbox:
-    """Everything one sandbox instance holds. Provider modules set `sandbox.liveperson` / `sandbox.helpdesk`.
+    """Everything one sandbox instance holds. Each provider module sets its world as `sandbox.<provider>`.
 
     `options` carries volumes and provider settings by name (CLI option dests, e.g. `lp_agents`); each
     provider module owns its defaults. `switches` holds per-credential switches:
@@ -325,8 +329,8 @@ class Sandbox:
         self._latency_rng = random.Random(f"{seed}:latency")
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
-        self.liveperson: Any = None
-        self.helpdesk: Any = None
+        for name in provider_names():
+            setattr(self, name, None)  # each provider's world, set by its module (`sandbox.<provider>`)
 
     # faults
     def set_faults(self, provider: str, settings: FaultSettings) -> None:
@@ -399,14 +403,32 @@ class Sandbox:
 
 
 # ---------------------------------------------------------------------------------------- middleware
+def stand_ins() -> dict[str, ModuleType]:
+    """The providers' stand-in modules (`ProviderSpec.sandbox`) that exist, by provider name, in the registry's
+    order. A missing module is skipped; a broken one raises (never hidden)."""
+    from cxsync.registry import PROVIDERS
+
+    found: dict[str, ModuleType] = {}
+    for name, spec in PROVIDERS.items():
+        qualified = spec.sandbox
+        if not qualified:
+            continue
+        try:
+            found[name] = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+    return found
+
+
 def provider_for_path(path: str) -> str | None:
-    """Which provider a request path belongs to; None for the admin API and unknown paths (never faulted)."""
+    """Which provider a request path belongs to (its stand-in's `PATHS` and `PATH_PREFIXES`); None for the admin
+    API and unknown paths (never faulted)."""
     if path.startswith("/_sandbox"):
         return None
-    if path.startswith(("/api/account/", "/messaging_history/", "/sentinel/")):
-        return "liveperson"
-    if path.startswith(("/v1/", "/v2/token", "/helpdesk-authorize")) or path in ("/", "/v1", "/v2/token"):
-        return "helpdesk"
+    for name, module in stand_ins().items():
+        if path in getattr(module, "PATHS", ()) or path.startswith(tuple(getattr(module, "PATH_PREFIXES", ()))):
+            return name
     return None
 
 
@@ -445,26 +467,22 @@ def abort_connection(scope: Scope) -> bool:
     return True
 
 
-FAULT_BODIES = {
-    "liveperson": {
-        429: {"error": "Too Many Requests", "message": "Rate limit exceeded, slow down", "code": 429},
-        500: {"error": "Internal Server Error", "message": "internal error", "internalCode": "0007"},
-        503: {"error": "Service Unavailable", "message": "service temporarily unavailable", "internalCode": "0008"},
-    },
-    "helpdesk": {
-        429: {"error": "too_many_requests", "message": "Too many requests"},
-        500: {"error": "internal_server_error", "message": "Internal server error"},
-        503: {"error": "service_unavailable", "message": "Service unavailable"},
-    },
+# An injected 429 or 5xx of a stand-in that declares no `FAULT_BODIES` of its own.
+DEFAULT_FAULT_BODIES = {
+    429: {"error": "Too Many Requests"},
+    500: {"error": "Internal Server Error"},
+    503: {"error": "Service Unavailable"},
 }
-# The OAuth token URL answers in its own dialect (helpdesk.md, section 2).
-TOKEN_URL_429 = {"error": "temporarily_unavailable", "error_description": "Too many requests, try again later"}
 
 
 def fault_body(provider: str, status: int, path: str) -> dict:
-    if provider == "helpdesk" and status == 429 and path.startswith("/v2/token"):
-        return TOKEN_URL_429
-    return FAULT_BODIES[provider][status]
+    """The body of an injected 429 or 5xx in the provider's dialect: its stand-in's `fault_body(status, path)`
+    when it has one (an endpoint with a dialect of its own), else its `FAULT_BODIES`."""
+    module = stand_ins()[provider]
+    own = getattr(module, "fault_body", None)
+    if own is not None:
+        return own(status, path)
+    return getattr(module, "FAULT_BODIES", DEFAULT_FAULT_BODIES)[status]
 
 
 def endpoint_name(scope: Scope) -> str:
@@ -545,7 +563,7 @@ class FaultMiddleware:
             return
         if sandbox.roll(provider, FAULT_5XX):
             status = 500 if sandbox.rng_random() < 0.5 else 503
-            await _send_json(stamped_send, status, FAULT_BODIES[provider][status])
+            await _send_json(stamped_send, status, fault_body(provider, status, scope.get("path", "")))
             count()
             return
         if sandbox.roll(provider, FAULT_SLOW):

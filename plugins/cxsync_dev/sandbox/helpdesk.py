@@ -58,6 +58,17 @@ from cxsync_dev.sandbox.helpdesk_data import SILOS, SORT_FIELDS, HelpDeskSetting
 from cxsync_dev.sandbox.helpdesk_oauth import OAuthServer, TokenError, error_page
 
 PROVIDER = "helpdesk"
+# What the sandbox core reads of this stand-in (through the registry's `ProviderSpec.sandbox`): the request paths
+# it serves (faults are injected there) and the bodies of injected 429 and 5xx answers (`fault_body`).
+PATH_PREFIXES = ("/v1/", "/v2/token", "/helpdesk-authorize")
+PATHS = ("/", "/v1", "/v2/token")
+FAULT_BODIES = {
+    429: {"error": "too_many_requests", "message": "Too many requests"},
+    500: {"error": "internal_server_error", "message": "Internal server error"},
+    503: {"error": "service_unavailable", "message": "Service unavailable"},
+}
+# The OAuth token URL answers in its own dialect (the accounts server's OAuth errors).
+TOKEN_URL_429 = {"error": "temporarily_unavailable", "error_description": "Too many requests, try again later"}
 ROLES = ("owner", "normal", "viewer", "none")
 NEED_MANAGE = ("owner", "normal")
 NEED_READ = ("owner", "normal", "viewer")
@@ -95,6 +106,13 @@ def init_world(sandbox: Sandbox) -> None:
     settings = HelpDeskSettings.from_options(sandbox.options)
     world = HelpDeskWorld(sandbox.seed, sandbox.genesis, settings)
     sandbox.helpdesk = WorldState(world, OAuthServer(world))
+
+
+def fault_body(status: int, path: str) -> dict:
+    """An injected 429 or 5xx: the token URL's 429 is an OAuth error, every other one the API's."""
+    if status == 429 and path.startswith("/v2/token"):
+        return TOKEN_URL_429
+    return FAULT_BODIES[status]
 
 
 _CLI_HELP = {

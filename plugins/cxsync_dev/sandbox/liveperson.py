@@ -44,6 +44,14 @@ from cxsync_dev.sandbox.liveperson_world import (
 )
 
 PROVIDER = "liveperson"
+# What the sandbox core reads of this stand-in (through the registry's `ProviderSpec.sandbox`): the request paths
+# it serves (faults are injected there) and the bodies of injected 429 and 5xx answers.
+PATH_PREFIXES = ("/api/account/", "/messaging_history/", "/sentinel/")
+FAULT_BODIES = {
+    429: {"error": "Too Many Requests", "message": "Rate limit exceeded, slow down", "code": 429},
+    500: {"error": "Internal Server Error", "message": "internal error", "internalCode": "0007"},
+    503: {"error": "Service Unavailable", "message": "service temporarily unavailable", "internalCode": "0008"},
+}
 SERVICES = ("msgHist", "accountConfigReadOnly", "sentinel", "rtbf", "agentVep", "asyncMessagingEnt", "leDataReporting")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
