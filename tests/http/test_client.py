@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -9,6 +11,7 @@ import pytest
 
 from cxsync.errors import AuthenticationError, PermissionDenied, ProviderRequestError, RetriesExhausted
 from cxsync.http import ApiClient, AuthStrategy, BasicAuth, RetryPolicy
+from cxsync.http.ratelimit import RateLimiter
 from support.http_stub import Answer
 
 UA = "cxsync-test/1.0"
@@ -252,3 +255,34 @@ def test_the_retry_after_fresh_credentials_does_not_count_against_the_bound(stub
     api = client(sleeps, auth=auth, retry=RetryPolicy(max_attempts=1))
     assert api.get_json(stub.url()) == {"ok": 1}
     assert api.stats.retries == 0 and sleeps == []
+
+
+# ---- counts from several threads --------------------------------------------------------------------------------
+
+
+class YieldingLimiter(RateLimiter):
+    """Reports a quarter second waited per request, after letting the other threads run (no real pacing)."""
+
+    def acquire(self) -> float:
+        time.sleep(0.0002)
+        return 0.25
+
+
+def test_one_client_counts_every_request_sent_from_several_threads(stub, sleeps):
+    api = client(sleeps, rate_limiter=YieldingLimiter(None, max_in_flight=8))
+    threads, each = 8, 40
+
+    def send() -> None:
+        for _ in range(each):
+            api.get_json(stub.url())
+
+    workers = [threading.Thread(target=send) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    sent = threads * each
+    assert len(stub.received) == sent
+    assert api.stats.requests == sent
+    assert api.stats.by_status == {200: sent}
+    assert api.stats.waited_seconds == sent * 0.25  # quarters add up exactly: a lost update shows

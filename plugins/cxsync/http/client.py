@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -70,11 +71,32 @@ def mask_secret(value: str | None) -> None:
 
 @dataclass
 class RequestStats:
+    """What a client's requests cost. Requests in flight count from several threads: every change goes through
+    `add`, under the lock."""
+
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
     waited_seconds: float = 0.0
     by_status: dict[int, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(
+        self,
+        *,
+        requests: int = 0,
+        retries: int = 0,
+        rate_limited: int = 0,
+        waited_seconds: float = 0.0,
+        status: int | None = None,
+    ) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.rate_limited += rate_limited
+            self.waited_seconds += waited_seconds
+            if status is not None:
+                self.by_status[status] = self.by_status.get(status, 0) + 1
 
 
 class ApiClient:
@@ -241,7 +263,7 @@ class ApiClient:
                 log.info("%s: 401 on %s; credentials refreshed, trying once more", self.name, what)
                 raise AskAgain(f"{what}: HTTP 401", counts=False)
             if verdict is Verdict.RATE_LIMITED:
-                self.stats.rate_limited += 1
+                self.stats.add(rate_limited=1)
                 self.rate_limiter.on_rate_limited()  # pace below the server's limit from now on
                 wait = self.retry.rate_limit_wait(tries["counted"], response.headers.get("Retry-After"), self._rng)
                 raise AskAgain(f"{what}: HTTP 429", wait=wait)
@@ -253,8 +275,7 @@ class ApiClient:
             exc = state.outcome.exception()
             if isinstance(exc, AskAgain) and not exc.counts:
                 return
-            self.stats.retries += 1
-            self.stats.waited_seconds += wait
+            self.stats.add(retries=1, waited_seconds=wait)
             log.warning(
                 "%s: %s; retry %d of %d in %.1f s", self.name, exc, tries["counted"], self.retry.max_attempts - 1, wait
             )
@@ -283,8 +304,8 @@ class ApiClient:
         for ours, theirs in (("json_body", "json"), ("data", "data")):
             if given.get(ours) is not None:
                 kwargs[theirs] = given.pop(ours)
-        self.stats.waited_seconds += self.rate_limiter.acquire()
-        self.stats.requests += 1
+        waited = self.rate_limiter.acquire()
+        self.stats.add(requests=1, waited_seconds=waited)
         sent_at = time.monotonic()
         deadline = sent_at + self.deadline
         with header_deadline.deadline(deadline):
@@ -373,7 +394,7 @@ class ApiClient:
         return proxies
 
     def _note(self, response: requests.Response) -> None:
-        self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
+        self.stats.add(status=response.status_code)
         date = response.headers.get("Date")
         if date:
             try:
