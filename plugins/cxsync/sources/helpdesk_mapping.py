@@ -34,7 +34,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
-from cxsync.sources.helpers import INTERACTIONS_STREAM, MappingError, as_text, dig, parse_iso_time, rejected
+from cxsync.sources.helpers import (
+    INTERACTIONS_STREAM,
+    MappingError,
+    as_text,
+    dig,
+    keyed_object,
+    parse_iso_time,
+    rejected,
+)
 
 PROVIDER = "helpdesk"
 CLOSED_STATUSES = frozenset({"solved", "closed"})
@@ -247,11 +255,7 @@ def _ended_at(events: list[Any], ticket: dict[str, Any]) -> datetime | None:
 
 def map_agent(agent: Any) -> AgentRecord:
     """`/v1/agents` row to an `AgentRecord`: `active` agents are enabled, `invited` ones not yet."""
-    if not isinstance(agent, dict):
-        raise MappingError(f"an agent must be a JSON object, got {type(agent).__name__}")
-    agent_id = _text(agent.get("ID"))
-    if not agent_id:
-        raise MappingError("the agent has no `ID`")
+    agent_id = keyed_object(agent, "an agent", "ID")
     roles = agent.get("roles")
     roles = [str(r) for r in roles if isinstance(r, str | int)] if isinstance(roles, list) else []
     team_ids = agent.get("teamIDs")

@@ -41,6 +41,17 @@ def rejected(stream: str, error: MappingError, raw: Any, key: str | None = None)
     return RejectedRecord(stream, error.key if error.key is not None else key, str(error), raw)
 
 
+def keyed_object(raw: Any, what: str, id_field: str) -> str:
+    """The id (`raw[id_field]` as text) of a record that must be a JSON object with one; `MappingError` naming
+    `what` ("an agent", "a user") and the field otherwise."""
+    if not isinstance(raw, Mapping):
+        raise MappingError(f"{what} must be a JSON object, got {type(raw).__name__}")
+    key = as_text(raw.get(id_field))
+    if not key:
+        raise MappingError(f"the {what.split(' ', 1)[-1]} has no `{id_field}`")
+    return key
+
+
 def map_all(
     map_one: Callable[[Any], T],
     raws: Iterable[Any],

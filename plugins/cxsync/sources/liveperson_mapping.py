@@ -19,7 +19,7 @@ from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, SkillRecord
 from cxsync.sources.helpers import MappingError as MappingError  # the shared convention (sources.helpers)
-from cxsync.sources.helpers import as_list, as_text
+from cxsync.sources.helpers import as_list, as_text, keyed_object
 
 PROVIDER = "liveperson"
 PRIVATE_AUDIENCE = "AGENTS_AND_MANAGERS"
@@ -418,11 +418,7 @@ def role_of(user: Mapping[str, Any]) -> str:
 
 
 def map_user(user: Any) -> AgentRecord:
-    if not isinstance(user, Mapping):
-        raise MappingError(f"a user must be a JSON object, got {type(user).__name__}")
-    agent_id = as_text(user.get("id"))
-    if not agent_id:
-        raise MappingError("the user has no `id`")
+    agent_id = keyed_object(user, "a user", "id")
     try:
         deleted = bool(_bool(user.get("deleted")))
         enabled = _bool(user.get("isEnabled"))
