@@ -86,9 +86,10 @@ def _put_section(text: str, name: str, section: str, first: bool = False) -> str
 
 
 def summary_section(text: str) -> str:
-    """One line per benchmark section of the page: its title, date and how many of its targets are met."""
+    """One line per benchmark section of the page: its title, date and how many of its targets are met.
+    Sections written before the runner dropped the blank line after the marker count too."""
     rows = []
-    for match in re.finditer(r"<!-- bench:(\w+) -->\n## (.*?)\n(.*?)<!-- /bench:\1 -->", text, re.DOTALL):
+    for match in re.finditer(r"<!-- bench:(\w+) -->\n+## (.*?)\n(.*?)<!-- /bench:\1 -->", text, re.DOTALL):
         name, title, body = match.groups()
         if name == "summary":
             continue

@@ -57,3 +57,15 @@ def test_the_benchmark_runs_at_toy_size(name, toy_size, request):
     if name != "sandbox_page":
         assert "Target" in body and ("**met**" in body or "**not met**" in body)
     assert (DOC.read_text() if DOC.exists() else None) == doc_before
+
+
+def test_the_summary_lists_every_section_whatever_its_spacing():
+    from bench.__main__ import summary_section
+
+    page = (
+        "<!-- bench:old -->\n\n## Old style\n\n- Date: 2026-11-21 15:05 UTC\n\n| a | **met** |\n<!-- /bench:old -->\n\n"
+        "<!-- bench:new -->\n## New style\n\n- Date: 2026-12-05 20:31 UTC\n\n| b | **not met** |\n<!-- /bench:new -->\n"
+    )
+    summary = summary_section(page)
+    assert "[Old style](#old-style) | 1 of 1 met | 2026-11-21 15:05 UTC" in summary
+    assert "[New style](#new-style) | **1 of 1 not met** (see the section) | 2026-12-05 20:31 UTC" in summary
