@@ -69,6 +69,8 @@ def test_connection_defaults(monkeypatch):
         (lambda c: c["extra"].update(auth_type="saml"), "`auth_type` must be oauth1 or oauth2"),
         (lambda c: c["extra"].update(source="x" * 21), "`source` must be at most 20 characters"),
         (lambda c: c["extra"].pop("access_token_secret"), "`access_token_secret`"),
+        # What Airflow's connection form saves for a field left empty: a null, never the text "None".
+        (lambda c: c["extra"].update(access_token=None), "`access_token`"),
         (lambda c: c.update(schema="ftp"), "`schema` must be https or http"),
         (lambda c: c.update(password=""), "`password` must hold the App Secret"),
         (lambda c: c["extra"].update(requests_per_second="fast"), "`requests_per_second` must be a number"),
@@ -99,10 +101,12 @@ def test_oauth2_needs_no_access_token(monkeypatch):
             "conn_type": "liveperson",
             "login": "client",
             "password": "secret",
-            "extra": {"account_id": "1", "auth_type": "oauth2"},
+            # The form saves the OAuth 1.0 fields it showed as nulls.
+            "extra": {"account_id": "1", "auth_type": "oauth2", "access_token": None, "access_token_secret": None},
         },
     )
-    assert LivePersonHook("lp_o2").connection.auth_type == "oauth2"
+    connection = LivePersonHook("lp_o2").connection
+    assert connection.auth_type == "oauth2" and connection.access_token is None
 
 
 # ---- CSDS -------------------------------------------------------------------------------------------------
