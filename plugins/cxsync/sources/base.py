@@ -14,11 +14,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
-from cxsync.sources.inflight import InFlight, in_flight_for
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
-    from cxsync.http.client import RequestStats
     from cxsync.warehouse.store import HeldInteraction
 
 
@@ -109,32 +107,3 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook for sources that hold sessions
         """Release sessions; called once the task is done."""
-
-
-class HookSource(Source):
-    """A source that talks through one provider hook (`self.hook`): the provider's clock, the request counts and
-    closing come from the hook; the request threads (`InFlight`) are made at the first use and closed with it."""
-
-    hook: Any
-
-    def __init__(self, integration: Integration, hook: Any):
-        super().__init__(integration)
-        self.hook = hook
-        self._flight: InFlight | None = None
-
-    def server_now(self) -> datetime:
-        return self.hook.server_now()
-
-    def request_stats(self) -> RequestStats | None:
-        return self.hook.request_stats()
-
-    def _in_flight(self) -> InFlight:
-        if self._flight is None:
-            self._flight = in_flight_for(self.hook)
-        return self._flight
-
-    def close(self) -> None:
-        if self._flight is not None:
-            self._flight.close()
-            self._flight = None
-        self.hook.close()

@@ -32,9 +32,10 @@ from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
 from cxsync.providers.helpdesk import HelpDeskOptions
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import helpdesk_mapping as mapping
-from cxsync.sources.base import HookSource, Listed, Page, Roster
+from cxsync.sources.base import Listed, Page, Roster
 from cxsync.sources.helpers import AGENTS_STREAM, INTERACTIONS_STREAM, TEAMS_STREAM, MappingError, map_all
 from cxsync.sources.helpers import rejected as refused
+from cxsync.sources.hook_source import HookSource
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIE
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
 from cxsync.sources import liveperson_mapping as mapping
-from cxsync.sources.base import HookSource, Listed, Page, Roster
+from cxsync.sources.base import Listed, Page, Roster
 from cxsync.sources.helpers import (
     AGENTS_STREAM,
     GROUPS_STREAM,
@@ -45,6 +45,7 @@ from cxsync.sources.helpers import (
     map_all,
 )
 from cxsync.sources.helpers import rejected as refused
+from cxsync.sources.hook_source import HookSource
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
