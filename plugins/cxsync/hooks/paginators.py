@@ -1,13 +1,11 @@
-"""Paginators: where the next page starts, and when paging is done (singer-sdk style, one small class each).
+"""Keyset paging (singer-sdk style): where the next page starts, and when paging is done.
 
-A paginator knows nothing of HTTP or records: the loop that asks for pages reads `params()` for the next
-request and calls `advance()` with what came back, until `finished`. Loop detection lives in `advance`, so a
+The paginator knows nothing of HTTP or records: the loop that asks for pages reads `cursor` for the next request
+and calls `advance()` with the rows that came back, until `finished`. Loop detection lives in `advance`, so a
 provider that stops moving its cursor ends with a clear error instead of an endless loop.
 
-- `OffsetPaginator`: `offset` and `limit`, done once the offset reaches the answer's count (LivePerson's
-  `conversations/search`, `_metadata.count`), or a page comes back empty.
-- `KeysetPaginator`: a cursor built from the last row of a full page (HelpDesk's `next.value` / `next.ID`),
-  done on an empty or short page; a cursor seen before raises `PagingStalled`.
+Offset paging has no class here: LivePerson's search pages are asked several at once at offsets planned from
+the first answer's count (`sources/liveperson.py`, `sources/inflight.py`), not one after another.
 """
 
 from __future__ import annotations
@@ -20,35 +18,6 @@ from cxsync.errors import FatalError
 
 class PagingStalled(FatalError):
     """A page ended where an earlier one did: the cursor does not advance, so paging would never end."""
-
-
-class OffsetPaginator:
-    """Offset paging to a count: `offset` moves by what each page held."""
-
-    def __init__(self, limit: int, *, start: int = 0):
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self.limit = limit
-        self.offset = start
-        self.count: int | None = None
-        self.pages = 0
-        self.finished = False
-
-    def params(self) -> dict[str, int]:
-        return {"offset": self.offset, "limit": self.limit}
-
-    def advance(self, received: int, count: int | None) -> None:
-        """Record one page of `received` rows of an answer that says there are `count` in all (None: unknown,
-        then a full page means there may be another)."""
-        self.pages += 1
-        self.count = count
-        self.offset += received
-        if received == 0:
-            self.finished = True
-        elif count is not None:
-            self.finished = self.offset >= count
-        else:
-            self.finished = received < self.limit
 
 
 class KeysetPaginator:
