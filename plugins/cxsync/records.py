@@ -50,6 +50,11 @@ class MessageRecord:
     text: str | None = None
     is_private: bool = False
     message_type: str | None = None
+    # The provider's dialog the message belongs to, lowercased: `main`, or `post_survey` for a LivePerson
+    # post-conversation survey (kept, but not part of the transcript QA scores).
+    dialog_type: str = "main"
+    # Metadata of files sent with the message, each {"name", "type", "size"}: never the file itself.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     raw: Any = None
 
 
@@ -68,6 +73,16 @@ class InteractionRecord:
     customer_id: str | None = None
     messages: list[MessageRecord] = field(default_factory=list)
     raw: Any = None
+    # QA signals (docs/metrics.md says each provider's source and scale).
+    csat_score: float | None = None
+    sentiment_score: float | None = None
+    close_reason: str | None = None
+    skill: str | None = None
+    agent_group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    priority: str | None = None
+    # The number people quote (HelpDesk `shortID`), when the provider has one besides the id.
+    display_id: str | None = None
     # Agents the record names (ticket event authors, assignees): the warehouse adds those it does not know, so
     # agents deleted before the first roster sync still get a row that matching can see.
     agents_seen: list[AgentRecord] = field(default_factory=list)

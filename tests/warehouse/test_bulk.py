@@ -31,6 +31,8 @@ def message(integration: str, n: int, **changes) -> tuple:
         "is_private": n % 3 == 0,
         "message_type": "TEXT_PLAIN",
         "raw": f'{{"n":{n}}}',
+        "dialog_type": "post_survey" if n % 7 == 0 else "main",
+        "attachments": '[{"name":"a.png","type":"image/png","size":12}]' if n % 6 == 0 else None,
     } | changes
     return tuple(row[c] for c in MESSAGE_COLUMNS)
 

@@ -333,6 +333,34 @@ def test_version_2_warehouse_gets_the_interaction_deleted_at_column_and_keeps_it
         wh.dispose()
 
 
+def test_version_4_warehouse_gets_the_qa_signal_columns_and_its_messages_are_of_the_main_dialog(warehouse_url):
+    """Version 5 adds the QA-signal columns; messages stored before it read as the main dialog."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        _seed(wh)
+        added = ["csat_score", "sentiment_score", "close_reason", "skill", "agent_group", "tags", "priority",
+                 "display_id"]
+        with wh.engine.begin() as conn:
+            for name in added:
+                conn.execute(sa.text(f"ALTER TABLE cx_interactions DROP COLUMN {name}"))
+            for name in ("dialog_type", "attachments"):
+                conn.execute(sa.text(f"ALTER TABLE cx_messages DROP COLUMN {name}"))
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=4, applied_at=T0))
+        before = wh.table_counts()
+
+        assert wh.ensure_schema() == t.SCHEMA_VERSION
+        assert wh.table_counts() == before
+        with wh.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("cx_interactions")}
+            dialogs = conn.execute(sa.select(t.messages.c.dialog_type)).scalars().all()
+        assert set(added) <= columns
+        assert dialogs and set(dialogs) == {"main"}
+    finally:
+        wh.dispose()
+
+
 def test_the_loads_write_every_column_the_schema_has_but_reconciliations():
     from cxsync.warehouse import schema as t
     from cxsync.warehouse.store import INTERACTION_COLUMNS, MESSAGE_COLUMNS

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -100,6 +100,19 @@ skills = sa.Table(
     sa.Column("raw", sa.Text),
 )
 
+# What a QA team filters and scores by (docs/metrics.md gives each provider's source and scale); `tags` is a JSON
+# list of names, `display_id` the number people quote (HelpDesk `shortID`).
+_QA_SIGNAL_COLUMNS: tuple[tuple[str, type[sa.types.TypeEngine]], ...] = (
+    ("csat_score", sa.Float),
+    ("sentiment_score", sa.Float),
+    ("close_reason", sa.Text),
+    ("skill", sa.Text),
+    ("agent_group", sa.Text),
+    ("tags", sa.Text),
+    ("priority", sa.Text),
+    ("display_id", sa.Text),
+)
+
 interactions = sa.Table(
     "cx_interactions",
     metadata,
@@ -122,6 +135,8 @@ interactions = sa.Table(
     # When reconciliation found the interaction deleted at the provider (a HelpDesk ticket in trash): the row
     # stays until our own retention removes it (version 3).
     sa.Column("deleted_at", UTCDateTime),
+    # QA signals (version 5).
+    *(sa.Column(name, column_type) for name, column_type in _QA_SIGNAL_COLUMNS),
     sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
     # The newest load of an integration in one index lookup: the UI status page's totals are recomputed
     # only when it moved (cx_status_totals).
@@ -142,6 +157,10 @@ messages = sa.Table(
     sa.Column("is_private", sa.Boolean, nullable=False),
     sa.Column("message_type", sa.Text),
     sa.Column("raw", sa.Text),
+    # Version 5: `main`, `post_survey` or another provider dialog type, lowercased; attachments' metadata as a JSON
+    # list of {name, type, size} (null when none).
+    sa.Column("dialog_type", sa.String(32), nullable=False, server_default="main"),
+    sa.Column("attachments", sa.Text),
 )
 
 sync_state = sa.Table(
@@ -441,10 +460,30 @@ def _v4_interaction_deleted_at(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE cx_interactions ADD COLUMN deleted_at {column_type}"))
 
 
+def _add_missing_columns(conn: Connection, table: sa.Table, names: Collection[str]) -> None:
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"
+        if column.server_default is not None:
+            ddl += f" NOT NULL DEFAULT '{column.server_default.arg}'"
+        conn.execute(sa.text(ddl))
+
+
+def _v5_qa_signals(conn: Connection) -> None:
+    """Version 5: the QA-signal columns of `cx_interactions`; `dialog_type` and `attachments` of `cx_messages`
+    (stored messages are of the main dialog until their interaction is loaded again)."""
+    _add_missing_columns(conn, interactions, [name for name, _ in _QA_SIGNAL_COLUMNS])
+    _add_missing_columns(conn, messages, ["dialog_type", "attachments"])
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_dedupe_rejected_records,
     3: _v3_loaded_index,
     4: _v4_interaction_deleted_at,
+    5: _v5_qa_signals,
 }
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 

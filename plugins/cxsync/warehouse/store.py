@@ -765,6 +765,14 @@ def _interaction_row(
         "customer_id": storable(rec.customer_id),
         "message_count": rec.message_count,
         "raw": to_json(rec.raw),
+        "csat_score": rec.csat_score,
+        "sentiment_score": rec.sentiment_score,
+        "close_reason": storable(rec.close_reason),
+        "skill": storable(rec.skill),
+        "agent_group": storable(rec.agent_group),
+        "tags": to_json(rec.tags) if rec.tags else None,
+        "priority": storable(rec.priority),
+        "display_id": storable(rec.display_id),
     }
     row["content_hash"] = content_hash(row, rec.messages, message_raws)
     row["loaded_at"] = now
@@ -776,7 +784,7 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
 
     The digest input is the canonical JSON (`to_json`) of the row without `integration_id` (times as their
     `str()`), then of the list of messages, each `[id, seq, sent_at, sender_type, sender_id, text, is_private,
-    message_type, raw]` with `sent_at` in RFC 3339. All messages are encoded in one call, each raw JSON spliced
+    message_type, dialog_type, attachments, raw]` with `sent_at` in RFC 3339. All messages are encoded in one call, each raw JSON spliced
     in as already encoded for its row (`msgspec.Raw`), never encoded twice.
     """
     digest = hashlib.sha256()
@@ -798,7 +806,19 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
 
 
 def _hashed_message_fields(m: MessageRecord, raw: Any) -> list[Any]:
-    return [m.message_id, m.seq, m.sent_at, m.sender_type, m.sender_id, m.text, m.is_private, m.message_type, raw]
+    return [
+        m.message_id,
+        m.seq,
+        m.sent_at,
+        m.sender_type,
+        m.sender_id,
+        m.text,
+        m.is_private,
+        m.message_type,
+        m.dialog_type,
+        m.attachments,
+        raw,
+    ]
 
 
 # The columns a load writes, from the schema (never listed again here). `deleted_at` is reconciliation's: a
@@ -821,6 +841,8 @@ def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw
         bool(m.is_private),
         storable(m.message_type),
         raw,
+        m.dialog_type,
+        to_json(m.attachments) if m.attachments else None,
     )
 
 
