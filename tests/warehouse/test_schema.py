@@ -339,8 +339,16 @@ def test_version_4_warehouse_gets_the_qa_signal_columns_and_its_messages_are_of_
     try:
         wh.ensure_schema()
         _seed(wh)
-        added = ["csat_score", "sentiment_score", "close_reason", "skill", "agent_group", "tags", "priority",
-                 "display_id"]
+        added = [
+            "csat_score",
+            "sentiment_score",
+            "close_reason",
+            "skill",
+            "agent_group",
+            "tags",
+            "priority",
+            "display_id",
+        ]
         with wh.engine.begin() as conn:
             for name in added:
                 conn.execute(sa.text(f"ALTER TABLE cx_interactions DROP COLUMN {name}"))

@@ -784,8 +784,8 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
 
     The digest input is the canonical JSON (`to_json`) of the row without `integration_id` (times as their
     `str()`), then of the list of messages, each `[id, seq, sent_at, sender_type, sender_id, text, is_private,
-    message_type, dialog_type, attachments, raw]` with `sent_at` in RFC 3339. All messages are encoded in one call, each raw JSON spliced
-    in as already encoded for its row (`msgspec.Raw`), never encoded twice.
+    message_type, dialog_type, attachments, raw]` with `sent_at` in RFC 3339. All messages are encoded in one call,
+    each raw JSON spliced in as already encoded for its row (`msgspec.Raw`), never encoded twice.
     """
     digest = hashlib.sha256()
     head = {k: (str(v) if isinstance(v, datetime) else v) for k, v in row.items() if k != "integration_id"}
