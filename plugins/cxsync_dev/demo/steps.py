@@ -328,6 +328,8 @@ def seconds_text(value: float | None) -> str:
 def with_analytics_on(config: IntegrationsConfig, home: Path) -> IntegrationsConfig:
     """The integrations file with `conversation_analytics: true` for its first LivePerson integration (unless one
     has it already), written under the Airflow home: the demo shows analytics without changing the user's file."""
+    import yaml
+
     from cxsync import safe_yaml
 
     if any(i.conversation_analytics for i in config.integrations):
