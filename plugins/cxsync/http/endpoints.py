@@ -23,8 +23,11 @@ from cxsync.http.tunables import ConnectionSettingError
 log = logging.getLogger(__name__)
 
 TRUSTED_HOSTS_EXTRA = "trusted_hosts"
-# The LiveChat/Text accounts servers that issue HelpDesk OAuth tokens.
-HELPDESK_ACCOUNTS_HOSTS = frozenset({"accounts.livechat.com", "accounts.livechatinc.com", "accounts.text.com"})
+# The LiveChat/Text accounts servers that issue HelpDesk OAuth tokens (HelpDesk's own pages sign in at
+# accounts.helpdesk.com).
+HELPDESK_ACCOUNTS_HOSTS = frozenset(
+    {"accounts.livechat.com", "accounts.livechatinc.com", "accounts.text.com", "accounts.helpdesk.com"}
+)
 LIVEPERSON_DOMAIN = "liveperson.net"
 
 
