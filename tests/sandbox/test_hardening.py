@@ -84,3 +84,11 @@ def test_the_admin_api_refuses_calls_a_web_page_elsewhere_can_make(sandbox_serve
     assert requests.post(clock, json={"advance": "1d"}, timeout=10).status_code == 200
     same = requests.post(clock, json={"advance": "1h"}, headers={"Origin": sandbox_server.base_url}, timeout=10)
     assert same.status_code == 200
+
+
+def test_the_sandbox_connections_carry_the_loopback_opt_in(sandbox_server):
+    """The sandbox serves plain http on loopback: the connections it prints opt in, so users need not."""
+    for conn_id, text in sandbox_server.connection_uris().items():
+        conn = json.loads(text)
+        if "accounts_url" in conn["extra"] or conn["conn_type"] == "liveperson":
+            assert conn["extra"]["allow_plain_http_loopback"] is True, conn_id

@@ -107,7 +107,11 @@ def test_connection_declares_token_and_oauth_credentials(sandbox_server):
     assert (main["host"], main["schema"], main["port"]) == ("127.0.0.1", "http", sandbox_server.port)
     assert main["extra"] == {"auth_type": "token"}
     assert re.fullmatch(r"dal:[A-Za-z0-9_-]+", main["password"])
-    assert oauth["extra"] == {"auth_type": "oauth2", "accounts_url": sandbox_server.base_url}
+    assert oauth["extra"] == {
+        "auth_type": "oauth2",
+        "accounts_url": sandbox_server.base_url,
+        "allow_plain_http_loopback": True,
+    }
 
 
 def test_basic_auth_with_a_token_containing_colons_works(sandbox_server):

@@ -154,7 +154,12 @@ def add_cli_options(parser: argparse.ArgumentParser) -> None:
 def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[str, Any]]:
     state: WorldState = sandbox.helpdesk
     world = state.world
-    oauth_extra: dict[str, Any] = {"auth_type": "oauth2", "accounts_url": f"http://{host}:{port}"}
+    # The sandbox serves plain http on loopback: its connections say so (cxsync.http.endpoints).
+    oauth_extra: dict[str, Any] = {
+        "auth_type": "oauth2",
+        "accounts_url": f"http://{host}:{port}",
+        "allow_plain_http_loopback": True,
+    }
     if state.oauth.last_refresh_token:
         oauth_extra["refresh_token"] = state.oauth.last_refresh_token
     return {
