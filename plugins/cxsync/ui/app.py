@@ -387,19 +387,19 @@ def connect_helpdesk_start(request: Request, user: Connector, conn_id: str = "")
 
 
 @app.get("/connect/helpdesk/pending", name="connect_helpdesk_pending")
-def connect_helpdesk_pending(request: Request, user: Connector) -> JSONResponse:
+def connect_helpdesk_pending(request: Request, user: Connector, conn_id: str = "") -> JSONResponse:
     """Whether this browser still has a sign-in under way (the connect page polls it to go back to the status
     page once the sign-in tab finished, or to say it was cancelled)."""
     sign_in = _signed_sign_in(request, user)
-    require_connection_edit(user, sign_in.conn_id if sign_in else None)
+    require_connection_edit(user, sign_in.conn_id if sign_in else (conn_id or None))
     return JSONResponse({"pending": sign_in is not None, "conn_id": sign_in.conn_id if sign_in else None})
 
 
 @app.post("/connect/helpdesk/cancel", name="connect_helpdesk_cancel")
-def connect_helpdesk_cancel(request: Request, user: Connector) -> RedirectResponse:
+def connect_helpdesk_cancel(request: Request, user: Connector, conn_id: str = "") -> RedirectResponse:
     """Forget the sign-in under way: a late callback for it is refused (its state cookie is gone)."""
     sign_in = _signed_sign_in(request, user)
-    require_connection_edit(user, sign_in.conn_id if sign_in else None)
+    require_connection_edit(user, sign_in.conn_id if sign_in else (conn_id or None))
     text = "HelpDesk sign-in cancelled; nothing was stored." if sign_in else "No HelpDesk sign-in was under way."
     response = redirect_with_flash(request, request.url_for("status_page").path, "ok", text)
     return _clear_connect_cookies(request, response)
@@ -416,8 +416,7 @@ def connect_helpdesk_callback(request: Request, user: Connector) -> Any:
         response = render(request, user, "connect.html", 400, conn_id=conn_id, problem=message, callback="")
         return _clear_connect_cookies(request, response)
 
-    if not (state and verifier):
-        require_connection_edit(user, None)
+    if not (state and verifier):  # nothing names a connection, and nothing is written
         return failed(
             "No HelpDesk sign-in is under way in this browser (it expires after "
             f"{settings.UI_CONNECT_MAX_AGE_SECONDS // 60} minutes, was cancelled, or cookies were blocked). Start "
@@ -425,8 +424,7 @@ def connect_helpdesk_callback(request: Request, user: Connector) -> Any:
         )
     try:
         sign_in = connect_state.read(state, user_name(user))
-    except connect_state.BadState as exc:
-        require_connection_edit(user, None)
+    except connect_state.BadState as exc:  # names no connection it could be checked on; nothing is written
         return failed(f"Nothing was stored: {exc}.")
     conn_id = sign_in.conn_id
     require_connection_edit(user, conn_id)  # exactly the connection written below, with its team
