@@ -117,7 +117,8 @@ UI_MAX_LIST_RUNS = 100
 # Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).
 UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
 UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"
-UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
+UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"  # no longer set: the connection travels in the signed state
+UI_CONNECT_COOKIE_DONE = "cxsync_hd_done"  # changes whenever a sign-in ends (the connect page polls it)
 UI_CONNECT_MAX_AGE_SECONDS = 600
 
 # Conversation analytics (cxsync.analytics, docs/metrics.md).

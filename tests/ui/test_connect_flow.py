@@ -254,15 +254,17 @@ def test_the_page_opens_the_sign_in_in_a_top_level_tab_and_comes_back(ui):
 
 def test_pending_and_cancel(ui):
     pending = "/cxsync/connect/helpdesk/pending?conn_id=hd_blue"
-    assert ui.client.get(pending).json() == {"pending": False, "conn_id": None}
+    assert ui.client.get(pending).json() == {"pending": False, "conn_id": None, "done": ""}
     assert ui.client.get("/cxsync/connect/helpdesk/pending?conn_id=hd_red").status_code == 403
     callback = approve(ui.start("hd_blue").headers["location"])
-    assert ui.client.get(pending).json() == {"pending": True, "conn_id": "hd_blue"}
+    assert ui.client.get(pending).json() == {"pending": True, "conn_id": "hd_blue", "done": ""}
+    waiting_page = ui.page("hd_blue")  # rendered with the marker as it is now; the page polls for a change
     cancelled = ui.client.post(
         "/cxsync/connect/helpdesk/cancel?conn_id=hd_blue", data={"csrf_token": ui.csrf()}, follow_redirects=False
     )
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/cxsync/"
-    assert ui.client.get(pending).json()["pending"] is False
+    after = ui.client.get(pending).json()
+    assert after["pending"] is False and after["done"] and 'var doneBefore = ""' in waiting_page
     late = ui.client.get(local(callback), follow_redirects=False)
     assert late.status_code == 400 and "No HelpDesk sign-in is under way" in late.text
     assert ui.stored == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -331,8 +332,20 @@ def _signed_sign_in(request: Request, user: Any) -> connect_state.SignInState | 
 
 
 def _clear_connect_cookies(request: Request, response: Any) -> Any:
+    """End this browser's sign-in: its cookies go, and the "done" marker changes (the connect page, left
+    waiting in the other tab or frame, sees it and goes back to the status page)."""
+    path = _connect_cookie_path(request)
     for name in (*CONNECT_COOKIES, settings.UI_CONNECT_COOKIE_CONN):  # the old unsigned cookie too
-        response.delete_cookie(name, path=_connect_cookie_path(request))
+        response.delete_cookie(name, path=path)
+    response.set_cookie(
+        settings.UI_CONNECT_COOKIE_DONE,
+        secrets.token_urlsafe(8),
+        path=path,
+        max_age=settings.UI_CONNECT_MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -355,6 +368,7 @@ def connect_helpdesk(request: Request, user: Connector, conn_id: str = "") -> HT
         problem=problem,
         callback=callback,
         refusal_hint=hint,
+        done_marker=request.cookies.get(settings.UI_CONNECT_COOKIE_DONE) or "",
     )
 
 
@@ -392,7 +406,13 @@ def connect_helpdesk_pending(request: Request, user: Connector, conn_id: str = "
     page once the sign-in tab finished, or to say it was cancelled)."""
     sign_in = _signed_sign_in(request, user)
     require_connection_edit(user, sign_in.conn_id if sign_in else (conn_id or None))
-    return JSONResponse({"pending": sign_in is not None, "conn_id": sign_in.conn_id if sign_in else None})
+    return JSONResponse(
+        {
+            "pending": sign_in is not None,
+            "conn_id": sign_in.conn_id if sign_in else None,
+            "done": request.cookies.get(settings.UI_CONNECT_COOKIE_DONE) or "",
+        }
+    )
 
 
 @app.post("/connect/helpdesk/cancel", name="connect_helpdesk_cancel")
