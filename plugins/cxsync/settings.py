@@ -46,6 +46,11 @@ TASK_RETRIES = 3
 # cluster test tier uses it so a task retried after its worker died runs again within seconds.
 RETRY_DELAY_SECONDS = int(os.environ.get("CXSYNC_RETRY_DELAY_SECONDS") or 60)
 MAX_RETRY_DELAY_SECONDS = 15 * 60
+# Every cxsync task's `execution_timeout` (read when the DAGs are parsed; CXSYNC_TASK_TIMEOUT_SECONDS changes it
+# for a deployment). One backfill window, one incremental load or one QA list fits well inside; a task stuck on a
+# hostile store or an endless wait ends instead of holding its pool slot for ever. cxsync's own waits (the shared
+# rate limit's) end before it (cxsync.task_deadline).
+TASK_EXECUTION_TIMEOUT_SECONDS = int(os.environ.get("CXSYNC_TASK_TIMEOUT_SECONDS") or 6 * 3600)
 
 
 def pool_name(provider: str) -> str:
