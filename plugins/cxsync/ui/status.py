@@ -66,7 +66,7 @@ def describe_warehouse(url: sa.URL | str, *, show_option_names: bool = False) ->
     if backend != "sqlite":
         described["text"] += f" (TLS: sslmode={tls})" if tls else " (TLS: sslmode not set, libpq's default 'prefer')"
     if show_option_names:
-        described["options_set"] = sorted(query) + (["password"] if parsed.password else [])
+        described["options_set"] = sorted([*query, *(["password"] if parsed.password else [])])
     return described
 
 
