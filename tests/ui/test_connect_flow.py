@@ -48,7 +48,9 @@ class PerConnectionAuthManager:
         self.asked: list[tuple[str, str | None, str | None]] = []
 
     def is_authorized_dag(self, *, method: str, user: User, details: Any = None) -> bool:
-        return method == "GET"
+        if method == "GET":
+            return True
+        return details is not None and (f"dag:{details.id}", details.team_name) in user.grants
 
     def is_authorized_connection(self, *, method: str, user: User, details: Any = None) -> bool:
         conn_id, team = (details.conn_id, details.team_name) if details is not None else (None, None)
@@ -295,3 +297,18 @@ def test_query_strings_other_than_the_callback_are_left_alone(ui):
     with structlog.testing.capture_logs() as logs:
         ui.client.get("/cxsync/connect/helpdesk", params={"conn_id": "hd_blue", "code": "kept"})
     assert any(entry.get("query") == urlencode({"conn_id": "hd_blue", "code": "kept"}) for entry in logs)
+
+
+def test_overrides_are_checked_on_the_matching_dag_with_its_team(ui, monkeypatch):
+    """Every check passes the team: edit access to the matching DAG in no team does not reach the one that
+    belongs to team qa."""
+    from airflow.models.dag import DagModel
+
+    monkeypatch.setattr(DagModel, "get_team_name", staticmethod(lambda dag_id, **_: "qa"))
+    form = {"integration_id": "hd", "agent_id": "a1", "action": "clear"}
+    ui.as_user(User("teamless", {(f"dag:{settings.AGENT_MATCHING_DAG_ID}", None)}))
+    refused = ui.client.post("/cxsync/agents/override", data=form, follow_redirects=False)
+    assert refused.status_code == 403 and "may not set agent-match overrides" in refused.json()["detail"]
+    ui.as_user(User("qa_lead", {(f"dag:{settings.AGENT_MATCHING_DAG_ID}", "qa")}))
+    allowed = ui.client.post("/cxsync/agents/override", data=form, follow_redirects=False)
+    assert allowed.status_code == 403 and "CSRF" in allowed.json()["detail"]  # past the permission, at the token

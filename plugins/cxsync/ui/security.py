@@ -69,6 +69,13 @@ def connection_team(conn_id: str | None) -> str | None:
     return Connection.get_team_name(conn_id)
 
 
+def dag_team(dag_id: str) -> str | None:
+    """The team a DAG belongs to (through its bundle, multi-team Airflow), as Airflow's own DAG routes look it up."""
+    from airflow.models.dag import DagModel
+
+    return DagModel.get_team_name(dag_id)
+
+
 def is_allowed(user: Any, access: Access, conn_id: str | None = None) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagDetails
@@ -77,7 +84,10 @@ def is_allowed(user: Any, access: Access, conn_id: str | None = None) -> bool:
     if access is Access.READ:
         return manager.is_authorized_dag(method="GET", user=user)
     if access is Access.MANAGE_MATCHES:
-        return manager.is_authorized_dag(method="PUT", details=DagDetails(id=settings.AGENT_MATCHING_DAG_ID), user=user)
+        dag_id = settings.AGENT_MATCHING_DAG_ID
+        return manager.is_authorized_dag(
+            method="PUT", details=DagDetails(id=dag_id, team_name=dag_team(dag_id)), user=user
+        )
     details = ConnectionDetails(conn_id=conn_id, team_name=connection_team(conn_id))
     return manager.is_authorized_connection(method="PUT", details=details, user=user)
 
