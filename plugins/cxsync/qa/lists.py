@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cxsync import settings
-from cxsync.qa.lists_config import QaList
+from cxsync.qa.lists_config import SIGNAL_TEXT_FILTERS, QaList
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.connect import default_sqlite_path
@@ -188,6 +188,7 @@ def _messages_of(i: sa.Table, sender_type: str) -> list[sa.ColumnElement]:
         m.c.interaction_id == i.c.interaction_id,
         m.c.sender_type == sender_type,
         m.c.is_private.is_(False),
+        m.c.dialog_type == settings.SCORED_DIALOG_TYPE,  # a survey's messages are not the conversation's
     ]
 
 
@@ -198,6 +199,44 @@ def _message_count(i: sa.Table, sender_type: str) -> sa.ScalarSelect:
 def _has_message(i: sa.Table, sender_type: str) -> sa.Exists:
     """At least one: an index probe that stops at the first message, cheaper than counting them all."""
     return sa.exists(sa.select(sa.literal(1)).where(*_messages_of(i, sender_type)))
+
+
+_SQLITE_LOWER = "cx_lower"  # Python's str.lower on SQLite, whose own lower() folds ASCII letters only
+
+
+def _lower(dialect: str, value: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.lower(value) if dialect == "postgresql" else getattr(sa.func, _SQLITE_LOWER)(value)
+
+
+def _any_tag(dialect: str, tags: sa.ColumnElement, names: tuple[str, ...]) -> sa.Exists:
+    """`tags` (a JSON list of names) holds one of `names`, letter case aside."""
+    if dialect == "postgresql":
+        each = sa.func.json_array_elements_text(sa.cast(tags, sa.JSON)).table_valued("value").alias("tag")
+    else:
+        each = sa.func.json_each(tags).table_valued("value").alias("tag")
+    wanted = sorted({name.lower() for name in names})
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(_lower(dialect, each.c.value).in_(wanted)))
+
+
+def _signal_filters(qa_list: QaList, i: sa.Table, dialect: str) -> list[sa.ColumnElement]:
+    """The QA-signal filters: text ones letter case aside, scores as inclusive bounds (a missing score fails)."""
+    f = qa_list.filters
+    where: list[sa.ColumnElement] = []
+    if f.tags:
+        where.append(_any_tag(dialect, i.c.tags, f.tags))
+    for name in SIGNAL_TEXT_FILTERS:
+        values = getattr(f, name)
+        if values and name != "tags":
+            where.append(_lower(dialect, i.c[name]).in_(sorted({v.lower() for v in values})))
+    for column, low, high in (
+        (i.c.csat_score, f.min_csat, f.max_csat),
+        (i.c.sentiment_score, f.min_sentiment, f.max_sentiment),
+    ):
+        if low is not None:
+            where.append(column >= low)
+        if high is not None:
+            where.append(column <= high)
+    return where
 
 
 def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialect: str) -> sa.Select:
@@ -219,6 +258,7 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
         where.append(i.c.channel.in_(f.channel))
     if f.staff:
         where.append(m.c.staff_id.in_(f.staff))
+    where.extend(_signal_filters(qa_list, i, dialect))
     duration = _duration_seconds(dialect, i.c.started_at, i.c.ended_at)
     if f.min_duration_seconds is not None:
         where.append(duration >= f.min_duration_seconds)
@@ -267,9 +307,15 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
     )
 
 
+def _lower_text(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def read_population(warehouse: Warehouse, qa_list: QaList, run_at: datetime, this_run_id: str) -> pd.DataFrame:
     query = population_query(qa_list, run_at, this_run_id, warehouse.dialect)
     with warehouse.engine.connect() as conn:
+        if warehouse.dialect == "sqlite":
+            conn.connection.dbapi_connection.create_function(_SQLITE_LOWER, 1, _lower_text, deterministic=True)
         result = conn.execution_options(stream_results=True, yield_per=50_000).execute(query)
         chunks = [pd.DataFrame(part, columns=POPULATION_COLUMNS) for part in result.partitions()]
     if not chunks:
