@@ -3,6 +3,7 @@ and a survey's messages left out of the message counts the lists filter on."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cxsync.qa.lists import build_list_run, read_population, rebuild_list_run
+from cxsync.qa.lists import DETAIL_COLUMNS, ITEM_COLUMNS, build_list_run, read_items, read_population, rebuild_list_run
 from cxsync.qa.lists_config import Filters, Period, QaList, load_qa_lists
 from cxsync.qa.matching import run_matching
 from cxsync.qa.staff import load_staff
@@ -48,7 +49,7 @@ def with_survey(record: InteractionRecord, senders: list[str]) -> InteractionRec
 # What the example list (closed, CSAT at most 2, tag `refund`) must take, and why each other one is left out.
 EXPECTED = {("hd", "r1"), ("hd", "r2"), ("hd", "r3")}
 RECORDS = [
-    scored("r1", csat_score=1.0, tags=["Refund", "Shipping"]),
+    scored("r1", csat_score=1.0, tags=["Refund", "Shipping"], display_id="1001", close_reason="solved"),
     scored("r2", "a2", csat_score=2.0, tags=["REFUND"]),  # at the bound; letter case aside
     scored("r3", csat_score=1.5, tags=["billing", "refund"]),
     scored("n-csat3", csat_score=3.0, tags=["refund"]),  # over the bound
@@ -101,6 +102,23 @@ def test_closed_low_csat_refund_list_from_the_file_takes_exactly_those_and_rebui
     assert again.items.equals(run.items) and again.seed == run.seed  # same inputs, same selection
     rebuilt = rebuild_list_run(signals, run.list_run_id)  # from the recorded definition, new filters included
     assert rebuilt.identical and rebuilt.population_unchanged
+
+
+def test_the_items_show_the_interactions_signals_in_the_warehouse_and_the_exported_csv(signals, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXSYNC_QA_EXPORT_DIR", str(tmp_path / "exports"))
+    qa_list = QaList(
+        id="unhappy", type="all", period=Period(7, "days"), filters=Filters(status=("closed",), max_csat=2)
+    )
+    run = build_list_run(signals, qa_list, NOW)
+    stored = read_items(signals, run.list_run_id).set_index("interaction_id")
+    exported = pd.read_csv(run.export_path, dtype=str, keep_default_na=False)
+    assert list(exported.columns) == ["list_id", "list_run_id", *ITEM_COLUMNS, *DETAIL_COLUMNS]
+    exported = exported.set_index("interaction_id")
+    for frame in (stored, exported):
+        assert str(frame.loc["r1", "display_id"]) == "1001" and frame.loc["r1", "close_reason"] == "solved"
+        assert float(frame.loc["r2", "csat_score"]) == 2.0 and frame.loc["r1", "status"] == "closed"
+        assert json.loads(frame.loc["r1", "tags"]) == ["Refund", "Shipping"]
+    assert pd.isna(stored.loc["r2", "display_id"]) and exported.loc["r2", "display_id"] == ""
 
 
 def test_each_signal_filter(signals, warehouse):

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 POPULATION_COLUMNS = ["integration_id", "interaction_id", "agent_id", "staff_id", "ended_at"]
 ITEM_COLUMNS = ["rank", "integration_id", "interaction_id", "agent_id", "staff_id", "evaluator_id", "ended_at"]
+# What evaluators see of each item's interaction beside it (read_items, the exported and downloaded CSV); `tags`
+# as stored, a JSON list of names. Null once retention removed the interaction.
+DETAIL_COLUMNS = ["display_id", "status", "channel", "csat_score", "sentiment_score", "close_reason", "skill",
+                  "agent_group", "priority", "tags"]  # fmt: skip
 ITEM_KEY = ["list_run_id", "integration_id", "interaction_id"]
 ITEM_TABLE_COLUMNS = [*ITEM_KEY, "staff_id", "agent_id", "evaluator_id", "rank"]
 TOTAL_KEY = "_total"  # the shortfall key of a list with a `total` quota
@@ -402,7 +406,8 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
             unassigned,
         )
     if export:
-        run.export_path, run.population_path = export_run(export_dir(warehouse), run, population)
+        details = item_details(warehouse, items)
+        run.export_path, run.population_path = export_run(export_dir(warehouse), run, population, details)
         log.info(
             "QA list %s: items exported to %s (population for audits: %s)",
             qa_list.id,
@@ -417,12 +422,36 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
     return run
 
 
-def export_run(directory: Path, run: ListRun, population: pd.DataFrame) -> tuple[Path, Path]:
-    """`<list run id>.csv` (the items, for QA tools that import lists) and `<list run id>.population.csv`."""
+def item_details(warehouse: Warehouse, items: pd.DataFrame) -> pd.DataFrame:
+    """DETAIL_COLUMNS of the items' interactions, keyed by `integration_id` and `interaction_id`."""
+    i = t.interactions
+    keys = ["integration_id", "interaction_id"]
+    parts = []
+    with warehouse.engine.connect() as conn:
+        for integration_id, group in items.groupby("integration_id", sort=True):
+            ids = group["interaction_id"].tolist()
+            for start in range(0, len(ids), settings.UPSERT_BATCH_ROWS):
+                query = sa.select(*(i.c[c] for c in (*keys, *DETAIL_COLUMNS))).where(
+                    i.c.integration_id == integration_id,
+                    i.c.interaction_id.in_(ids[start : start + settings.UPSERT_BATCH_ROWS]),
+                )
+                parts.append(pd.DataFrame(conn.execute(query).all(), columns=[*keys, *DETAIL_COLUMNS]))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*keys, *DETAIL_COLUMNS)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def export_run(
+    directory: Path, run: ListRun, population: pd.DataFrame, details: pd.DataFrame | None = None
+) -> tuple[Path, Path]:
+    """`<list run id>.csv` (the items, for QA tools that import lists; with `details`, each one's DETAIL_COLUMNS)
+    and `<list run id>.population.csv`."""
     directory.mkdir(parents=True, exist_ok=True)
     items_path = directory / f"{run.list_run_id}.csv"
     population_path = directory / f"{run.list_run_id}.population.csv"
     items = run.items.copy()
+    if details is not None:
+        items = items.merge(details, on=["integration_id", "interaction_id"], how="left")
     items.insert(0, "list_run_id", run.list_run_id)
     items.insert(0, "list_id", run.list_id)
     for frame, path in ((items, items_path), (canonical_population(population), population_path)):
@@ -490,7 +519,8 @@ def list_runs(warehouse: Warehouse, list_id: str | None = None, limit: int = 100
 
 
 def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
-    """A recorded run's items in rank order, with each interaction's end time (None once retention removed it)."""
+    """A recorded run's items in rank order, with each interaction's end time and DETAIL_COLUMNS (None once
+    retention removed it)."""
     li, i = t.qa_list_items, t.interactions
     query = (
         sa.select(
@@ -501,6 +531,7 @@ def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
             li.c.staff_id,
             li.c.evaluator_id,
             i.c.ended_at,
+            *(i.c[c] for c in DETAIL_COLUMNS),
         )
         .select_from(
             li.outerjoin(
@@ -511,7 +542,7 @@ def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
         .order_by(li.c.rank)
     )
     with warehouse.engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).all(), columns=ITEM_COLUMNS)
+        return pd.DataFrame(conn.execute(query).all(), columns=[*ITEM_COLUMNS, *DETAIL_COLUMNS])
 
 
 def read_population_csv(path: str | os.PathLike) -> pd.DataFrame:
