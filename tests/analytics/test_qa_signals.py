@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+import sqlalchemy as sa
 from transcripts import LP, T0, WORKED_EXAMPLE, WORKED_EXAMPLE_METRICS, conversation, daily, load, metrics
 
 from cxsync.analytics.run import run_analytics
@@ -67,9 +68,9 @@ def test_a_survey_alone_raises_no_flag_and_counts_no_customer_message(warehouse)
 
 
 def test_csat_and_mcs_per_agent_day_follow_a_changed_score(warehouse):
-    def chat(iid: str, **scores) -> InteractionRecord:
+    def chat(iid: str, start=T0, **scores) -> InteractionRecord:
         lines = [(0, "customer", "c1", "hi"), (20, "agent", "a1", "hello")]
-        return replace(conversation(iid, lines, agent="a1"), **scores)
+        return replace(conversation(iid, lines, agent="a1", start=start), **scores)
 
     load(warehouse, LP, chat("q1", csat_score=5.0, sentiment_score=90.0), chat("q2", csat_score=2.0), chat("q3"))
     run_analytics(warehouse, LP)
@@ -83,3 +84,19 @@ def test_csat_and_mcs_per_agent_day_follow_a_changed_score(warehouse):
     day = daily(warehouse, LP.id)[("a1", T0.date().isoformat())]
     assert (day["rated_conversations"], day["mean_csat_score"]) == (3, 8.0 / 3)
     assert (day["sentiment_conversations"], day["mean_sentiment_score"]) == (2, 60.0)
+
+    # Over a window of days, docs/metrics.md weights each day's mean by its count.
+    load(warehouse, LP, chat("q4", T0 + timedelta(days=1), csat_score=4.0))
+    run_analytics(warehouse, LP)
+    with warehouse.engine.connect() as conn:
+        rated, csat, mcs = conn.execute(sa.text(WINDOW_SQL), {"integration": LP.id}).one()
+    assert (rated, csat, mcs) == (4, 3.0, 60.0)  # (5 + 2 + 1 + 4) / 4; MCS of the first day only
+
+
+WINDOW_SQL = """
+SELECT SUM(rated_conversations) AS rated,
+       SUM(mean_csat_score * rated_conversations) / NULLIF(SUM(rated_conversations), 0) AS csat,
+       SUM(mean_sentiment_score * sentiment_conversations) / NULLIF(SUM(sentiment_conversations), 0) AS mcs
+FROM cx_agent_daily_metrics
+WHERE integration_id = :integration AND agent_id = 'a1' AND day >= '2026-03-01' AND day < '2026-04-01'
+"""
