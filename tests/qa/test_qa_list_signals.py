@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cxsync.qa.lists import DETAIL_COLUMNS, ITEM_COLUMNS, build_list_run, read_items, read_population, rebuild_list_run
-from cxsync.qa.lists_config import Filters, Period, QaList, load_qa_lists
+from cxsync.qa.lists_config import SIGNAL_SCORE_FILTERS, SIGNAL_TEXT_FILTERS, Filters, Period, QaList, load_qa_lists
 from cxsync.qa.matching import run_matching
 from cxsync.qa.staff import load_staff
 from cxsync.records import InteractionRecord, MessageRecord
@@ -235,3 +235,9 @@ def test_signal_filters_read_back_from_the_recorded_definition(tmp_path):
     assert (f.tags, f.close_reason, f.priority) == (("refund", "vip"), ("AGENT",), ("high", "urgent"))
     assert (f.min_csat, f.max_csat, f.min_sentiment, f.max_sentiment) == (1.0, 2.5, 0.0, 40.0)
     assert QaList.from_definition(yaml.safe_load(yaml.safe_dump(qa_list.definition()))) == qa_list
+    # A run recorded before these filters existed reads back with none of them.
+    older = qa_list.definition()
+    older["filters"] = {
+        k: v for k, v in older["filters"].items() if k not in (*SIGNAL_TEXT_FILTERS, *SIGNAL_SCORE_FILTERS)
+    }
+    assert QaList.from_definition(older) == replace(qa_list, filters=Filters())
