@@ -379,7 +379,7 @@ def test_the_loads_write_every_column_the_schema_has_but_reconciliations():
 
 
 def test_the_analytics_signal_migration_adds_its_columns_and_keeps_the_agent_days(warehouse_url):
-    """`_v8_analytics_signals` (numbered when merged): CSAT and MCS columns of the analytics tables on a warehouse
+    """Version 6: CSAT and MCS columns of the analytics tables on a warehouse
     that has agent days already; they read 0 rated conversations until the next analytics run."""
     wh = Warehouse.from_url(warehouse_url)
     try:
@@ -396,9 +396,11 @@ def test_the_analytics_signal_migration_adds_its_columns_and_keeps_the_agent_day
                     "VALUES ('lp', 'a1', '2026-03-01', 1, '2026-03-01 12:00:00', 1, 1, 2, 2, 0, 0)"
                 )
             )
-        for _ in range(2):  # idempotent
-            with wh.engine.begin() as conn:
-                t._v8_analytics_signals(conn)
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=5, applied_at=T0))
+        assert wh.ensure_schema() == t.SCHEMA_VERSION
+        with wh.engine.begin() as conn:  # idempotent
+            t._v6_analytics_signals(conn)
         with wh.engine.connect() as conn:
             for table, names in t.ANALYTICS_SIGNAL_COLUMNS.items():
                 assert set(names) <= {c["name"] for c in sa.inspect(conn).get_columns(table.name)}

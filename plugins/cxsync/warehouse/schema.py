@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -487,14 +487,14 @@ def _v5_qa_signals(conn: Connection) -> None:
     _add_missing_columns(conn, messages, ["dialog_type", "attachments"])
 
 
-# Not in MIGRATIONS yet: versions 6 and 7 are taken by other branches; it is numbered when they are merged.
+# What version 6 added to the analytics tables.
 ANALYTICS_SIGNAL_COLUMNS = {
     interaction_metrics: ("csat_score", "sentiment_score"),
     agent_daily_metrics: ("rated_conversations", "mean_csat_score", "sentiment_conversations", "mean_sentiment_score"),
 }
 
 
-def _v8_analytics_signals(conn: Connection) -> None:
+def _v6_analytics_signals(conn: Connection) -> None:
     """CSAT and MCS in the analytics tables. Existing rows read 0 rated conversations and null means until the
     next analytics run recomputes them (their `metrics_version` is older than the one that brought the columns)."""
     for table, names in ANALYTICS_SIGNAL_COLUMNS.items():
@@ -506,6 +506,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _v3_loaded_index,
     4: _v4_interaction_deleted_at,
     5: _v5_qa_signals,
+    6: _v6_analytics_signals,
 }
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 
