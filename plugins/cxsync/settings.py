@@ -138,7 +138,11 @@ ANALYTICS_FLAGS = (
     "many_agents",
 )
 # Bump when a metric's definition changes: the next analytics run recomputes every row computed before.
-ANALYTICS_METRICS_VERSION = 1
+# 2: a survey's messages left out of the scored transcript; CSAT and MCS per interaction and agent day.
+ANALYTICS_METRICS_VERSION = 2
+# The dialog QA scores (`cx_messages.dialog_type`): other dialogs, such as a LivePerson post-conversation survey
+# (`post_survey`), are kept but left out of analytics and QA-list message counts.
+SCORED_DIALOG_TYPE = "main"
 # Interactions whose messages are read and computed at once: bounds the run's memory whatever the total.
 ANALYTICS_BATCH_INTERACTIONS = 5000
 # Agent days recomputed per transaction (a week: one query and one group-by for a typical incremental run).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from transcripts import WORKED_EXAMPLE, conversation
@@ -63,7 +64,11 @@ def test_the_analytics_step_runs_the_dag_and_prints_figures_per_agent(tmp_path):
     wh_file = tmp_path / "home" / "cxsync.db"
     warehouse = Warehouse.from_url(f"sqlite:///{wh_file}")
     warehouse.ensure_schema()
-    second = conversation("two", [(0, "customer", "c", "hi"), (30, "agent", "a1", "hello")], ended_after=600)
+    second = replace(
+        conversation("two", [(0, "customer", "c", "hi"), (30, "agent", "a1", "hello")], ended_after=600),
+        csat_score=4.0,
+        sentiment_score=65.0,
+    )
     warehouse.write_interactions("lp_one", [WORKED_EXAMPLE, second])
     lines: list[str] = []
     runner = AnalyticsRunner()
@@ -86,8 +91,9 @@ def test_the_analytics_step_runs_the_dag_and_prints_figures_per_agent(tmp_path):
     out = "\n".join(lines)
     assert runner.dag_ids == ["cxsync_lp_one_analytics"]
     assert "metrics of 2 conversations with an agent, 1 agents" in out
-    # a1: 2 conversations; first responses 120 s and 30 s: median 75 s, p90 111 s; handle 1200 s and 600 s.
+    # a1: 2 conversations; first responses 120 s and 30 s: median 75 s, p90 111 s; handle 1200 s and 600 s; one
+    # flagged; CSAT 4 over the one rated conversation, MCS 65 over the one with a score.
     assert [line.split() for line in lines if line.strip().startswith("a1 ")] == [
-        ["a1", "2", "1m15s", "1m51s", "15m00s", "1"]
+        ["a1", "2", "1m15s", "1m51s", "15m00s", "1", "4.00", "1", "65.0"]
     ]
     assert state.problems == []

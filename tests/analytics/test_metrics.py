@@ -273,14 +273,22 @@ def test_helpdesk_long_defaults_and_reopened_from_the_status_history(warehouse):
 def test_agent_day_figures(warehouse):
     day2 = T0 + timedelta(days=1)
     records = [
-        conversation("d1", [(0, "customer", "c", "a"), (10, "agent", "a9", "b")], agent="a9", ended_after=100),
-        conversation(
-            "d2",
-            [(0, "customer", "c", "a"), (30, "agent", "a9", "b"), (40, "agent", "a9", "c")],
-            agent="a9",
-            ended_after=300,
+        replace(
+            conversation("d1", [(0, "customer", "c", "a"), (10, "agent", "a9", "b")], agent="a9", ended_after=100),
+            csat_score=4.0,
         ),
-        conversation("d3", [(0, "customer", "c", "a")], agent="a9", ended_after=None),  # open, unanswered
+        replace(
+            conversation(
+                "d2",
+                [(0, "customer", "c", "a"), (30, "agent", "a9", "b"), (40, "agent", "a9", "c")],
+                agent="a9",
+                ended_after=300,
+            ),
+            csat_score=1.0,
+            sentiment_score=70.0,
+        ),
+        # open, unanswered; scored by MCS but not rated
+        replace(conversation("d3", [(0, "customer", "c", "a")], agent="a9", ended_after=None), sentiment_score=20.0),
         conversation("d4", [(0, "customer", "c", "a"), (50, "agent", "a9", "b")], agent="a9", start=day2),
         conversation("d5", [(0, "customer", "c", "a"), (5, "agent", "a8", "b")], agent="a8"),
         conversation("d6", [(0, "customer", "c", "a")], agent=None),  # no agent: in no agent day
@@ -301,9 +309,19 @@ def test_agent_day_figures(warehouse):
         "customer_messages": 3,
         "unanswered_runs": 1,
         "flagged_conversations": 1,  # d3: no_agent_reply
+        "rated_conversations": 2,  # d1 and d2 carry a CSAT
+        "mean_csat_score": 2.5,  # (4 + 1) / 2: the unrated d3 is left out, not counted as 0
+        "sentiment_conversations": 2,  # d2 and d3 carry an MCS
+        "mean_sentiment_score": 45.0,  # (70 + 20) / 2
     }
     assert days[("a9", "2026-03-03")]["conversations"] == 1
     assert days[("a9", "2026-03-03")]["median_first_response_seconds"] == 50.0
+    assert (days[("a9", "2026-03-03")]["rated_conversations"], days[("a9", "2026-03-03")]["mean_csat_score"]) == (
+        0,
+        None,
+    )
+    rows = metrics(warehouse, LP.id)
+    assert (rows["d2"]["csat_score"], rows["d2"]["sentiment_score"], rows["d1"]["sentiment_score"]) == (1.0, 70.0, None)
 
 
 def test_word_counts_equal_str_split_on_any_whitespace():

@@ -16,10 +16,12 @@ SHIPPED = Path(__file__).resolve().parents[2] / "include" / "qa_lists.yaml"
 def test_shipped_file_is_valid():
     config = load_qa_lists(SHIPPED)
     assert config.errors == []
-    assert [q.id for q in config.lists] == ["weekly_random", "support_earliest"]
+    assert [q.id for q in config.lists] == ["weekly_random", "support_earliest", "unhappy_refunds"]
     weekly = config.get("weekly_random")
     assert (weekly.type, weekly.per_agent, weekly.period.seconds()) == ("random", 3, 7 * 86400)
     assert weekly.filters.status == ("closed",) and weekly.filters.min_agent_messages == 1
+    unhappy = config.get("unhappy_refunds").filters
+    assert (unhappy.status, unhappy.max_csat, unhappy.tags) == (("closed",), 2.0, ("refund",))
 
 
 def test_bad_entries_are_named_and_good_ones_kept(tmp_path):

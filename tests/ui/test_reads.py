@@ -166,7 +166,22 @@ def test_qa_list_runs_and_csv(warehouse):
     [another], _ = qa_lists.list_runs(engine, "another")
     assert another["shortfall"] == {"total": 4} and another["per_evaluator"] == {"s-100": 1}
 
+    # The QA signals of an item's interaction come with it; provider text never becomes a spreadsheet formula.
+    signals = {"display_id": "77", "csat_score": 1.0, "sentiment_score": 12.5, "tags": '["refund"]'}
+    with engine.begin() as conn:
+        conn.execute(t.interactions.insert(), [{**_interaction(1, "hd", NOW, "closed", 2), **signals,
+                                                "close_reason": "=cmd"}])  # fmt: skip
     table = list(csv.DictReader(io.StringIO("".join(qa_lists.list_csv(engine, "r1")))))
+    assert {k: table[1][k] for k in ("interaction_id", *signals, "status", "close_reason")} == {
+        "interaction_id": "c1",
+        "display_id": "77",
+        "csat_score": "1.0",
+        "sentiment_score": "12.5",
+        "tags": '["refund"]',
+        "status": "closed",
+        "close_reason": "'=cmd",
+    }
+    assert table[0]["display_id"] == table[0]["csat_score"] == ""  # no such interaction (any more)
     assert [r["rank"] for r in table] == ["1", "2", "3"]
     assert table[-1]["interaction_id"] == "'=HYPERLINK(1)"  # never a spreadsheet formula
     assert table[1]["agent_id"] == "'\t=1+1"

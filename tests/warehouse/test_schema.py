@@ -376,3 +376,36 @@ def test_the_loads_write_every_column_the_schema_has_but_reconciliations():
     assert set(MESSAGE_COLUMNS) == set(t.messages.columns.keys())
     assert set(INTERACTION_COLUMNS) == set(t.interactions.columns.keys()) - {"deleted_at"}
     assert t.key_names(t.messages) == ["integration_id", "interaction_id", "message_id"]
+
+
+def test_the_analytics_signal_migration_adds_its_columns_and_keeps_the_agent_days(warehouse_url):
+    """Version 6: CSAT and MCS columns of the analytics tables on a warehouse
+    that has agent days already; they read 0 rated conversations until the next analytics run."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        with wh.engine.begin() as conn:
+            for table, names in t.ANALYTICS_SIGNAL_COLUMNS.items():
+                for name in names:
+                    conn.execute(sa.text(f"ALTER TABLE {table.name} DROP COLUMN {name}"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cx_agent_daily_metrics (integration_id, agent_id, day, metrics_version, computed_at, "
+                    "conversations, closed_conversations, messages, customer_messages, unanswered_runs, "
+                    "flagged_conversations) "
+                    "VALUES ('lp', 'a1', '2026-03-01', 1, '2026-03-01 12:00:00', 1, 1, 2, 2, 0, 0)"
+                )
+            )
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=5, applied_at=T0))
+        assert wh.ensure_schema() == t.SCHEMA_VERSION
+        with wh.engine.begin() as conn:  # idempotent
+            t._v6_analytics_signals(conn)
+        with wh.engine.connect() as conn:
+            for table, names in t.ANALYTICS_SIGNAL_COLUMNS.items():
+                assert set(names) <= {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+            row = conn.execute(sa.select(t.agent_daily_metrics)).mappings().one()
+        assert (row["conversations"], row["rated_conversations"], row["sentiment_conversations"]) == (1, 0, 0)
+        assert row["mean_csat_score"] is None and row["mean_sentiment_score"] is None
+    finally:
+        wh.dispose()

@@ -40,6 +40,9 @@ COUNT_COLUMNS = (
     "agents_involved",
 )
 SECONDS_COLUMNS = ("first_response_seconds", "avg_response_seconds", "max_response_seconds", "handle_seconds")
+# The interaction's QA scores (cx_interactions), kept with its metrics; per agent day, each one's count and mean.
+SCORE_COLUMNS = ("csat_score", "sentiment_score")
+DAILY_SCORE_COLUMNS = ("rated_conversations", "mean_csat_score", "sentiment_conversations", "mean_sentiment_score")
 
 
 @functools.cache
@@ -360,13 +363,16 @@ def agent_daily_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per (`agent_id`, `day`) of interaction metrics rows: the cx_agent_daily_metrics figures.
 
     `metrics`: rows of cx_interaction_metrics (`agent_id`, `day`, `status`, `first_response_seconds`,
-    `handle_seconds`, `agent_messages`, `customer_messages`, `unanswered_runs`, `flags`).
+    `handle_seconds`, `agent_messages`, `customer_messages`, `unanswered_runs`, `flags`, `csat_score`,
+    `sentiment_score`). A score's mean is over the interactions that have it (null when none has).
     """
     frame = metrics.assign(
         closed=metrics["status"].eq("closed"),
         flagged=metrics["flags"].ne("[]"),
         first=metrics["first_response_seconds"].astype("float64"),
         handle=metrics["handle_seconds"].astype("float64"),
+        csat=metrics["csat_score"].astype("float64"),
+        sentiment=metrics["sentiment_score"].astype("float64"),
     )
     grouped = frame.groupby(["agent_id", "day"], sort=True)
     out = pd.DataFrame(
@@ -381,6 +387,10 @@ def agent_daily_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
             "customer_messages": grouped["customer_messages"].sum(),
             "unanswered_runs": grouped["unanswered_runs"].sum(),
             "flagged_conversations": grouped["flagged"].sum(),
+            "rated_conversations": grouped["csat"].count(),
+            "mean_csat_score": grouped["csat"].mean(),
+            "sentiment_conversations": grouped["sentiment"].count(),
+            "mean_sentiment_score": grouped["sentiment"].mean(),
         }
     )
     return out.reset_index()

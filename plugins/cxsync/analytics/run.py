@@ -46,6 +46,7 @@ METRICS_COLUMNS = (
     *compute.SECONDS_COLUMNS,
     *compute.COUNT_COLUMNS,
     "flags",
+    *compute.SCORE_COLUMNS,
 )
 DAILY_COLUMNS = (
     "integration_id",
@@ -62,6 +63,7 @@ DAILY_COLUMNS = (
     "customer_messages",
     "unanswered_runs",
     "flagged_conversations",
+    *compute.DAILY_SCORE_COLUMNS,
 )
 
 
@@ -155,6 +157,7 @@ def _next_batch(
         sa.type_coerce(it.c.ended_at, sa.Text).label("ended_at"),
         it.c.agent_id,
         it.c.content_hash,
+        *(it.c[name] for name in compute.SCORE_COLUMNS),
         mt.c.agent_id.label("previous_agent_id"),
         mt.c.day.label("previous_day"),
     ]
@@ -194,9 +197,10 @@ def _next_batch(
 
 
 def _messages(warehouse: Warehouse, integration_id: str, ids: list[str], contiguous: bool) -> pd.DataFrame:
-    """The messages of these interactions, ordered by interaction and `seq`, through the driver's own cursor
-    (SQLAlchemy's result rows cost more than the query). `contiguous`: `ids` are every interaction from the
-    first to the last (a full run), so one key range replaces the list."""
+    """The scored messages of these interactions (their main dialog: a post-conversation survey is not the
+    agent's conversation), ordered by interaction and `seq`, through the driver's own cursor (SQLAlchemy's
+    result rows cost more than the query). `contiguous`: `ids` are every interaction from the first to the last
+    (a full run), so one key range replaces the list."""
     columns = ", ".join(compute.MESSAGE_FRAME_COLUMNS)
     postgres = warehouse.dialect == "postgresql"
     mark = "%s" if postgres else "?"
@@ -208,12 +212,12 @@ def _messages(warehouse: Warehouse, integration_id: str, ids: list[str], contigu
         where, params = f"interaction_id IN ({', '.join('?' * len(ids))})", list(ids)
     sql = (
         f"SELECT {columns} FROM {t.messages.name} WHERE integration_id = {mark} AND {where} "
-        "ORDER BY interaction_id, seq"
+        f"AND dialog_type = {mark} ORDER BY interaction_id, seq"
     )
     with warehouse.engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            cursor.execute(sql, [integration_id, *params])
+            cursor.execute(sql, [integration_id, *params, settings.SCORED_DIALOG_TYPE])
             rows = cursor.fetchall()
         finally:
             cursor.close()
@@ -241,12 +245,13 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
 
 def _metrics_rows(integration_id: str, batch: pd.DataFrame, metrics: pd.DataFrame, now: datetime) -> list[tuple]:
     info = batch.set_index("interaction_id")
-    frame = metrics.join(info[["content_hash", "agent_id", "status"]])
+    frame = metrics.join(info[["content_hash", "agent_id", "status", *compute.SCORE_COLUMNS]])
     frame["day"] = _days(info["started_at"])
     out = []
-    values = {c: frame[c].tolist() for c in (*compute.SECONDS_COLUMNS, *compute.COUNT_COLUMNS)}
-    for column in compute.SECONDS_COLUMNS:
-        values[column] = [None if v != v else float(v) for v in values[column]]  # NaN -> NULL
+    floats = (*compute.SECONDS_COLUMNS, *compute.SCORE_COLUMNS)
+    values = {c: frame[c].tolist() for c in (*floats, *compute.COUNT_COLUMNS)}
+    for column in floats:
+        values[column] = [None if v is None or v != v else float(v) for v in values[column]]  # NaN -> NULL
     for column in compute.COUNT_COLUMNS:
         values[column] = [int(v) for v in values[column]]
     fixed = (integration_id,)
@@ -274,6 +279,7 @@ def _metrics_rows(integration_id: str, batch: pd.DataFrame, metrics: pd.DataFram
                 *(values[c][n] for c in compute.SECONDS_COLUMNS),
                 *(values[c][n] for c in compute.COUNT_COLUMNS),
                 flags,
+                *(values[c][n] for c in compute.SCORE_COLUMNS),
             )
         )
     return out
@@ -364,6 +370,7 @@ DAILY_INPUT_COLUMNS = (
     "customer_messages",
     "unanswered_runs",
     "flags",
+    *compute.SCORE_COLUMNS,
 )
 
 
@@ -437,6 +444,10 @@ def _daily_rows(integration_id: str, daily: pd.DataFrame, now: datetime) -> list
                 int(values["customer_messages"]),
                 int(values["unanswered_runs"]),
                 int(values["flagged_conversations"]),
+                int(values["rated_conversations"]),
+                values["mean_csat_score"],
+                int(values["sentiment_conversations"]),
+                values["mean_sentiment_score"],
             )
         )
     return rows

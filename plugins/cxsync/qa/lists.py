@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from cxsync import settings
 from cxsync.qa.csv_cells import safe_cell
-from cxsync.qa.lists_config import QaList
+from cxsync.qa.lists_config import SIGNAL_TEXT_FILTERS, QaList
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.bulk import BulkUpsert
 from cxsync.warehouse.connect import default_sqlite_path
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 POPULATION_COLUMNS = ["integration_id", "interaction_id", "agent_id", "staff_id", "ended_at"]
 ITEM_COLUMNS = ["rank", "integration_id", "interaction_id", "agent_id", "staff_id", "evaluator_id", "ended_at"]
+# What evaluators see of each item's interaction beside it (read_items, the exported and downloaded CSV); `tags`
+# as stored, a JSON list of names. Null once retention removed the interaction.
+DETAIL_COLUMNS = ["display_id", "status", "channel", "csat_score", "sentiment_score", "close_reason", "skill",
+                  "agent_group", "priority", "tags"]  # fmt: skip
 ITEM_KEY = ["list_run_id", "integration_id", "interaction_id"]
 ITEM_TABLE_COLUMNS = [*ITEM_KEY, "staff_id", "agent_id", "evaluator_id", "rank"]
 TOTAL_KEY = "_total"  # the shortfall key of a list with a `total` quota
@@ -189,6 +193,7 @@ def _messages_of(i: sa.Table, sender_type: str) -> list[sa.ColumnElement]:
         m.c.interaction_id == i.c.interaction_id,
         m.c.sender_type == sender_type,
         m.c.is_private.is_(False),
+        m.c.dialog_type == settings.SCORED_DIALOG_TYPE,  # a survey's messages are not the conversation's
     ]
 
 
@@ -199,6 +204,44 @@ def _message_count(i: sa.Table, sender_type: str) -> sa.ScalarSelect:
 def _has_message(i: sa.Table, sender_type: str) -> sa.Exists:
     """At least one: an index probe that stops at the first message, cheaper than counting them all."""
     return sa.exists(sa.select(sa.literal(1)).where(*_messages_of(i, sender_type)))
+
+
+_SQLITE_LOWER = "cx_lower"  # Python's str.lower on SQLite, whose own lower() folds ASCII letters only
+
+
+def _lower(dialect: str, value: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.lower(value) if dialect == "postgresql" else getattr(sa.func, _SQLITE_LOWER)(value)
+
+
+def _any_tag(dialect: str, tags: sa.ColumnElement, names: tuple[str, ...]) -> sa.Exists:
+    """`tags` (a JSON list of names) holds one of `names`, letter case aside."""
+    if dialect == "postgresql":
+        each = sa.func.json_array_elements_text(sa.cast(tags, sa.JSON)).table_valued("value").alias("tag")
+    else:
+        each = sa.func.json_each(tags).table_valued("value").alias("tag")
+    wanted = sorted({name.lower() for name in names})
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(_lower(dialect, each.c.value).in_(wanted)))
+
+
+def _signal_filters(qa_list: QaList, i: sa.Table, dialect: str) -> list[sa.ColumnElement]:
+    """The QA-signal filters: text ones letter case aside, scores as inclusive bounds (a missing score fails)."""
+    f = qa_list.filters
+    where: list[sa.ColumnElement] = []
+    if f.tags:
+        where.append(_any_tag(dialect, i.c.tags, f.tags))
+    for name in SIGNAL_TEXT_FILTERS:
+        values = getattr(f, name)
+        if values and name != "tags":
+            where.append(_lower(dialect, i.c[name]).in_(sorted({v.lower() for v in values})))
+    for column, low, high in (
+        (i.c.csat_score, f.min_csat, f.max_csat),
+        (i.c.sentiment_score, f.min_sentiment, f.max_sentiment),
+    ):
+        if low is not None:
+            where.append(column >= low)
+        if high is not None:
+            where.append(column <= high)
+    return where
 
 
 def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialect: str) -> sa.Select:
@@ -220,6 +263,7 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
         where.append(i.c.channel.in_(f.channel))
     if f.staff:
         where.append(m.c.staff_id.in_(f.staff))
+    where.extend(_signal_filters(qa_list, i, dialect))
     duration = _duration_seconds(dialect, i.c.started_at, i.c.ended_at)
     if f.min_duration_seconds is not None:
         where.append(duration >= f.min_duration_seconds)
@@ -268,9 +312,15 @@ def population_query(qa_list: QaList, run_at: datetime, this_run_id: str, dialec
     )
 
 
+def _lower_text(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def read_population(warehouse: Warehouse, qa_list: QaList, run_at: datetime, this_run_id: str) -> pd.DataFrame:
     query = population_query(qa_list, run_at, this_run_id, warehouse.dialect)
     with warehouse.engine.connect() as conn:
+        if warehouse.dialect == "sqlite":
+            conn.connection.dbapi_connection.create_function(_SQLITE_LOWER, 1, _lower_text, deterministic=True)
         result = conn.execution_options(stream_results=True, yield_per=50_000).execute(query)
         chunks = [pd.DataFrame(part, columns=POPULATION_COLUMNS) for part in result.partitions()]
     if not chunks:
@@ -357,7 +407,8 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
             unassigned,
         )
     if export:
-        run.export_path, run.population_path = export_run(export_dir(warehouse), run, population)
+        details = item_details(warehouse, items)
+        run.export_path, run.population_path = export_run(export_dir(warehouse), run, population, details)
         log.info(
             "QA list %s: items exported to %s (population for audits: %s)",
             qa_list.id,
@@ -372,12 +423,36 @@ def build_list_run(warehouse: Warehouse, qa_list: QaList, run_at: datetime, *, e
     return run
 
 
-def export_run(directory: Path, run: ListRun, population: pd.DataFrame) -> tuple[Path, Path]:
-    """`<list run id>.csv` (the items, for QA tools that import lists) and `<list run id>.population.csv`."""
+def item_details(warehouse: Warehouse, items: pd.DataFrame) -> pd.DataFrame:
+    """DETAIL_COLUMNS of the items' interactions, keyed by `integration_id` and `interaction_id`."""
+    i = t.interactions
+    keys = ["integration_id", "interaction_id"]
+    parts = []
+    with warehouse.engine.connect() as conn:
+        for integration_id, group in items.groupby("integration_id", sort=True):
+            ids = group["interaction_id"].tolist()
+            for start in range(0, len(ids), settings.UPSERT_BATCH_ROWS):
+                query = sa.select(*(i.c[c] for c in (*keys, *DETAIL_COLUMNS))).where(
+                    i.c.integration_id == integration_id,
+                    i.c.interaction_id.in_(ids[start : start + settings.UPSERT_BATCH_ROWS]),
+                )
+                parts.append(pd.DataFrame(conn.execute(query).all(), columns=[*keys, *DETAIL_COLUMNS]))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*keys, *DETAIL_COLUMNS)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def export_run(
+    directory: Path, run: ListRun, population: pd.DataFrame, details: pd.DataFrame | None = None
+) -> tuple[Path, Path]:
+    """`<list run id>.csv` (the items, for QA tools that import lists; with `details`, each one's DETAIL_COLUMNS)
+    and `<list run id>.population.csv`."""
     directory.mkdir(parents=True, exist_ok=True)
     items_path = directory / f"{run.list_run_id}.csv"
     population_path = directory / f"{run.list_run_id}.population.csv"
     items = run.items.copy()
+    if details is not None:
+        items = items.merge(details, on=["integration_id", "interaction_id"], how="left")
     items.insert(0, "list_run_id", run.list_run_id)
     items.insert(0, "list_id", run.list_id)
     # The items file is for people and QA tools (spreadsheets): no cell may run as a formula. The population
@@ -448,7 +523,8 @@ def list_runs(warehouse: Warehouse, list_id: str | None = None, limit: int = 100
 
 
 def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
-    """A recorded run's items in rank order, with each interaction's end time (None once retention removed it)."""
+    """A recorded run's items in rank order, with each interaction's end time and DETAIL_COLUMNS (None once
+    retention removed it)."""
     li, i = t.qa_list_items, t.interactions
     query = (
         sa.select(
@@ -459,6 +535,7 @@ def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
             li.c.staff_id,
             li.c.evaluator_id,
             i.c.ended_at,
+            *(i.c[c] for c in DETAIL_COLUMNS),
         )
         .select_from(
             li.outerjoin(
@@ -469,7 +546,7 @@ def read_items(warehouse: Warehouse, run_id: str) -> pd.DataFrame:
         .order_by(li.c.rank)
     )
     with warehouse.engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).all(), columns=ITEM_COLUMNS)
+        return pd.DataFrame(conn.execute(query).all(), columns=[*ITEM_COLUMNS, *DETAIL_COLUMNS])
 
 
 def read_population_csv(path: str | os.PathLike) -> pd.DataFrame:

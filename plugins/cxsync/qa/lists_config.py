@@ -36,6 +36,12 @@ _KNOWN_KEYS = {
 }
 STATUSES = ("open", "closed")
 _LIST_FILTERS = ("status", "channel", "team", "staff", "flags")
+# QA signals of the interaction (cx_interactions): matched case-insensitively, since each provider spells them its
+# own way (`AGENT`, `Refund`); `tags` passes an interaction with any of the names.
+SIGNAL_TEXT_FILTERS = ("tags", "close_reason", "skill", "agent_group", "priority")
+# Inclusive bounds on the interaction's scores: an interaction without the score never passes them.
+SIGNAL_SCORE_FILTERS = ("min_csat", "max_csat", "min_sentiment", "max_sentiment")
+_SENTIMENT_RANGE = (0, 100)  # LivePerson MCS
 # Filters on conversation analytics (cx_interaction_metrics): only interactions with metrics pass them.
 _METRIC_FILTERS = ("min_first_response_seconds", "max_first_response_seconds")
 _COUNT_FILTERS = (
@@ -72,6 +78,15 @@ class Filters:
     flags: tuple[str, ...] = ()  # any of these analytics flags
     min_first_response_seconds: float | None = None
     max_first_response_seconds: float | None = None
+    tags: tuple[str, ...] = ()  # any of these tag names
+    close_reason: tuple[str, ...] = ()
+    skill: tuple[str, ...] = ()
+    agent_group: tuple[str, ...] = ()
+    priority: tuple[str, ...] = ()
+    min_csat: float | None = None
+    max_csat: float | None = None
+    min_sentiment: float | None = None
+    max_sentiment: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,7 @@ class QaList:
         data = dict(data)
         data["period"] = Period(**data["period"])
         filters = dict(data.get("filters") or {})
-        for key in _LIST_FILTERS:
+        for key in (*_LIST_FILTERS, *SIGNAL_TEXT_FILTERS):
             filters[key] = tuple(filters.get(key) or ())
         data["filters"] = Filters(**filters)
         for key in ("integrations", "evaluators"):
@@ -273,14 +288,14 @@ def _parse_filters(value: Any, problems: list[str]) -> Filters:
     if not isinstance(value, dict):
         problems.append(f"field `filters`: {value!r} must be a mapping")
         return Filters()
-    allowed = _LIST_FILTERS + _COUNT_FILTERS + _METRIC_FILTERS
+    allowed = _LIST_FILTERS + SIGNAL_TEXT_FILTERS + SIGNAL_SCORE_FILTERS + _COUNT_FILTERS + _METRIC_FILTERS
     unknown = sorted(map(str, set(value) - set(allowed)))
     if unknown:
         problems.append(
             f"field `filters`: unknown filter(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
         )
     out: dict[str, Any] = {}
-    for name in _LIST_FILTERS:
+    for name in (*_LIST_FILTERS, *SIGNAL_TEXT_FILTERS):
         out[name] = _texts(value.get(name), f"filters.{name}", problems)
     bad_status = [s for s in out["status"] if s not in STATUSES]
     if bad_status:
@@ -303,7 +318,21 @@ def _parse_filters(value: Any, problems: list[str]) -> Filters:
             problems.append(f"field `filters.{name}`: {number!r} must be a whole number, 0 or more")
         else:
             out[name] = number
-    for low, high in zip(_COUNT_FILTERS[::2], _COUNT_FILTERS[1::2], strict=True):
-        if isinstance(out.get(low), int) and isinstance(out.get(high), int) and out[low] > out[high]:
-            problems.append(f"field `filters.{low}`: {out[low]} is more than `filters.{high}` ({out[high]})")
+    for name in SIGNAL_SCORE_FILTERS:
+        number = value.get(name)
+        if number is None:
+            continue
+        if isinstance(number, bool) or not isinstance(number, int | float) or number != number:
+            problems.append(f"field `filters.{name}`: {number!r} must be a number (e.g. {name}: 2)")
+        elif name.endswith("_sentiment") and not _SENTIMENT_RANGE[0] <= number <= _SENTIMENT_RANGE[1]:
+            problems.append(f"field `filters.{name}`: {number!r} must be from 0 to 100 (the MCS scale)")
+        elif name.endswith("_csat") and number < 0:
+            problems.append(f"field `filters.{name}`: {number!r} must be 0 or more")
+        else:
+            out[name] = float(number)
+    bounds = (*_COUNT_FILTERS, *SIGNAL_SCORE_FILTERS)
+    for low, high in zip(bounds[::2], bounds[1::2], strict=True):
+        lo, hi = out.get(low), out.get(high)
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+            problems.append(f"field `filters.{low}`: {lo} is more than `filters.{high}` ({hi})")
     return Filters(**out)

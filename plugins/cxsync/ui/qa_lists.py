@@ -19,7 +19,7 @@ from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
 
 CSV_COLUMNS = ["list_run_id", "list_id", "rank", "integration_id", "interaction_id", "agent_id", "staff_id",
-               "evaluator_id"]  # fmt: skip
+               "evaluator_id", *qa_lists.DETAIL_COLUMNS]  # fmt: skip
 NO_EVALUATOR = "(no evaluator)"
 TOTAL_LABEL = "total"  # how the page names the shortfall of a list with a `total` quota
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -374,6 +374,9 @@ interaction_metrics = sa.Table(
     sa.Column("turns", sa.Integer, nullable=False),
     sa.Column("agents_involved", sa.Integer, nullable=False),
     sa.Column("flags", sa.Text, nullable=False),
+    # The interaction's QA scores as computed (version 8 adds them): what its agent day's means are taken over.
+    sa.Column("csat_score", sa.Float),
+    sa.Column("sentiment_score", sa.Float),
     sa.Index("ix_cx_interaction_metrics_agent_day", "integration_id", "day", "agent_id"),
 )
 
@@ -394,6 +397,11 @@ agent_daily_metrics = sa.Table(
     sa.Column("customer_messages", sa.Integer, nullable=False),
     sa.Column("unanswered_runs", sa.Integer, nullable=False),
     sa.Column("flagged_conversations", sa.Integer, nullable=False),
+    # CSAT and MCS of the agent day (version 8): how many interactions carry each score and its mean over them.
+    sa.Column("rated_conversations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("mean_csat_score", sa.Float),
+    sa.Column("sentiment_conversations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("mean_sentiment_score", sa.Float),
 )
 
 # Agent days whose interactions changed and whose cx_agent_daily_metrics row is not recomputed yet: written
@@ -479,11 +487,26 @@ def _v5_qa_signals(conn: Connection) -> None:
     _add_missing_columns(conn, messages, ["dialog_type", "attachments"])
 
 
+# What version 6 added to the analytics tables.
+ANALYTICS_SIGNAL_COLUMNS = {
+    interaction_metrics: ("csat_score", "sentiment_score"),
+    agent_daily_metrics: ("rated_conversations", "mean_csat_score", "sentiment_conversations", "mean_sentiment_score"),
+}
+
+
+def _v6_analytics_signals(conn: Connection) -> None:
+    """CSAT and MCS in the analytics tables. Existing rows read 0 rated conversations and null means until the
+    next analytics run recomputes them (their `metrics_version` is older than the one that brought the columns)."""
+    for table, names in ANALYTICS_SIGNAL_COLUMNS.items():
+        _add_missing_columns(conn, table, names)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_dedupe_rejected_records,
     3: _v3_loaded_index,
     4: _v4_interaction_deleted_at,
     5: _v5_qa_signals,
+    6: _v6_analytics_signals,
 }
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 def agent_figures(warehouse: Warehouse, integration_id: str) -> list[dict[str, Any]]:
-    """Per agent, over the whole period: conversations, median and p90 first response, mean handle time and
-    flagged conversations, from cx_interaction_metrics (the same figures cx_agent_daily_metrics holds per day)."""
+    """Per agent, over the whole period: conversations, median and p90 first response, mean handle time,
+    flagged conversations, mean CSAT over the rated ones and how many, and mean MCS, from cx_interaction_metrics
+    (the same figures cx_agent_daily_metrics holds per day)."""
     import pandas as pd
     import sqlalchemy as sa
 
@@ -30,6 +31,8 @@ def agent_figures(warehouse: Warehouse, integration_id: str) -> list[dict[str, A
             mt.c.first_response_seconds,
             mt.c.handle_seconds,
             mt.c.flags,
+            mt.c.csat_score,
+            mt.c.sentiment_score,
         )
         .select_from(
             mt.outerjoin(ag, sa.and_(ag.c.integration_id == mt.c.integration_id, ag.c.agent_id == mt.c.agent_id))
@@ -37,11 +40,14 @@ def agent_figures(warehouse: Warehouse, integration_id: str) -> list[dict[str, A
         .where(mt.c.integration_id == integration_id, mt.c.agent_id.is_not(None))
     )
     with warehouse.engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=["agent_id", "name", "first", "handle", "flags"])
+        frame = pd.DataFrame(
+            conn.execute(query).all(), columns=["agent_id", "name", "first", "handle", "flags", "csat", "mcs"]
+        )
     if frame.empty:
         return []
     frame["flagged"] = frame["flags"].ne("[]")
-    grouped = frame.astype({"first": "float64", "handle": "float64"}).groupby(["agent_id", "name"])
+    numbers = {"first": "float64", "handle": "float64", "csat": "float64", "mcs": "float64"}
+    grouped = frame.astype(numbers).groupby(["agent_id", "name"])
     figures = pd.DataFrame(
         {
             "conversations": grouped.size(),
@@ -49,6 +55,9 @@ def agent_figures(warehouse: Warehouse, integration_id: str) -> list[dict[str, A
             "p90": grouped["first"].quantile(0.9),
             "handle": grouped["handle"].mean(),
             "flagged": grouped["flagged"].sum(),
+            "csat": grouped["csat"].mean(),
+            "rated": grouped["csat"].count(),
+            "mcs": grouped["mcs"].mean(),
         }
     ).reset_index()
     figures = figures.sort_values(["conversations", "agent_id"], ascending=[False, True])

@@ -310,12 +310,17 @@ def analytics(demo: Demo) -> None:
         assert demo.warehouse is not None
         figures = agent_figures(demo.warehouse, integration.id)
         header = f"{'agent':<24} {'convs':>5} {'median 1st resp':>15} {'p90 1st resp':>12} {'avg handle':>10}"
-        demo.out(f"    {header} {'flagged':>7}")
+        demo.out(f"    {header} {'flagged':>7} {'CSAT':>5} {'rated':>5} {'MCS':>5}")
         for row in figures[:ANALYTICS_AGENTS_SHOWN]:
             demo.out(
                 f"    {row['name'][:24]:<24} {row['conversations']:>5} {seconds_text(row['median']):>15} "
-                f"{seconds_text(row['p90']):>12} {seconds_text(row['handle']):>10} {row['flagged']:>7}"
+                f"{seconds_text(row['p90']):>12} {seconds_text(row['handle']):>10} {row['flagged']:>7} "
+                f"{score_text(row['csat'], 2):>5} {row['rated']:>5} {score_text(row['mcs'], 1):>5}"
             )
+
+
+def score_text(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
 
 
 def seconds_text(value: float | None) -> str:
