@@ -31,6 +31,7 @@ def _default_args(provider: str | None) -> dict:
         "retry_delay": timedelta(seconds=settings.RETRY_DELAY_SECONDS),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
+        "execution_timeout": timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS),
     }
     if provider:
         args["pool"] = PROVIDERS[provider].pool

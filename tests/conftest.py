@@ -31,6 +31,9 @@ def pytest_configure(config):
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+    # The suite's stubs and hostile servers listen on plain http on 127.0.0.1: opt in, as a user would
+    # (tests of the default refusal take it away).
+    os.environ.setdefault("CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK", "1")
     os.environ.setdefault("CXSYNC_INTEGRATIONS_FILE", str(ROOT / "include" / "integrations.yaml"))
 
 

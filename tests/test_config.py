@@ -427,12 +427,12 @@ def test_empty_file_means_no_integrations_and_no_errors(tmp_path, text):
 
 
 def test_an_alias_bomb_gives_a_short_error(tmp_path):
-    # A few hundred bytes of YAML aliases expand into a value whose full repr is tens of megabytes: the error
-    # message (it lands in task logs and DAG docs) quotes a cut-down repr of it.
+    # Aliases within the loader's budget still expand into a value whose full repr is ~20 KB: the error message
+    # (it lands in task logs and DAG docs) quotes a cut-down repr of it.
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 9)]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 4)]
     text = "\n".join(["x-bomb:", *("  " + line for line in lines)])
-    text += "\nintegrations:\n  - {id: *a8, provider: *a8, conn_id: c, label: *a8, schedule: *a8}\n"
+    text += "\nintegrations:\n  - {id: *a3, provider: *a3, conn_id: c, label: *a3, schedule: *a3}\n"
     path = write(tmp_path, text)
     assert path.stat().st_size < 1024
     config = load_integrations(path)
@@ -492,3 +492,24 @@ def test_good_provider_options_load_as_written(tmp_path):
     options = {"incremental_overlap_minutes": 45, "content_to_retrieve": ["messageRecords"], "reconcile_hours": 0}
     (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
     assert integration.options == options and integration.reconcile_hours == 0
+
+
+def test_an_alias_bomb_in_an_option_value_is_refused_while_parsing(tmp_path):
+    """An alias bomb in an integration's option value is refused before it is built: parsing stays fast and
+    small, and the error names the file."""
+    import time
+
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [
+        f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]"
+        for n in range(1, 10)
+    ]
+    text = "\n".join(["x-bomb:", *("  " + line for line in lines)])
+    text += "\nintegrations:\n  - {id: lp_main, provider: liveperson, conn_id: c, options: {page_size: *a9}}\n"
+    path = write(tmp_path, text)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load_integrations(path)
+    assert time.monotonic() - started < 1.0
+    message = str(caught.value)
+    assert message.startswith(f"{path}: YAML aliases expand") and len(message) < 400

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -221,13 +222,16 @@ def test_provider_text_is_printed_without_control_characters(hd):
     assert len(message) < 500
 
 
-def test_pkce_s256_challenge_in_the_authorize_url_and_verifier_in_the_code_exchange(hd):
+@pytest.mark.parametrize(("extra", "method"), [({}, "s256"), ({"pkce_method": "S256"}, "S256")])
+def test_pkce_challenge_in_the_authorize_url_and_verifier_in_the_code_exchange(hd, extra, method):
+    """LiveChat documents `code_challenge_method=s256` (lower case): sent by default; the extra `pkce_method`
+    switches to RFC 7636's `S256`. Either way the challenge is the SHA-256 of the verifier sent at the exchange."""
     stub = Stub().add(Answer(body={"access_token": "at-1", "refresh_token": "rt-1", "account_id": "acc-9"}))
     try:
-        hd.derive("hd_pkce", base="sandbox_helpdesk_oauth", extra={"accounts_url": stub.url("")})
+        hd.derive("hd_pkce", base="sandbox_helpdesk_oauth", extra={"accounts_url": stub.url(""), **extra})
         thread, urls, outcome = run_connect_in_background("hd_pkce")
         url = urls.get(timeout=30)
-        assert url_param(url, "code_challenge_method") == "S256"
+        assert url_param(url, "code_challenge_method") == method
         requests.get(
             url_param(url, "redirect_uri"), params={"state": url_param(url, "state"), "code": "c1"}, timeout=10
         )
@@ -240,6 +244,96 @@ def test_pkce_s256_challenge_in_the_authorize_url_and_verifier_in_the_code_excha
         assert form["code"] == ["c1"] and stub.received[0].path == "/v2/token"
     finally:
         stub.stop()
+
+
+def test_an_unknown_pkce_method_is_refused_naming_the_extra(hd):
+    hd.derive("hd_pkce_bad", base="sandbox_helpdesk_oauth", extra={"pkce_method": "plain"})
+    with pytest.raises(ConnectError, match="extra `pkce_method` is 'plain'; use s256 or S256"):
+        connect("hd_pkce_bad", port=0, open_browser=False, timeout=1, out=io.StringIO())
+
+
+def test_a_refused_sign_in_says_where_the_reason_is_and_can_be_cancelled_at_once(hd):
+    """With RFC 7636's `S256` the sandbox (as LiveChat documents) refuses on its error page, and nothing ever
+    reaches the callback: before waiting, the command says where the reason is shown and which PKCE method it
+    sent; cancelling ends the wait at once instead of after the timeout."""
+    hd.derive("hd_refused", base="sandbox_helpdesk_oauth", extra={"pkce_method": "S256"})
+    cancel = threading.Event()
+    out = io.StringIO()
+    urls: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            connect("hd_refused", port=0, open_browser=False, timeout=300, out=out, on_authorize_url=urls.put,
+                    cancel=cancel)  # fmt: skip
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    url = urls.get(timeout=30)
+    landing = requests.get(url, timeout=30)  # the browser: the authorize page sends it to the error page
+    assert urlsplit(landing.url).path == "/ooops" and "code_challenge_method" in landing.text
+    accounts_url = hd.connection("hd_refused")["extra"]["accounts_url"]
+    for _ in range(50):
+        if "Enter or Ctrl-C cancels" in out.getvalue():
+            break
+        threading.Event().wait(0.1)
+    printed = out.getvalue()
+    assert f"its error page {accounts_url}/ooops shows the reason" in printed
+    assert "code_challenge_method=S256 (the connection's extra `pkce_method`" in printed and "s256" in printed
+    started = time.monotonic()
+    cancel.set()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert "sign-in cancelled; nothing was stored" in str(outcome["error"])
+    assert "refresh_token" not in hd.connection("hd_refused")["extra"]
+
+
+def test_dribbling_and_idle_connections_neither_hold_nor_delay_the_listener(monkeypatch):
+    """Four idle connections and one sending a byte every 2 s: the real callback is answered at once, and the
+    dribbler is cut at the per-connection deadline although it never pauses long enough for a read timeout."""
+    monkeypatch.setattr(helpdesk_oauth, "REQUEST_TIMEOUT_SECONDS", 3.0)
+    listener = helpdesk_oauth.CallbackListener(0, "the-state")
+    waited: dict = {}
+    waiter = threading.Thread(target=lambda: waited.update(callback=listener.wait(30)), daemon=True)
+    waiter.start()
+    idle = [socket.create_connection(("127.0.0.1", listener.port), timeout=10) for _ in range(4)]
+    dribbler = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
+    cut = threading.Event()
+
+    def dribble() -> None:
+        started = time.monotonic()
+        for byte in b"GET /callback?state=the-state&code=slow HTTP/1.1\r\n":
+            try:
+                dribbler.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(2)  # below the read timeout (3 s here): only a whole-connection deadline cuts it
+            try:
+                if dribbler.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b"":
+                    break  # the listener closed it
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+        waited["dribble_seconds"] = time.monotonic() - started
+        cut.set()
+
+    try:
+        threading.Thread(target=dribble, daemon=True).start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        answer = requests.get(listener.redirect_uri, params={"state": "the-state", "code": "real"}, timeout=10)
+        assert answer.status_code == 200 and time.monotonic() - started < 1.5
+        waiter.join(10)
+        assert waited["callback"].code == "real"
+    finally:
+        for sock in idle:
+            sock.close()
+    assert cut.wait(20), "the dribbling connection was never cut"
+    assert waited["dribble_seconds"] < 10
+    dribbler.close()
 
 
 def test_denied_authorization_ends_the_command_in_plain_words(hd):

@@ -191,3 +191,25 @@ def test_a_task_without_requests_records_nothing(fake_source):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM cx_request_stats")).scalar_one() == 0
     engine.dispose()
+
+
+def test_a_task_waits_within_its_execution_timeout(monkeypatch):
+    """Inside an Airflow task, cxsync's own waits are bounded by what is left of the task's execution_timeout."""
+    import types
+    from datetime import UTC, datetime, timedelta
+
+    import airflow.sdk
+
+    from cxsync import tasks as task_module
+    from cxsync.task_deadline import remaining, task_deadline
+
+    ti = types.SimpleNamespace(
+        task=types.SimpleNamespace(execution_timeout=timedelta(seconds=100)),
+        start_date=datetime.now(UTC) - timedelta(seconds=40),
+    )
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"ti": ti})
+    left = task_module._seconds_left()
+    assert left is not None and 55 <= left <= 60
+    with task_deadline(left):
+        assert 55 <= remaining() <= 60
+    assert remaining() is None

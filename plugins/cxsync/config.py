@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cxsync import options as declared
-from cxsync import registry, settings
+from cxsync import registry, safe_yaml, settings
 from cxsync.analytics.options import ThresholdOptions
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
@@ -122,7 +122,9 @@ def load_integrations(path: str | os.PathLike | None = None) -> IntegrationsConf
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{file_path}: cannot read the integrations file: {reason}") from None
     try:
-        document = yaml.safe_load(text)
+        document = safe_yaml.load(text)
+    except safe_yaml.AliasBudgetExceeded as exc:
+        raise ConfigError(f"{file_path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file_path}: not valid YAML: {exc}") from None
     if document is None:

@@ -7,7 +7,7 @@ seen where the DAGs are, while the good entries keep their DAGs.
 from __future__ import annotations
 
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, task
@@ -31,6 +31,7 @@ def build_error_dag(*, dag_id: str, what: str, path: Path, errors: list[str], sk
         schedule=None,
         start_date=START_DATE,
         catchup=False,
+        default_args={"execution_timeout": timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS)},
     ) as dag:
 
         @task(task_id=task_id)

@@ -1,4 +1,4 @@
-"""Connect a HelpDesk OAuth 2 connection, once: the authorization-code flow (with PKCE S256), shared by this
+"""Connect a HelpDesk OAuth 2 connection, once: the authorization-code flow (with PKCE), shared by this
 terminal command and the Airflow UI's "Connect HelpDesk" page (`cxsync.ui`). `begin` draws the `state` and
 PKCE verifier, `read_callback` checks the redirect (`state` first), `finish` exchanges the code and stores
 the refresh token. The terminal command:
@@ -17,23 +17,33 @@ the refresh token. The terminal command:
 
 Register `http://127.0.0.1:<port>/callback` as the app's redirect URI in the Developers Console; the port
 must match (`--port 0` picks a free one, for tests against the sandbox).
+
+A sign-in the accounts server refuses (an unknown client_id, a redirect URI that is not registered, a PKCE
+method it does not take) never comes back to the redirect URI: LiveChat's docs say every authorization error
+lands on its error page `{accounts_url}/ooops`, the reason in the `oauth_exception` parameter. So the command
+says where to look before it waits, and Enter (or Ctrl-C) cancels the wait.
+
+PKCE: LiveChat documents `code_challenge_method` as `s256` (lower case; RFC 7636 spells `S256`). cxsync sends
+the documented spelling; the connection's extra `pkce_method` (`s256` or `S256`) changes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,9 +60,15 @@ from cxsync.http.oauth2 import authorize_url, code_challenge
 DEFAULT_PORT = 8976
 DEFAULT_TIMEOUT_SECONDS = 300.0
 CALLBACK_PATH = "/callback"
-# Seconds one request to the loopback listener may take: an idle or dribbling connection must not hold the
-# one-request-at-a-time listener (and the sign-in) hostage.
+# Seconds one connection to the loopback listener may take from accept to answer, however it sends: an idle or
+# dribbling client (one byte every 2 s) is cut at this deadline. Connections are handled side by side, so a
+# few of them cannot delay the real callback either.
 REQUEST_TIMEOUT_SECONDS = 10.0
+ERROR_PAGE_PATH = "/ooops"  # where LiveChat's accounts server shows a refused authorization (`oauth_exception`)
+PKCE_METHOD_EXTRA = "pkce_method"
+# LiveChat's docs spell the SHA-256 method `s256`; RFC 7636 (and most servers) `S256`. Both mean the same hash.
+PKCE_METHODS = ("s256", "S256")
+DEFAULT_PKCE_METHOD = "s256"
 DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
 # C0 and C1 control characters (ESC starts terminal escape sequences): provider text never reaches a terminal
 # or a page with them.
@@ -89,11 +105,32 @@ class Authorization:
     redirect_uri: str
     state: str
     code_verifier: str
+    pkce_method: str = DEFAULT_PKCE_METHOD
 
     @property
     def url(self) -> str:
         return authorize_url(
-            self.accounts_url, self.client_id, self.redirect_uri, self.state, code_challenge(self.code_verifier)
+            self.accounts_url,
+            self.client_id,
+            self.redirect_uri,
+            self.state,
+            code_challenge(self.code_verifier),
+            self.pkce_method,
+        )
+
+    @property
+    def error_page(self) -> str:
+        """Where the accounts server shows why it refused this sign-in (it never comes back to the callback)."""
+        return self.accounts_url + ERROR_PAGE_PATH
+
+    def refusal_hint(self) -> str:
+        """What to tell the user before the wait: where a refusal shows, and what this sign-in sent."""
+        return (
+            f"If HelpDesk refuses the sign-in, it does not come back here: its error page {self.error_page} shows "
+            f"the reason (the `oauth_exception` in its address). This sign-in sends PKCE code_challenge_method="
+            f"{self.pkce_method} (the connection's extra `{PKCE_METHOD_EXTRA}`; the other accepted spelling is "
+            f"{_other_pkce_method(self.pkce_method)}) and the redirect URI {self.redirect_uri}, which must be "
+            "registered in the app exactly"
         )
 
     def __repr__(self) -> str:  # the verifier is a secret
@@ -133,16 +170,32 @@ def oauth_connection(conn_id: str) -> tuple[Any, str, str, str]:
     return airflow_conn, client_id, client_secret, accounts_url
 
 
-def begin(conn_id: str, redirect_uri: str) -> Authorization:
-    """Start a sign-in: check the connection, draw a fresh `state` and PKCE verifier."""
-    _, client_id, _, accounts_url = oauth_connection(conn_id)
+def pkce_method(extra: Mapping[str, Any], conn_id: str) -> str:
+    """The connection's PKCE method spelling (extra `pkce_method`), `s256` as LiveChat documents by default."""
+    value = str(extra.get(PKCE_METHOD_EXTRA) or DEFAULT_PKCE_METHOD).strip()
+    if value not in PKCE_METHODS:
+        raise ConnectError(
+            f"connection {conn_id!r}: extra `{PKCE_METHOD_EXTRA}` is {clean_text(value, 40)!r}; use "
+            f"{' or '.join(PKCE_METHODS)} (SHA-256; `s256` is LiveChat's documented spelling)"
+        )
+    return value
+
+
+def _other_pkce_method(method: str) -> str:
+    return next(m for m in PKCE_METHODS if m != method)
+
+
+def begin(conn_id: str, redirect_uri: str, state: str | None = None) -> Authorization:
+    """Start a sign-in: check the connection, draw a fresh PKCE verifier and (unless given one) `state`."""
+    airflow_conn, client_id, _, accounts_url = oauth_connection(conn_id)
     return Authorization(
         conn_id=conn_id,
         accounts_url=accounts_url,
         client_id=client_id,
         redirect_uri=redirect_uri,
-        state=secrets.token_urlsafe(24),
+        state=state or secrets.token_urlsafe(24),
         code_verifier=WebApplicationClient(client_id).create_code_verifier(64),
+        pkce_method=pkce_method(dict(airflow_conn.extra_dejson or {}), conn_id),
     )
 
 
@@ -218,10 +271,17 @@ def finish(authorization: Authorization, code: str) -> ConnectResult:
 # ---- the loopback listener ---------------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a connection still being cut never holds the command's exit
+    block_on_close = False
+
+
 class CallbackListener:
-    """HTTP listener on 127.0.0.1 for the authorization redirect, one request at a time. Other paths (a
-    browser's favicon request) get 404, and callbacks without this sign-in's `state` get 400: the wait goes
-    on. The first callback with the right state ends it."""
+    """HTTP listener on 127.0.0.1 for the authorization redirect. Each connection is handled in its own thread
+    under a deadline (`REQUEST_TIMEOUT_SECONDS` from accept, whatever the client sends), so idle or dribbling
+    connections neither hold it nor delay the real callback. Other paths (a browser's favicon request) get 404,
+    and callbacks without this sign-in's `state` get 400: the wait goes on. The first callback with the right
+    state ends it."""
 
     def __init__(self, port: int, expected_state: str):
         self.expected_state = expected_state
@@ -229,10 +289,31 @@ class CallbackListener:
         self.error: str | None = None
         self.refused = 0
         self._done = threading.Event()
+        self._lock = threading.Lock()
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
-            timeout = REQUEST_TIMEOUT_SECONDS  # per connection: an idle client is dropped, not waited for
+            timeout = REQUEST_TIMEOUT_SECONDS  # each read; the timer below bounds the whole connection
+
+            def setup(self) -> None:
+                super().setup()
+                # A client sending a byte every 2 s never trips a read timeout: shut its socket at the deadline.
+                self._deadline = threading.Timer(REQUEST_TIMEOUT_SECONDS, self._cut)
+                self._deadline.daemon = True
+                self._deadline.start()
+
+            def _cut(self) -> None:
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
+            def finish(self) -> None:
+                self._deadline.cancel()
+                with contextlib.suppress(OSError):
+                    super().finish()
+
+            def handle(self) -> None:
+                with contextlib.suppress(OSError, ValueError):  # a connection cut at its deadline
+                    super().handle()
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -255,7 +336,7 @@ class CallbackListener:
             def log_message(self, *args: Any) -> None:  # the query holds the code: never log it
                 return
 
-        self._server = HTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.timeout = 0.2
 
     @property
@@ -267,25 +348,28 @@ class CallbackListener:
         return f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
 
     def _accept(self, query: dict[str, list[str]]) -> tuple[bool, str]:
-        if self._done.is_set():
-            return False, "This sign-in was already handled; you can close this tab."
-        try:
-            self.result = read_callback(query, self.expected_state)
-        except StateMismatch as exc:
-            self.refused += 1
-            return False, f"cxsync: {exc}. This sign-in is still waiting for its own answer."
-        except ConnectError as exc:
-            self.error = str(exc)
-        self._done.set()
+        with self._lock:  # connections are handled side by side: one callback ends the sign-in
+            if self._done.is_set():
+                return False, "This sign-in was already handled; you can close this tab."
+            try:
+                self.result = read_callback(query, self.expected_state)
+            except StateMismatch as exc:
+                self.refused += 1
+                return False, f"cxsync: {exc}. This sign-in is still waiting for its own answer."
+            except ConnectError as exc:
+                self.error = str(exc)
+            self._done.set()
         if self.error:
             return False, f"cxsync: {self.error}. Go back to the terminal."
         return True, "cxsync: HelpDesk authorized. You can close this tab and go back to the terminal."
 
-    def wait(self, timeout: float) -> Callback:
-        """Serve requests until the callback arrives or `timeout` seconds pass."""
+    def wait(self, timeout: float, cancel: threading.Event | None = None) -> Callback:
+        """Serve requests until the callback arrives, `timeout` seconds pass or `cancel` is set."""
         deadline = time.monotonic() + timeout
         try:
             while not self._done.is_set():
+                if cancel is not None and cancel.is_set():
+                    raise ConnectError("sign-in cancelled; nothing was stored")
                 if time.monotonic() > deadline:
                     refused = f" ({self.refused} request(s) with another `state` were refused)" if self.refused else ""
                     raise ConnectError(
@@ -314,7 +398,10 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     out: TextIO = sys.stdout,
     on_authorize_url: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ConnectResult:
+    """The terminal flow. `cancel` (set by Enter or Ctrl-C in `main`) ends the wait at once: a refused
+    sign-in never comes back, and nobody should have to sit out the timeout."""
     oauth_connection(conn_id)  # refuse a wrong connection before listening anywhere
     try:
         listener = CallbackListener(port, "")
@@ -333,8 +420,13 @@ def connect(
         on_authorize_url(url)
     if open_browser:
         webbrowser.open(url)
-    print(f"Waiting up to {timeout:g} s for the redirect on {listener.redirect_uri} ...", file=out, flush=True)
-    callback = listener.wait(timeout)
+    print(authorization.refusal_hint() + ".", file=out)
+    print(
+        f"Waiting up to {timeout:g} s for the redirect on {listener.redirect_uri} (Enter or Ctrl-C cancels) ...",
+        file=out,
+        flush=True,
+    )
+    callback = listener.wait(timeout, cancel)
     result = finish(authorization, callback.code)  # parse_qs already URL-decoded the code
     who = f"account {result.account_id}" if result.account_id else "the account"
     if result.connection_json is None:
@@ -432,8 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds to wait for the redirect (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     args = parser.parse_args(argv)
+    cancel = threading.Event()
+    if sys.stdin is not None and sys.stdin.isatty():
+        threading.Thread(target=_cancel_on_enter, args=(sys.stdin, cancel), daemon=True).start()
     try:
-        connect(args.conn_id, port=args.port, open_browser=not args.no_browser, timeout=args.timeout)
+        connect(args.conn_id, port=args.port, open_browser=not args.no_browser, timeout=args.timeout, cancel=cancel)
+    except KeyboardInterrupt:
+        print("error: sign-in cancelled; nothing was stored", file=sys.stderr)
+        return 1
     except CxsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -448,6 +546,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         raise
     return 0
+
+
+def _cancel_on_enter(stream: TextIO, cancel: threading.Event) -> None:
+    """Enter on the terminal cancels the wait (a refused sign-in never reaches the callback)."""
+    with contextlib.suppress(OSError, ValueError):
+        stream.readline()
+        cancel.set()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ TASK_RETRIES = 3
 # cluster test tier uses it so a task retried after its worker died runs again within seconds.
 RETRY_DELAY_SECONDS = int(os.environ.get("CXSYNC_RETRY_DELAY_SECONDS") or 60)
 MAX_RETRY_DELAY_SECONDS = 15 * 60
+# Every cxsync task's `execution_timeout` (read when the DAGs are parsed; CXSYNC_TASK_TIMEOUT_SECONDS changes it
+# for a deployment). One backfill window, one incremental load or one QA list fits well inside; a task stuck on a
+# hostile store or an endless wait ends instead of holding its pool slot for ever. cxsync's own waits (the shared
+# rate limit's) end before it (cxsync.task_deadline).
+TASK_EXECUTION_TIMEOUT_SECONDS = int(os.environ.get("CXSYNC_TASK_TIMEOUT_SECONDS") or 6 * 3600)
 
 
 def pool_name(provider: str) -> str:
@@ -117,7 +122,8 @@ UI_MAX_LIST_RUNS = 100
 # Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).
 UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
 UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"
-UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"
+UI_CONNECT_COOKIE_CONN = "cxsync_hd_conn"  # no longer set: the connection travels in the signed state
+UI_CONNECT_COOKIE_DONE = "cxsync_hd_done"  # changes whenever a sign-in ends (the connect page polls it)
 UI_CONNECT_MAX_AGE_SECONDS = 600
 
 # Conversation analytics (cxsync.analytics, docs/metrics.md).

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cxsync import pipeline, settings
 from cxsync.config import ConfigError, Integration, load_integrations
 from cxsync.errors import FatalError
 from cxsync.registry import NotImplementedYet, source_class
+from cxsync.task_deadline import task_deadline
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _integration(integration_id: str) -> tuple[Integration, str]:
 def _context(integration_id: str, *, with_source: bool = True):
     from cxsync.warehouse import Warehouse
 
-    with fail_fast():
+    with fail_fast(), task_deadline(_seconds_left()):
         integration, warehouse_conn_id = _integration(integration_id)
         source = source_class(integration.provider)(integration) if with_source else None
         warehouse = Warehouse.from_airflow(warehouse_conn_id)
@@ -63,6 +64,22 @@ def _record_requests(integration_id: str, source, warehouse) -> None:
         warehouse.record_request_stats(integration_id, stats, _task_identity())
     except Exception:  # the statistics never fail a task that loaded its data
         log.warning("could not record the request statistics of %s", integration_id, exc_info=True)
+
+
+def _seconds_left() -> float | None:
+    """Seconds until this task's `execution_timeout` ends it (None outside an Airflow task)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # outside an Airflow task (tests, the demo's helpers)
+        return None
+    timeout = getattr(getattr(ti, "task", None), "execution_timeout", None)
+    if timeout is None:
+        timeout = timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS)
+    started = getattr(ti, "start_date", None)
+    elapsed = (datetime.now(UTC) - started).total_seconds() if isinstance(started, datetime) else 0.0
+    return max(0.0, timeout.total_seconds() - elapsed)
 
 
 def _task_identity() -> dict:

@@ -74,6 +74,8 @@ def component_environment(state: demo_steps.Demo, port: int, passwords_file: Pat
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=str(port),
+        # the HelpDesk connect flow builds its redirect URI from it
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USERNAME}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords_file),

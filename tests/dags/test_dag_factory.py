@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cxsync import settings
 from cxsync.config import load_integrations
 from cxsync.qa.lists_config import load_qa_lists
 
@@ -92,6 +93,8 @@ def test_retries_backoff_catchup_and_one_run_at_a_time(shipped_bag):
             assert task.retry_exponential_backoff and task.retry_exponential_backoff > 1, task
             assert task.retry_delay >= timedelta(seconds=10)
             assert task.max_retry_delay is not None and task.max_retry_delay >= task.retry_delay
+            # a task stuck on a hostile store or an endless wait ends instead of holding its pool slot for ever
+            assert task.execution_timeout == timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS), task
 
 
 def test_provider_tasks_run_in_the_providers_pool(shipped_bag, shipped):
@@ -187,6 +190,9 @@ def test_a_bad_entry_yields_the_config_errors_dag_and_the_good_dags_remain(tmp_p
         assert str(path) in text and "integrations[1]" in text and "hd_bad" in text and "`backfill_weeks`" in text
     assert "config-error" in errors_dag.tags
     assert errors_dag.timetable.can_be_scheduled is False
+    assert all(
+        t.execution_timeout == timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS) for t in errors_dag.tasks
+    )
 
 
 def test_config_errors_dag_fails_when_run(tmp_path, monkeypatch):

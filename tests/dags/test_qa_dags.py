@@ -4,10 +4,13 @@ without hiding the good lists, and the task glue that fails at once on what no r
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+
+from cxsync import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
@@ -45,6 +48,7 @@ def test_agent_matching_runs_on_every_roster_asset_or_daily_and_publishes_an_ass
     (task,) = dag.tasks
     assert [o.uri for o in task.outlets] == ["cxsync://staff/agent_matches"]
     assert dag.max_active_runs == 1 and task.retries >= 2
+    assert task.execution_timeout == timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS)
 
 
 def test_one_dag_per_list_with_its_schedule_and_asset(monkeypatch):

@@ -213,3 +213,27 @@ def test_plain_http_to_a_non_loopback_host_is_warned_about(monkeypatch, caplog):
         assert not caplog.records
         HelpDeskHook("hd_plain").connection  # noqa: B018
     assert "`schema: http` with host api.helpdesk.example" in caplog.text
+
+
+# ---- plain http to loopback: only when the user says so -------------------------------------------------------
+
+
+def test_plain_http_to_a_loopback_token_server_needs_an_opt_in(monkeypatch, hostile):
+    """Another local user's process on a loopback port would read the secret: plain http to loopback is refused
+    unless the connection (or the environment) opts in; the sandbox's connections do."""
+    monkeypatch.delenv("CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK", raising=False)
+    listener = hostile()
+    conn_id = helpdesk_oauth_conn(monkeypatch, "hd_loop", listener.origin)
+    with pytest.raises(UntrustedEndpoint) as info:
+        HelpDeskHook(conn_id).agents()
+    assert "allow_plain_http_loopback" in str(info.value) and "CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK" in str(info.value)
+    assert listener.seen == [], "nothing may reach a loopback listener over plain http without the opt-in"
+    opted = helpdesk_oauth_conn(monkeypatch, "hd_loop_ok", listener.origin, allow_plain_http_loopback=True)
+    assert HelpDeskHook(opted).connection.token_url == f"{listener.origin}/v2/token"
+    monkeypatch.setenv("CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK", "1")
+    assert HelpDeskHook(conn_id).connection.token_url == f"{listener.origin}/v2/token"
+
+
+def test_helpdesks_own_accounts_host_is_a_provider_host(monkeypatch):
+    conn_id = helpdesk_oauth_conn(monkeypatch, "hd_own", "https://accounts.helpdesk.com")
+    assert HelpDeskHook(conn_id).connection.token_url == "https://accounts.helpdesk.com/v2/token"

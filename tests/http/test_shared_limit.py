@@ -124,3 +124,71 @@ def test_a_connection_limiter_shares_only_with_a_store_and_a_rate(redis_url, mon
 def test_a_rate_becomes_whole_requests_over_whole_seconds(rate, window):
     amount, seconds = window_for(rate)
     assert (amount, seconds) == window and amount / seconds <= rate
+
+
+class HostileWindow:
+    """A store that never lets a request go and claims its window frees in a year (a hostile or shared Redis)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.asked = 0
+
+    def hit(self, *args) -> bool:
+        self.asked += 1
+        return False
+
+    def get_window_stats(self, *args):
+        return types.SimpleNamespace(reset_time=self.clock.now + 365 * 86400, remaining=0)
+
+
+def hostile_limit(clock: Clock) -> SharedLimit:
+    shared = SharedLimit("redis://127.0.0.1:1/0", R, provider="helpdesk", account="acc", clock=clock.time)
+    shared._limiter = HostileWindow(clock)
+    return shared
+
+
+def test_a_hostile_store_cannot_make_a_task_sleep_past_its_deadline(clock):
+    from cxsync.task_deadline import TaskDeadlineExceeded, task_deadline
+
+    shared = hostile_limit(clock)
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.sleep(seconds)
+
+    with task_deadline(30.0), pytest.raises(TaskDeadlineExceeded) as info:
+        shared.acquire(sleep)
+    assert max(pauses) <= shared.window_seconds + 0.05  # never "a year": a moving window frees within its length
+    assert "past this task's deadline" in str(info.value) and "helpdesk account acc" in str(info.value)
+    assert sum(pauses) < 30  # the task was told before its deadline, not killed mid-sleep
+
+
+def test_without_a_deadline_a_store_that_keeps_refusing_is_dropped(clock, caplog):
+    from cxsync.http.shared_limit import MAX_WAIT_SECONDS
+
+    shared = hostile_limit(clock)
+    started = clock.now
+    with caplog.at_level(logging.WARNING, logger="cxsync.http.shared_limit"):
+        shared.acquire(clock.sleep)
+    assert shared.failed and clock.now - started <= MAX_WAIT_SECONDS
+    assert "paces itself alone" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url", ["redus://:hunter2@cache:6379/0", "redis-sentinel2://u:hunter2@cache:1/0", "redis:hunter2@cache", "hunter2"]
+)
+def test_the_store_password_is_never_logged(url, caplog):
+    from cxsync.http.shared_limit import shared_limit
+
+    with caplog.at_level(logging.WARNING, logger="cxsync.http.shared_limit"):
+        assert shared_limit(R, provider="helpdesk", account="acc", url=url) is None
+    assert caplog.records and "hunter2" not in caplog.text
+
+
+def test_a_url_the_library_refuses_is_logged_without_its_password(caplog):
+    from cxsync.http.shared_limit import shared_limit
+
+    with caplog.at_level(logging.WARNING, logger="cxsync.http.shared_limit"):
+        shared_limit(R, provider="helpdesk", account="acc", url="redis://:hunter2@cache:notaport/0")
+    assert "hunter2" not in caplog.text

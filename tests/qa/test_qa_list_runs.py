@@ -234,3 +234,17 @@ def test_lists_filter_on_conversation_analytics(loaded):
     unanswered = replace(f, min_agent_messages=None, flags=("no_agent_reply",))
     assert population(unanswered) == {("hd", "x-private")}
     assert population(replace(f, flags=("no_agent_reply", "escalation_request"))) == set()
+
+
+def test_the_exported_items_file_never_holds_a_spreadsheet_formula(loaded, tmp_path, monkeypatch):
+    """Provider ids reach the items CSV that QA tools and spreadsheets open: a formula start is quoted away;
+    the population file (read back for audits) keeps its values exactly."""
+    monkeypatch.setenv("CXSYNC_QA_EXPORT_DIR", str(tmp_path / "exports"))
+    add_interactions(loaded, "hd", [interaction("=HYPERLINK(1)", "a1", 2), interaction("+cmd", "a1", 2)])
+    run = build_list_run(loaded, _list(id="csv"), NOW)
+    exported = pd.read_csv(run.export_path, dtype=str)
+    assert {"'=HYPERLINK(1)", "'+cmd"} <= set(exported["interaction_id"])
+    assert not any(str(v).startswith(("=", "+", "-", "@")) for v in exported.to_numpy().ravel())
+    population = read_population_csv(run.population_path)
+    assert {"=HYPERLINK(1)", "+cmd"} <= set(population["interaction_id"])
+    assert rebuild_list_run(loaded, run.list_run_id, population).identical

@@ -89,3 +89,45 @@ def test_analytics_filters_load():
         {"id": "x", "type": "all", "period": {"last": 7, "unit": "days"}, "filters": {"flags": ["long_wait"]}}
     )
     assert qa_list.filters.flags == ("long_wait",)
+
+
+def _bomb(levels: int) -> str:
+    """A few hundred bytes of YAML whose aliases expand to 9 x 6^levels strings."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [
+        f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, levels + 1)
+    ]
+    return "\n".join(["x-bomb:", *("  " + line for line in lines)])
+
+
+def test_an_alias_bomb_is_refused_while_loading_with_a_short_error_naming_the_file(tmp_path):
+    """The 500-byte file that gave a 35-million-character error (and DAG doc) is refused before any value is
+    built or formatted; the error is one short line naming the file."""
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(_bomb(8) + "\nlists:\n  - {id: weekly, type: all, period: {last: 7, unit: days}, label: *a8}\n")
+    assert path.stat().st_size < 600
+    config = load_qa_lists(path)
+    assert config.lists == [] and len(config.errors) == 1
+    assert config.errors[0].startswith(f"{path}: YAML aliases expand") and "alias bomb" in config.errors[0]
+    assert len(config.errors[0]) < 400
+
+
+def test_anchors_used_the_ordinary_way_still_load(tmp_path):
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(
+        "x-period: &week {last: 7, unit: days}\n"
+        "lists:\n"
+        "  - {id: one, type: all, period: *week}\n"
+        "  - {id: two, type: all, period: *week}\n"
+    )
+    config = load_qa_lists(path)
+    assert config.errors == [] or "x-period" in config.errors[0]  # an unknown top-level key, not a refusal
+    assert not any("alias" in e for e in config.errors)
+
+
+@pytest.mark.parametrize("ident", ["weekly\n", "weekly\r\n", "weekly "])
+def test_a_list_id_must_match_whole(tmp_path, ident):
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(yaml.safe_dump({"lists": [{"id": ident, "type": "all", "period": {"last": 7, "unit": "days"}}]}))
+    config = load_qa_lists(path)
+    assert config.lists == [] and "field `id`" in config.errors[0]

@@ -52,10 +52,43 @@ def test_the_authorize_page_only_redirects_to_loopback(sandbox_server):
     params = {"response_type": "code", "client_id": client_id(sandbox_server), "state": "s"}
     evil = {**params, "redirect_uri": "https://collector.evil.example/callback"}
     page = requests.get(sandbox_server.base_url + "/", params=evil, timeout=10)
-    assert page.status_code == 400 and "loopback" in page.text
+    assert page.url.startswith(sandbox_server.base_url + "/ooops?") and "loopback" in page.text  # the error page
     approve = requests.post(
         sandbox_server.base_url + "/", data={**evil, "decision": "approve"}, allow_redirects=False, timeout=10
     )
-    assert approve.status_code == 400 and "Location" not in approve.headers, "a code was sent off the machine"
+    assert approve.status_code == 302 and approve.headers["location"].startswith("/ooops?"), (
+        "a code was sent off the machine"
+    )
     ok = {**params, "redirect_uri": "http://127.0.0.1:9/callback"}
     assert requests.get(sandbox_server.base_url + "/", params=ok, timeout=10).status_code == 200
+
+
+def test_the_admin_api_refuses_calls_a_web_page_elsewhere_can_make(sandbox_server):
+    """A page on any site can POST `text/plain` (or a form) to 127.0.0.1 without a preflight: the admin API
+    must not act on it. Programs (JSON bodies, no foreign Origin) still can."""
+    clock = sandbox_server.base_url + "/_sandbox/clock"
+    before = requests.get(clock, timeout=10).json()["now"]
+    body = '{"advance": "1d"}'
+    plain = requests.post(clock, data=body, headers={"Content-Type": "text/plain"}, timeout=10)
+    form = requests.post(clock, data={"advance": "1d"}, timeout=10)
+    foreign = requests.post(clock, json={"advance": "1d"}, headers={"Origin": "https://evil.example"}, timeout=10)
+    fetch_site = requests.post(clock, json={"advance": "1d"}, headers={"Sec-Fetch-Site": "cross-site"}, timeout=10)
+    mint = requests.post(
+        sandbox_server.base_url + "/_sandbox/helpdesk/oauth/refresh-token",
+        headers={"Origin": "null", "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert [r.status_code for r in (plain, form, foreign, fetch_site, mint)] == [415, 415, 403, 403, 403]
+    assert "refresh_token" not in mint.text
+    assert requests.get(clock, timeout=10).json()["now"] == before
+    assert requests.post(clock, json={"advance": "1d"}, timeout=10).status_code == 200
+    same = requests.post(clock, json={"advance": "1h"}, headers={"Origin": sandbox_server.base_url}, timeout=10)
+    assert same.status_code == 200
+
+
+def test_the_sandbox_connections_carry_the_loopback_opt_in(sandbox_server):
+    """The sandbox serves plain http on loopback: the connections it prints opt in, so users need not."""
+    for conn_id, text in sandbox_server.connection_uris().items():
+        conn = json.loads(text)
+        if "accounts_url" in conn["extra"] or conn["conn_type"] == "liveperson":
+            assert conn["extra"]["allow_plain_http_loopback"] is True, conn_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import re
@@ -48,10 +49,12 @@ class _Form(HTMLParser):
             self.buttons[a["value"]] = a["name"]
 
 
-def authorize(server, state: str = "xyz-123", redirect_uri: str = REDIRECT, decision: str = "approve") -> dict:
+def authorize(
+    server, state: str = "xyz-123", redirect_uri: str = REDIRECT, decision: str = "approve", **pkce: str
+) -> dict:
     """Walk the authorize page like a browser; the redirect's query parameters."""
     client_id = conn(server, "sandbox_helpdesk_oauth")["login"]
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state, **pkce}
     page = requests.get(server.base_url + "/", params=params)
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
@@ -104,7 +107,11 @@ def test_connection_declares_token_and_oauth_credentials(sandbox_server):
     assert (main["host"], main["schema"], main["port"]) == ("127.0.0.1", "http", sandbox_server.port)
     assert main["extra"] == {"auth_type": "token"}
     assert re.fullmatch(r"dal:[A-Za-z0-9_-]+", main["password"])
-    assert oauth["extra"] == {"auth_type": "oauth2", "accounts_url": sandbox_server.base_url}
+    assert oauth["extra"] == {
+        "auth_type": "oauth2",
+        "accounts_url": sandbox_server.base_url,
+        "allow_plain_http_loopback": True,
+    }
 
 
 def test_basic_auth_with_a_token_containing_colons_works(sandbox_server):
@@ -221,8 +228,48 @@ def test_authorize_deny_redirects_with_access_denied(sandbox_server):
 def test_authorize_page_refuses_an_unknown_client(sandbox_server):
     params = {"response_type": "code", "client_id": "nope", "redirect_uri": REDIRECT, "state": "1"}
     answer = requests.get(sandbox_server.base_url + "/", params=params)
-    assert answer.status_code == 400
-    assert "client_id" in answer.text
+    # as LiveChat documents: every authorization error lands on its error page, never on the redirect URI
+    assert (
+        urlsplit(answer.url).path == "/ooops"
+        and "client_id" in parse_qs(urlsplit(answer.url).query)["oauth_exception"][0]
+    )
+    assert "client_id" in answer.text and REDIRECT not in answer.history[0].headers["location"]
+
+
+def _pkce(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+VERIFIER = "v" * 43 + "-verifier"
+
+
+@pytest.mark.parametrize("method", ["s256", "plain"])
+def test_pkce_as_livechat_documents_it_checks_the_verifier(sandbox_server, method):
+    challenge = _pkce(VERIFIER) if method == "s256" else VERIFIER
+    code = authorize(sandbox_server, code_challenge=challenge, code_challenge_method=method)["code"]
+    missing = exchange(sandbox_server, code)
+    wrong = exchange(sandbox_server, code, code_verifier="w" * 50)
+    assert (missing.status_code, missing.json()["error"]) == (400, "invalid_grant")
+    assert "code_verifier" in missing.json()["error_description"]
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    assert exchange(sandbox_server, code, code_verifier=VERIFIER).status_code == 200
+
+
+def test_a_challenge_without_a_method_is_plain_as_documented(sandbox_server):
+    code = authorize(sandbox_server, code_challenge=_pkce(VERIFIER))["code"]
+    assert exchange(sandbox_server, code, code_verifier=VERIFIER).status_code == 400  # plain: verifier != S256 hash
+    code = authorize(sandbox_server, code_challenge=_pkce(VERIFIER))["code"]
+    assert exchange(sandbox_server, code, code_verifier=_pkce(VERIFIER)).status_code == 200
+
+
+def test_the_rfc_spelling_of_the_pkce_method_lands_on_the_error_page(sandbox_server):
+    client_id = conn(sandbox_server, "sandbox_helpdesk_oauth")["login"]
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "1",
+              "code_challenge": _pkce(VERIFIER), "code_challenge_method": "S256"}  # fmt: skip
+    answer = requests.get(sandbox_server.base_url + "/", params=params, allow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"].startswith("/ooops?oauth_exception=")
+    page = requests.get(sandbox_server.base_url + answer.headers["location"])
+    assert page.status_code == 200 and "code_challenge_method" in page.text and "s256" in page.text
 
 
 def test_code_exchange_answers_the_documented_token(sandbox_server):

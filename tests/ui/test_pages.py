@@ -179,10 +179,30 @@ def test_qa_lists_page_and_csv(ui_server, signed_in, artifacts):
     assert {r["list_id"] for r in table} == {"weekly_random"}
 
 
-def _start_connect(driver, ui_server, conn_id: str) -> None:
+def _new_tab(driver, before: set[str]) -> str:
+    """The window the sign-in opened (a top-level tab), switched to."""
+    WebDriverWait(driver, 30).until(lambda d: len(set(d.window_handles) - before) == 1)
+    handle = (set(driver.window_handles) - before).pop()
+    driver.switch_to.window(handle)
+    return handle
+
+
+def _start_connect(driver, ui_server, conn_id: str) -> str:
+    """Open the connect page, press Continue: the sign-in opens in a new tab (switched to); the first tab's
+    handle is returned."""
+    first = driver.current_window_handle
     driver.get(f"{ui_server.url}/cxsync/connect/helpdesk?conn_id={conn_id}")
+    before = set(driver.window_handles)
     driver.find_element(By.ID, "connect-continue").click()
+    _new_tab(driver, before)
     WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(ui_server.sandbox_url))
+    return first
+
+
+def _close_tab(driver, back_to: str) -> None:
+    if driver.current_window_handle != back_to:
+        driver.close()
+    driver.switch_to.window(back_to)
 
 
 def test_connect_helpdesk_end_to_end(ui_server, signed_in, artifacts):
@@ -190,11 +210,13 @@ def test_connect_helpdesk_end_to_end(ui_server, signed_in, artifacts):
     driver.get(ui_server.url + "/cxsync/")
     _card(driver, "hd_oauth").find_element(By.PARTIAL_LINK_TEXT, "Connect HelpDesk").click()
     WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-continue")))
-    assert "/cxsync/connect/helpdesk/callback" in driver.page_source
+    assert f"{ui_server.url}/cxsync/connect/helpdesk/callback" in driver.find_element(By.ID, "connect-callback").text
     shots = [screenshot(driver, "connect", artifacts)]
+    first, before = driver.current_window_handle, set(driver.window_handles)
     driver.find_element(By.ID, "connect-continue").click()
+    _new_tab(driver, before)  # the provider's sign-in is a top-level tab of its own
     WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(ui_server.sandbox_url))
-    assert "code_challenge_method=S256" in driver.current_url and "state=" in driver.current_url
+    assert "code_challenge_method=s256" in driver.current_url and "state=" in driver.current_url
     shots.append(screenshot(driver, "helpdesk-authorize", artifacts))
     driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
 
@@ -203,29 +225,65 @@ def test_connect_helpdesk_end_to_end(ui_server, signed_in, artifacts):
     assert "HelpDesk connected" in flash.text and "stored in connection 'sandbox_helpdesk_oauth'" in flash.text
     shots.append(screenshot(driver, "connected", artifacts))
     copy_to_docs(shots)
+    _close_tab(driver, first)
+    # the connect page the user left comes back to the status page by itself
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.rstrip("/").endswith("/cxsync"))
     stored = json.loads(ui_server.python(READ_CONNECTION, "sandbox_helpdesk_oauth").strip().splitlines()[-1])
     assert stored == {"has_refresh_token": True, "works": True}
     assert "Reconnect HelpDesk" in _card(driver, "hd_oauth").text
 
 
+def test_connect_from_inside_airflows_frame_signs_in_in_a_top_level_tab(ui_server, signed_in):
+    """Browse > cxsync shows the pages in Airflow's sandboxed iframe (no pop-ups, no top navigation), and real
+    sign-in pages refuse to be framed: Continue opens the provider in a top-level tab, the frame says where a
+    refusal would show and offers Cancel, and both end on the status page."""
+    driver = signed_in
+    first = driver.current_window_handle
+    driver.get(ui_server.url + "/plugin/cxsync")
+    frame = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe")))
+    driver.switch_to.frame(frame)
+    WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.integration")))
+    _card(driver, "hd_oauth").find_element(By.PARTIAL_LINK_TEXT, "HelpDesk").click()
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-continue")))
+    before = set(driver.window_handles)
+    driver.find_element(By.ID, "connect-continue").click()
+    waiting = WebDriverWait(driver, 10).until(ec.visibility_of_element_located((By.ID, "connect-waiting")))
+    assert "/ooops shows the reason" in waiting.text and driver.find_element(By.ID, "connect-cancel").is_displayed()
+    _new_tab(driver, before)
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(ui_server.sandbox_url))
+    driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+    flash = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
+    assert "HelpDesk connected" in flash.text
+    _close_tab(driver, first)
+    driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe"))
+    try:
+        WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.integration")))
+    finally:
+        driver.switch_to.default_content()
+    assert "/plugin/cxsync" in driver.current_url  # still Airflow's page with cxsync in its frame
+
+
 def test_connect_helpdesk_errors_in_plain_words(ui_server, signed_in, artifacts):
     driver = signed_in
-    _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
+    first = _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
     driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
     problem = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-problem")))
     assert "HelpDesk did not authorize the app: access_denied (the user denied access)" in problem.text
     screenshot(driver, "connect-denied", artifacts)
+    _close_tab(driver, first)
 
-    _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
+    first = _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
     driver.get(ui_server.url + "/cxsync/connect/helpdesk/callback?code=dal:forged&state=not-this-one")
     assert "`state` does not match" in driver.find_element(By.ID, "connect-problem").text
+    _close_tab(driver, first)
 
-    _start_connect(driver, ui_server, "helpdesk_badsecret")
+    first = _start_connect(driver, ui_server, "helpdesk_badsecret")
     driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
     problem = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-problem")))
     assert "client_secret (password) of the connection is wrong" in problem.text
     assert "wrong-secret" not in driver.page_source
     screenshot(driver, "connect-bad-secret", artifacts)
+    _close_tab(driver, first)
 
 
 def test_the_navigation_entry_opens_the_pages_inside_airflow(ui_server, signed_in, artifacts):

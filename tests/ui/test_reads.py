@@ -154,6 +154,7 @@ def test_qa_list_runs_and_csv(warehouse):
         for n in range(3)
     ]  # fmt: skip
     items[0]["interaction_id"] = "=HYPERLINK(1)"
+    items[1]["agent_id"] = "\t=1+1"  # a leading tab hides the formula at a glance; spreadsheets still run it
     qa_state.fill_qa_list(warehouse, "r1", "weekly", items, now=NOW)
     runs, exists = qa_lists.list_runs(engine)
     assert exists and len(runs) == 1
@@ -183,6 +184,7 @@ def test_qa_list_runs_and_csv(warehouse):
     assert table[0]["display_id"] == table[0]["csat_score"] == ""  # no such interaction (any more)
     assert [r["rank"] for r in table] == ["1", "2", "3"]
     assert table[-1]["interaction_id"] == "'=HYPERLINK(1)"  # never a spreadsheet formula
+    assert table[1]["agent_id"] == "'\t=1+1"
     assert [r["evaluator_id"] for r in table] == ["", "s-100", "s-100"]
     assert {r["list_id"] for r in table} == {"weekly"} and {r["list_run_id"] for r in table} == {"r1"}
     assert qa_lists.list_csv(engine, "nope") is None

@@ -43,7 +43,14 @@ from cxsync.hooks.base import (
 from cxsync.hooks.liveperson_diagnostics import TokenRefused, users_permission_message
 from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, AuthStrategy, ClientTunables, NoAuth, OAuth1Auth, Token
-from cxsync.http.endpoints import LIVEPERSON_DOMAIN, check_csds_host, check_endpoint, trusted_hosts, warn_if_plain_http
+from cxsync.http.endpoints import (
+    LIVEPERSON_DOMAIN,
+    check_csds_host,
+    check_endpoint,
+    plain_http_loopback_allowed,
+    trusted_hosts,
+    warn_if_plain_http,
+)
 from cxsync.http.oauth2 import OAuth2Grant, TokenRequestRefused
 from cxsync.http.retry import RetryPolicy
 
@@ -82,6 +89,7 @@ class LivePersonConnection(ConnectionSettings):
     source: str = DEFAULT_SOURCE
     users_api_version: str = DEFAULT_USERS_API_VERSION
     trusted_hosts: frozenset[str] = frozenset()  # extra `trusted_hosts`: non-LivePerson hosts allowed anyway
+    plain_http_loopback: bool = False  # extra `allow_plain_http_loopback` (or its environment variable)
 
     @property
     def csds_host(self) -> str:
@@ -141,6 +149,7 @@ class LivePersonConnection(ConnectionSettings):
             source=source,
             users_api_version=extra_text(extra, "users_api_version", DEFAULT_USERS_API_VERSION),
             trusted_hosts=trusted_hosts(extra, conn_id=conn_id),
+            plain_http_loopback=plain_http_loopback_allowed(extra),
         )
 
 
@@ -191,6 +200,7 @@ class LivePersonHook(ProviderHook):
                 service_origin,
                 provider_domain=LIVEPERSON_DOMAIN,
                 trusted=conn.trusted_hosts,
+                plain_http_loopback=conn.plain_http_loopback,
                 conn_id=conn.conn_id,
                 what=f"LivePerson service {service!r} (resolved by CSDS at {conn.csds_host})",
             )

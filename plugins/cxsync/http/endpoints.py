@@ -1,7 +1,10 @@
 """Where a secret may go: token endpoints and provider hosts are checked before a credential is sent there.
 
 A client secret, a refresh token or a bearer token goes only to
-- an `https` URL, unless its host is loopback (the sandbox and tests run on `http://127.0.0.1`);
+- an `https` URL. Plain http is accepted for a loopback host only when the user says so: the connection's extra
+  `allow_plain_http_loopback: true` (the sandbox prints its connections with it) or the environment variable
+  `CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK=1` (a test suite's stubs). Without it, a process on the same machine
+  listening on a loopback port (another user's, on a shared host) would read the secret;
 - a host of the provider itself (HelpDesk: the LiveChat/Text accounts hosts; LivePerson: `*.liveperson.net`),
   unless the connection's extra `trusted_hosts` names that host (a proxy or gateway of your own): an explicit
   opt-out, never a default.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +27,14 @@ from cxsync.http.tunables import ConnectionSettingError
 log = logging.getLogger(__name__)
 
 TRUSTED_HOSTS_EXTRA = "trusted_hosts"
-# The LiveChat/Text accounts servers that issue HelpDesk OAuth tokens.
-HELPDESK_ACCOUNTS_HOSTS = frozenset({"accounts.livechat.com", "accounts.livechatinc.com", "accounts.text.com"})
+PLAIN_HTTP_LOOPBACK_EXTRA = "allow_plain_http_loopback"
+PLAIN_HTTP_LOOPBACK_ENV = "CXSYNC_ALLOW_PLAIN_HTTP_LOOPBACK"
+_TRUE = ("1", "true", "yes", "on")
+# The LiveChat/Text accounts servers that issue HelpDesk OAuth tokens (HelpDesk's own pages sign in at
+# accounts.helpdesk.com).
+HELPDESK_ACCOUNTS_HOSTS = frozenset(
+    {"accounts.livechat.com", "accounts.livechatinc.com", "accounts.text.com", "accounts.helpdesk.com"}
+)
 LIVEPERSON_DOMAIN = "liveperson.net"
 
 
@@ -40,6 +50,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plain_http_loopback_allowed(extra: Mapping[str, Any]) -> bool:
+    """Whether the user opted in to plain http towards loopback hosts (extra or environment, see above)."""
+    flag = extra.get(PLAIN_HTTP_LOOPBACK_EXTRA)
+    if flag is True or str(flag).strip().lower() in _TRUE:
+        return True
+    return os.environ.get(PLAIN_HTTP_LOOPBACK_ENV, "").strip().lower() in _TRUE
 
 
 def trusted_hosts(extra: Mapping[str, Any], *, conn_id: str) -> frozenset[str]:
@@ -71,6 +89,7 @@ def check_endpoint(
     provider_hosts: frozenset[str] = frozenset(),
     provider_domain: str | None = None,
     trusted: frozenset[str] = frozenset(),
+    plain_http_loopback: bool = False,
     conn_id: str,
     what: str,
 ) -> str:
@@ -100,6 +119,12 @@ def check_endpoint(
             f"connection {conn_id!r}: {what} {shown} is plain http; credentials go only over https "
             "(plain http is accepted for loopback hosts, like the sandbox, only)"
         )
+    if parts.scheme != "https" and not plain_http_loopback:
+        raise UntrustedEndpoint(
+            f"connection {conn_id!r}: {what} {shown} is plain http to a loopback host; credentials go there only "
+            f"when you say so: set the connection's extra `{PLAIN_HTTP_LOOPBACK_EXTRA}` to true (the sandbox's "
+            f"connections carry it) or {PLAIN_HTTP_LOOPBACK_ENV}=1, or use https"
+        )
     if host in trusted and not own:
         log.info("connection %r: %s %s is trusted by the extra `%s`", conn_id, what, shown, TRUSTED_HOSTS_EXTRA)
     return url
@@ -125,6 +150,7 @@ def check_helpdesk_accounts_url(accounts_url: str, extra: Mapping[str, Any], *, 
         accounts_url,
         provider_hosts=HELPDESK_ACCOUNTS_HOSTS,
         trusted=trusted_hosts(extra, conn_id=conn_id),
+        plain_http_loopback=plain_http_loopback_allowed(extra),
         conn_id=conn_id,
         what="the OAuth token server (extra `accounts_url`)",
     )

@@ -139,12 +139,21 @@ class OAuth2Grant:
         return refusal
 
 
-def authorize_url(accounts_url: str, client_id: str, redirect_uri: str, state: str, challenge: str | None) -> str:
-    """The authorization-code grant's first step: where the user's browser signs in (PKCE S256 when given)."""
+def authorize_url(
+    accounts_url: str,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    challenge: str | None,
+    challenge_method: str = "S256",
+) -> str:
+    """The authorization-code grant's first step: where the user's browser signs in (PKCE SHA-256 when a
+    challenge is given). `challenge_method` is the spelling the provider documents: RFC 7636 says `S256`,
+    LiveChat's docs `s256`."""
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
     if challenge:
         # Providers without PKCE ignore unknown authorize parameters, so sending it is harmless there.
-        params.update(code_challenge=challenge, code_challenge_method="S256")
+        params.update(code_challenge=challenge, code_challenge_method=challenge_method)
     return f"{accounts_url.rstrip('/')}/?{urlencode(params)}"
 
 

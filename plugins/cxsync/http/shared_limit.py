@@ -11,6 +11,11 @@ The store: `CXSYNC_RATE_LIMIT_STORE` (`redis://host:6379/1`, or `none` to turn i
 broker's URL when it is a Redis one (a Celery deployment has it at hand). Without a store each task paces
 alone, as before. If the store fails mid-run the task warns once and goes on with its own limiter.
 
+Waits are bounded, whatever the store answers (a hostile or shared Redis can claim the window frees in years):
+one pause is at most the window's length (a moving window always frees within it), every pause ends before the
+task's deadline (`cxsync.task_deadline`: the try fails with a clear error instead), and a store that keeps
+refusing for `MAX_WAIT_SECONDS` for one request is dropped for this task as if it had failed.
+
 Limits: the window's times are the workers' clocks (keep them in sync, as NTP does); tasks share a limit when
 they agree on provider, account and rate; the `limits` library's windows are whole seconds, so a rate below
 one per second is kept over a longer window.
@@ -37,6 +42,9 @@ NAMESPACE = "cxsync"
 MARGIN_SECONDS = 0.02
 # Windows tried for a rate that is not a whole number per second (the `limits` windows are whole seconds).
 MAX_WINDOW_SECONDS = 10
+# Longest wait for one request's slot in the shared window before the store is ignored (it must be lying or
+# overloaded: the window itself frees in at most MAX_WINDOW_SECONDS).
+MAX_WAIT_SECONDS = 120.0
 
 _storages: dict[str, Any] = {}
 _storages_lock = threading.Lock()
@@ -89,6 +97,7 @@ class SharedLimit:
         self.url = url
         self.key = (provider, account)
         amount, seconds = window_for(rate)
+        self.window_seconds = float(seconds)
         self.item = RateLimitItemPerSecond(amount, seconds, namespace=NAMESPACE)
         self._limiter = MovingWindowRateLimiter(_storage(url))
         self._clock = clock
@@ -96,8 +105,11 @@ class SharedLimit:
 
     def acquire(self, sleep: Callable[[float], None]) -> float:
         """Block until the account's window lets one request go; the seconds waited. A store that fails turns
-        the shared limit off for this task (warned once): its own limiter still paces it."""
-        waited = 0.0
+        the shared limit off for this task (warned once): its own limiter still paces it. Every pause is bounded
+        (see the module's notes); one that would pass the task's deadline raises `TaskDeadlineExceeded`."""
+        from cxsync.task_deadline import check_wait, remaining
+
+        waited, left = 0.0, remaining()
         while not self.failed:
             try:
                 if self._limiter.hit(self.item, *self.key):
@@ -112,7 +124,19 @@ class SharedLimit:
                     str(exc).splitlines()[0] if str(exc) else "",
                 )
                 break
-            pause = max(0.001, reset_at - self._clock()) + MARGIN_SECONDS
+            # A moving window frees within its length: a reset time beyond that is the store's error, not a wait.
+            pause = min(max(0.001, reset_at - self._clock()), self.window_seconds) + MARGIN_SECONDS
+            if waited + pause > MAX_WAIT_SECONDS:
+                self.failed = True
+                log.warning(
+                    "the shared rate limit store (%s) refused one request's slot for %.0f s; this task paces itself "
+                    "alone from now on",
+                    _safe(self.url),
+                    waited,
+                )
+                break
+            what = f"the shared rate limit of {self.key[0]} account {self.key[1]} ({_safe(self.url)})"
+            check_wait(waited + pause, what, left)
             sleep(pause)
             waited += pause
         return waited
@@ -123,6 +147,16 @@ def shared_limit(rate: float | None, *, provider: str, account: str, url: str | 
     url = store_url() if url is None else url
     if not url or not rate or not account:
         return None
+    if not url.startswith(STORE_SCHEMES):
+        log.warning(
+            "no shared rate limit for %s account %s: %s (%s) is not a Redis URL (%s); each task paces itself alone",
+            provider,
+            account,
+            STORE_ENV,
+            _safe(url),
+            ", ".join(STORE_SCHEMES),
+        )
+        return None
     try:
         return SharedLimit(url, rate, provider=provider, account=account)
     except Exception as exc:  # `limits` missing, or a URL it cannot use: pace alone, and say why
@@ -131,7 +165,7 @@ def shared_limit(rate: float | None, *, provider: str, account: str, url: str | 
             provider,
             account,
             type(exc).__name__,
-            exc,
+            str(exc).replace(url, _safe(url)),  # libraries quote the URL, password and all
         )
         return None
 
@@ -148,8 +182,13 @@ def _storage(url: str) -> Any:
 
 
 def _safe(url: str) -> str:
-    """The URL without a password (`redis://:secret@host` -> `redis://***@host`)."""
+    """The URL without user info or query (`redis://:secret@host` -> `redis://***@host`), whatever its scheme:
+    a URL without `://` (`redis:secret@host`, a typo) could be anything and is shown as its scheme only."""
     scheme, sep, rest = url.partition("://")
+    if not sep:
+        head = url.split(":", 1)[0] if ":" in url else ""
+        return f"{head}:***" if head.isalnum() else "***"
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
     if "@" in rest:
         rest = "***@" + rest.rsplit("@", 1)[1]
     return f"{scheme}{sep}{rest}"

@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cxsync import settings
+from cxsync.qa.csv_cells import safe_cell
 from cxsync.qa.lists_config import SIGNAL_TEXT_FILTERS, QaList
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.bulk import BulkUpsert
@@ -454,6 +455,9 @@ def export_run(
         items = items.merge(details, on=["integration_id", "interaction_id"], how="left")
     items.insert(0, "list_run_id", run.list_run_id)
     items.insert(0, "list_id", run.list_id)
+    # The items file is for people and QA tools (spreadsheets): no cell may run as a formula. The population
+    # file is read back by `read_population_csv` for audits and keeps its values exactly.
+    items = items.map(safe_cell)
     for frame, path in ((items, items_path), (canonical_population(population), population_path)):
         partial = path.with_suffix(".csv.partial")
         frame.to_csv(partial, index=False)

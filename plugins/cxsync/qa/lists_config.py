@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from cxsync import settings
+from cxsync import safe_yaml, settings
 from cxsync.config import _valid_cron
 
 _ID_RE = re.compile(settings.QA_LIST_ID_PATTERN)
@@ -160,7 +160,10 @@ def load_qa_lists(path: str | os.PathLike | None = None) -> QaListsConfig:
         config.errors.append(f"{file_path}: cannot read the QA lists file: {exc}")
         return config
     try:
-        document = yaml.safe_load(text)
+        document = safe_yaml.load(text)
+    except safe_yaml.AliasBudgetExceeded as exc:
+        config.errors.append(f"{file_path}: {exc}")
+        return config
     except yaml.YAMLError as exc:
         config.errors.append(f"{file_path}: not valid YAML: {exc}")
         return config
@@ -212,7 +215,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> QaList | None:
     if unknown:
         problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_KNOWN_KEYS))}")
     ident = entry.get("id")
-    if not isinstance(ident, str) or not _ID_RE.match(ident):
+    if not isinstance(ident, str) or not _ID_RE.fullmatch(ident):
         problems.append(f"field `id`: {ident!r} must match {settings.QA_LIST_ID_PATTERN} (e.g. weekly_random)")
     elif len(ident) > settings.MAX_INTEGRATION_ID_LENGTH:
         problems.append(f"field `id`: longer than {settings.MAX_INTEGRATION_ID_LENGTH} characters")

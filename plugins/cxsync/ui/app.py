@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from fastapi.templating import Jinja2Templates
 from cxsync import helpdesk_oauth, settings
 from cxsync.config import ConfigError
 from cxsync.pools import ensure_pools
-from cxsync.ui import matching, qa_lists, status
+from cxsync.ui import connect_state, matching, qa_lists, status
 from cxsync.ui.security import (
     CSRF_FIELD,
     Access,
@@ -36,6 +37,7 @@ from cxsync.ui.security import (
     MatchManager,
     Reader,
     csrf_token,
+    require_connection_edit,
     set_csrf_cookie,
     user_name,
     wants_html,
@@ -58,6 +60,33 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="cxsync", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+# Where the api-server mounts this app (cxsync.ui.plugin): the OAuth redirect URI is built from it.
+CONNECT_PREFIX = "/cxsync"
+CALLBACK_QUERY_SCOPE_KEY = "cxsync.callback_query"
+
+
+class HideAuthorizationCode:
+    """The OAuth callback's query carries the authorization code: the api-server's access log (Airflow's
+    `HttpAccessLogMiddleware`, around every mounted app) logs each request's query after the answer. This
+    middleware hands the callback its parameters under its own scope key and leaves the code out of the
+    query string everyone after it (the access log among them) reads."""
+
+    def __init__(self, asgi: Any) -> None:
+        self.app = asgi
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path", "").endswith("/connect/helpdesk/callback"):
+            from urllib.parse import parse_qs
+
+            raw = scope.get("query_string", b"").decode("latin-1")
+            query = parse_qs(raw, keep_blank_values=True)
+            scope[CALLBACK_QUERY_SCOPE_KEY] = query
+            shown = [(name, "[redacted]" if name == "code" else values[0][:200]) for name, values in query.items()]
+            scope["query_string"] = urlencode(shown).encode()  # the same dict the outer access log reads
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(HideAuthorizationCode)
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
@@ -153,13 +182,25 @@ async def _http_error(request: Request, exc: HTTPException) -> Any:
 
 @app.get("/", response_class=HTMLResponse, name="status_page")
 def status_page(request: Request, user: Reader) -> HTMLResponse:
-    data = status.collect(airflow_root=airflow_root(request))
+    data = status.collect(airflow_root=airflow_root(request), show_option_names=_may_edit_warehouse(user))
     return render(request, user, "status.html", data=data, now=data["generated_at"])
 
 
 @app.get("/api/status", name="status_api")
 def status_api(request: Request, user: Reader) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(status.collect(airflow_root=airflow_root(request))))
+    data = status.collect(airflow_root=airflow_root(request), show_option_names=_may_edit_warehouse(user))
+    return JSONResponse(jsonable_encoder(data))
+
+
+def _may_edit_warehouse(user: Any) -> bool:
+    """Admins of the warehouse connection (edit access to it) see which of its options are set."""
+    from cxsync.ui.security import is_allowed
+
+    try:
+        conn_id = status.integrations_config().warehouse_conn_id
+    except ConfigError:
+        conn_id = settings.DEFAULT_WAREHOUSE_CONN_ID
+    return is_allowed(user, Access.CONNECT, conn_id)
 
 
 @app.get("/static/cxsync.css", name="stylesheet")
@@ -252,15 +293,72 @@ def list_csv(user: Reader, list_run_id: str) -> StreamingResponse:
 
 
 # ---- Connect HelpDesk (OAuth 2 authorization code, the flow of cxsync.helpdesk_oauth) ---------------------
+#
+# The connect page lives inside Airflow's sandboxed iframe, and real sign-in pages refuse to be framed: the
+# page's form opens the provider in a top-level tab (connect.html). The connection to write travels in the
+# signed `state` (cxsync.ui.connect_state), never in a cookie of its own: the callback checks edit access on
+# exactly that connection, with its team, for the user who started the sign-in. The redirect URI is built from
+# Airflow's configured `[api] base_url`, never from the request's Host header.
+
+CONNECT_COOKIES = (settings.UI_CONNECT_COOKIE_STATE, settings.UI_CONNECT_COOKIE_VERIFIER)
 
 
 def _connect_cookie_path(request: Request) -> str:
     return request.scope.get("root_path", "") + "/connect/helpdesk"
 
 
+def connect_callback_url() -> str:
+    """The redirect URI registered with the app: Airflow's `[api] base_url` + this app's callback path."""
+    from airflow.configuration import conf
+
+    base = (conf.get("api", "base_url", fallback=None) or "").strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise helpdesk_oauth.ConnectError(
+            "Airflow's [api] base_url is not set (AIRFLOW__API__BASE_URL, e.g. https://airflow.example.com): the "
+            "redirect URI HelpDesk sends you back to is built from it, never from the request's Host header"
+        )
+    return base + CONNECT_PREFIX + "/connect/helpdesk/callback"
+
+
+def _signed_sign_in(request: Request, user: Any) -> connect_state.SignInState | None:
+    """This browser's sign-in under way, when its state cookie was minted here for this user."""
+    value = request.cookies.get(settings.UI_CONNECT_COOKIE_STATE) or ""
+    if not value:
+        return None
+    try:
+        return connect_state.read(value, user_name(user))
+    except connect_state.BadState:
+        return None
+
+
+def _clear_connect_cookies(request: Request, response: Any) -> Any:
+    """End this browser's sign-in: its cookies go, and the "done" marker changes (the connect page, left
+    waiting in the other tab or frame, sees it and goes back to the status page)."""
+    path = _connect_cookie_path(request)
+    for name in (*CONNECT_COOKIES, settings.UI_CONNECT_COOKIE_CONN):  # the old unsigned cookie too
+        response.delete_cookie(name, path=path)
+    response.set_cookie(
+        settings.UI_CONNECT_COOKIE_DONE,
+        secrets.token_urlsafe(8),
+        path=path,
+        max_age=settings.UI_CONNECT_MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
 @app.get("/connect/helpdesk", response_class=HTMLResponse, name="connect_helpdesk")
 def connect_helpdesk(request: Request, user: Connector, conn_id: str = "") -> HTMLResponse:
     problem = _connect_problem(conn_id)
+    hint, callback = "", ""
+    if not problem:
+        try:
+            callback = connect_callback_url()
+            hint = helpdesk_oauth.begin(conn_id, callback).refusal_hint()
+        except helpdesk_oauth.ConnectError as exc:
+            problem = f"{exc}."
     return render(
         request,
         user,
@@ -268,24 +366,27 @@ def connect_helpdesk(request: Request, user: Connector, conn_id: str = "") -> HT
         status_code=400 if problem else 200,
         conn_id=conn_id,
         problem=problem,
-        callback=str(request.url_for("connect_helpdesk_callback")),
+        callback=callback,
+        refusal_hint=hint,
+        done_marker=request.cookies.get(settings.UI_CONNECT_COOKIE_DONE) or "",
     )
 
 
 @app.post("/connect/helpdesk", name="connect_helpdesk_start")
 def connect_helpdesk_start(request: Request, user: Connector, conn_id: str = "") -> Any:
+    require_connection_edit(user, conn_id or None)
     problem = _connect_problem(conn_id)
-    if problem:
-        return render(request, user, "connect.html", 400, conn_id=conn_id, problem=problem, callback="")
-    authorization = helpdesk_oauth.begin(conn_id, str(request.url_for("connect_helpdesk_callback")))
+    try:
+        if problem:
+            raise helpdesk_oauth.ConnectError(problem.rstrip("."))
+        state = connect_state.mint(conn_id, user_name(user))
+        authorization = helpdesk_oauth.begin(conn_id, connect_callback_url(), state)
+    except (helpdesk_oauth.ConnectError, connect_state.BadState) as exc:
+        return render(request, user, "connect.html", 400, conn_id=conn_id, problem=f"{exc}.", callback="")
     response = RedirectResponse(authorization.url, status_code=303)
-    for name, value in (
-        (settings.UI_CONNECT_COOKIE_STATE, authorization.state),
-        (settings.UI_CONNECT_COOKIE_VERIFIER, authorization.code_verifier),
-        (settings.UI_CONNECT_COOKIE_CONN, conn_id),
-    ):
+    for name, value in zip(CONNECT_COOKIES, (authorization.state, authorization.code_verifier), strict=True):
         # Lax: the provider's redirect back is a top-level navigation, which carries them; other sites'
-        # requests do not, so nobody else can plant a state or connection here.
+        # requests do not, so nobody else can plant a state here.
         response.set_cookie(
             name,
             value,
@@ -299,32 +400,62 @@ def connect_helpdesk_start(request: Request, user: Connector, conn_id: str = "")
     return response
 
 
+@app.get("/connect/helpdesk/pending", name="connect_helpdesk_pending")
+def connect_helpdesk_pending(request: Request, user: Connector, conn_id: str = "") -> JSONResponse:
+    """Whether this browser still has a sign-in under way (the connect page polls it to go back to the status
+    page once the sign-in tab finished, or to say it was cancelled)."""
+    sign_in = _signed_sign_in(request, user)
+    require_connection_edit(user, sign_in.conn_id if sign_in else (conn_id or None))
+    return JSONResponse(
+        {
+            "pending": sign_in is not None,
+            "conn_id": sign_in.conn_id if sign_in else None,
+            "done": request.cookies.get(settings.UI_CONNECT_COOKIE_DONE) or "",
+        }
+    )
+
+
+@app.post("/connect/helpdesk/cancel", name="connect_helpdesk_cancel")
+def connect_helpdesk_cancel(request: Request, user: Connector, conn_id: str = "") -> RedirectResponse:
+    """Forget the sign-in under way: a late callback for it is refused (its state cookie is gone)."""
+    sign_in = _signed_sign_in(request, user)
+    require_connection_edit(user, sign_in.conn_id if sign_in else (conn_id or None))
+    text = "HelpDesk sign-in cancelled; nothing was stored." if sign_in else "No HelpDesk sign-in was under way."
+    response = redirect_with_flash(request, request.url_for("status_page").path, "ok", text)
+    return _clear_connect_cookies(request, response)
+
+
 @app.get("/connect/helpdesk/callback", response_class=HTMLResponse, name="connect_helpdesk_callback")
 def connect_helpdesk_callback(request: Request, user: Connector) -> Any:
-    cookies = request.cookies
-    state = cookies.get(settings.UI_CONNECT_COOKIE_STATE) or ""
-    verifier = cookies.get(settings.UI_CONNECT_COOKIE_VERIFIER) or ""
-    conn_id = cookies.get(settings.UI_CONNECT_COOKIE_CONN) or ""
+    state = request.cookies.get(settings.UI_CONNECT_COOKIE_STATE) or ""
+    verifier = request.cookies.get(settings.UI_CONNECT_COOKIE_VERIFIER) or ""
+    query = request.scope.get(CALLBACK_QUERY_SCOPE_KEY) or {}
+    conn_id = ""
 
     def failed(message: str) -> HTMLResponse:
         response = render(request, user, "connect.html", 400, conn_id=conn_id, problem=message, callback="")
-        for name in (settings.UI_CONNECT_COOKIE_STATE, settings.UI_CONNECT_COOKIE_VERIFIER):
-            response.delete_cookie(name, path=_connect_cookie_path(request))
-        return response
+        return _clear_connect_cookies(request, response)
 
-    if not (state and verifier and conn_id):
+    if not (state and verifier):  # nothing names a connection, and nothing is written
         return failed(
             "No HelpDesk sign-in is under way in this browser (it expires after "
-            f"{settings.UI_CONNECT_MAX_AGE_SECONDS // 60} minutes, or cookies were blocked). Start again."
+            f"{settings.UI_CONNECT_MAX_AGE_SECONDS // 60} minutes, was cancelled, or cookies were blocked). Start "
+            "again."
         )
     try:
-        callback = helpdesk_oauth.read_callback(dict(request.query_params), state)
+        sign_in = connect_state.read(state, user_name(user))
+    except connect_state.BadState as exc:  # names no connection it could be checked on; nothing is written
+        return failed(f"Nothing was stored: {exc}.")
+    conn_id = sign_in.conn_id
+    require_connection_edit(user, conn_id)  # exactly the connection written below, with its team
+    try:
+        callback = helpdesk_oauth.read_callback(query, state)
         _, client_id, _, accounts_url = helpdesk_oauth.oauth_connection(conn_id)
         authorization = helpdesk_oauth.Authorization(
             conn_id=conn_id,
             accounts_url=accounts_url,
             client_id=client_id,
-            redirect_uri=str(request.url_for("connect_helpdesk_callback")),
+            redirect_uri=connect_callback_url(),
             state=state,
             code_verifier=verifier,
         )
@@ -344,13 +475,7 @@ def connect_helpdesk_callback(request: Request, user: Connector) -> Any:
         "ok",
         f"HelpDesk connected: {who} authorized cxsync; the refresh token is stored in connection {conn_id!r}.",
     )
-    for name in (
-        settings.UI_CONNECT_COOKIE_STATE,
-        settings.UI_CONNECT_COOKIE_VERIFIER,
-        settings.UI_CONNECT_COOKIE_CONN,
-    ):
-        response.delete_cookie(name, path=_connect_cookie_path(request))
-    return response
+    return _clear_connect_cookies(request, response)
 
 
 def _connect_problem(conn_id: str) -> str | None:

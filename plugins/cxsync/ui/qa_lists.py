@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from cxsync import settings
 from cxsync.qa import lists as qa_lists
+from cxsync.qa.csv_cells import safe_cell
 from cxsync.ui.warehouse_reads import existing_tables
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
@@ -74,7 +75,4 @@ def list_csv(engine: sa.Engine, list_run_id: str) -> Iterator[str] | None:
 def _csv_safe(value: Any) -> Any:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    # A cell starting with = + - @ is a formula in spreadsheets; ids never need that, so quote it away.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
+    return safe_cell(value)

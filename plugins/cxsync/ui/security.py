@@ -5,7 +5,10 @@ and Airflow's auth manager says what they may do:
 - read the pages and the status API: read access to DAGs (the pages describe what the cxsync DAGs did);
 - set or clear an agent-match override: edit access to the `cxsync_agent_matching` DAG, whose next run
   applies it;
-- connect HelpDesk: edit access to that connection (the refresh token is written into it).
+- connect HelpDesk: edit access to that connection, with its team (the refresh token is written into it). The
+  connection is the one named in the sign-in's signed `state` (`cxsync.ui.connect_state`), so the check and
+  the write are about the same connection; the route checks it (`require_connection_edit`) once it knows it;
+- see which options the warehouse connection sets (never their values): edit access to that connection.
 
 Every route declares one of these with `Depends(require(...))`; POSTs also check a CSRF token.
 """
@@ -57,6 +60,22 @@ async def current_user(
         ) from None
 
 
+def connection_team(conn_id: str | None) -> str | None:
+    """The team a connection belongs to (multi-team Airflow), as Airflow's own connection routes look it up."""
+    if not conn_id:
+        return None
+    from airflow.models.connection import Connection
+
+    return Connection.get_team_name(conn_id)
+
+
+def dag_team(dag_id: str) -> str | None:
+    """The team a DAG belongs to (through its bundle, multi-team Airflow), as Airflow's own DAG routes look it up."""
+    from airflow.models.dag import DagModel
+
+    return DagModel.get_team_name(dag_id)
+
+
 def is_allowed(user: Any, access: Access, conn_id: str | None = None) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagDetails
@@ -65,17 +84,37 @@ def is_allowed(user: Any, access: Access, conn_id: str | None = None) -> bool:
     if access is Access.READ:
         return manager.is_authorized_dag(method="GET", user=user)
     if access is Access.MANAGE_MATCHES:
-        return manager.is_authorized_dag(method="PUT", details=DagDetails(id=settings.AGENT_MATCHING_DAG_ID), user=user)
-    return manager.is_authorized_connection(method="PUT", details=ConnectionDetails(conn_id=conn_id), user=user)
+        dag_id = settings.AGENT_MATCHING_DAG_ID
+        return manager.is_authorized_dag(
+            method="PUT", details=DagDetails(id=dag_id, team_name=dag_team(dag_id)), user=user
+        )
+    details = ConnectionDetails(conn_id=conn_id, team_name=connection_team(conn_id))
+    return manager.is_authorized_connection(method="PUT", details=details, user=user)
+
+
+def require_connection_edit(user: Any, conn_id: str | None) -> None:
+    """403 unless the user may edit exactly `conn_id` (with its team); None: edit connections in general."""
+    if not is_allowed(user, Access.CONNECT, conn_id):
+        what = f"connection {conn_id!r}" if conn_id else "connections"
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{user_name(user)} may not {Access.CONNECT.value} (edit access to {what}): ask an Airflow admin for "
+            "that permission.",
+        )
 
 
 def require(access: Access):
     """A route dependency: the signed-in user, when Airflow's auth manager grants them `access` (else 403);
-    a POST must also carry this session's CSRF token and come from this site."""
+    a POST must also carry this session's CSRF token and come from this site.
+
+    `Access.CONNECT` is about one connection, which only the route knows for sure (the callback reads it from
+    the signed `state`): the route calls `require_connection_edit` with it before doing anything else."""
 
     async def dependency(request: Request, user: Annotated[Any, Depends(current_user)]) -> Any:
-        conn_id = request.query_params.get("conn_id") or request.cookies.get(settings.UI_CONNECT_COOKIE_CONN)
-        if not is_allowed(user, access, conn_id):
+        if access is Access.CONNECT:
+            if "conn_id" in request.query_params:  # the page and its form name the connection they are about
+                require_connection_edit(user, request.query_params.get("conn_id") or None)
+        elif not is_allowed(user, access):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"{user_name(user)} may not {access.value}: ask an Airflow admin for that permission.",

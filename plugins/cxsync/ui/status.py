@@ -47,8 +47,32 @@ def dag_kinds(integration: Integration) -> list[str]:
     return [k for k in DAG_KINDS if k != "analytics" or integration.conversation_analytics]
 
 
-def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, Any]:
-    """Everything the status page shows, as JSON-able values."""
+def describe_warehouse(url: sa.URL | str, *, show_option_names: bool = False) -> dict[str, Any]:
+    """What the pages say about the warehouse: its host, port, database and TLS mode, nothing else (no user,
+    password or other libpq option: `sslpassword` is one). `show_option_names` (for users who may edit the
+    warehouse connection) adds which other options are set, never their values."""
+    parsed = sa.make_url(url)
+    query = dict(parsed.query)
+    tls = query.pop("sslmode", None)
+    tls = tls[0] if isinstance(tls, tuple) else tls
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        where = f"sqlite:///{parsed.database or ''}"
+    else:
+        host = parsed.host or "localhost"
+        where = f"{backend}://{host}{f':{parsed.port}' if parsed.port else ''}/{parsed.database or ''}"
+    described: dict[str, Any] = {"text": where, "backend": backend, "host": parsed.host, "port": parsed.port,
+                                 "database": parsed.database, "tls_mode": tls}  # fmt: skip
+    if backend != "sqlite":
+        described["text"] += f" (TLS: sslmode={tls})" if tls else " (TLS: sslmode not set, libpq's default 'prefer')"
+    if show_option_names:
+        described["options_set"] = sorted([*query, *(["password"] if parsed.password else [])])
+    return described
+
+
+def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_names: bool = False) -> dict[str, Any]:
+    """Everything the status page shows, as JSON-able values. The warehouse is described for viewers
+    (`describe_warehouse`); `show_option_names` adds which connection options are set (never their values)."""
     now = now or datetime.now(UTC)
     try:
         config = integrations_config()
@@ -98,7 +122,7 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
     return {
         "generated_at": now,
         "integrations_file": str(config.path),
-        "warehouse": sa.make_url(engine.url).render_as_string(hide_password=True),
+        "warehouse": describe_warehouse(engine.url, show_option_names=show_option_names),
         "config_errors": config.errors,
         "pools": pools,
         "warnings": warnings,

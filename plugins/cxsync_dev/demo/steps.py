@@ -335,9 +335,11 @@ def with_analytics_on(config: IntegrationsConfig, home: Path) -> IntegrationsCon
     has it already), written under the Airflow home: the demo shows analytics without changing the user's file."""
     import yaml
 
+    from cxsync import safe_yaml
+
     if any(i.conversation_analytics for i in config.integrations):
         return config
-    document = yaml.safe_load(config.path.read_text(encoding="utf-8"))
+    document = safe_yaml.load_file(config.path)
     for entry in document.get("integrations") or []:
         if isinstance(entry, dict) and entry.get("provider") == "liveperson":
             entry["conversation_analytics"] = True

@@ -9,6 +9,12 @@
 - `GET  /_sandbox/switches[/{provider}]`        per-credential switches
 - `PUT|DELETE /_sandbox/switches/{provider}/{credential}`  merge `{name: value}` / drop all switches of it
 
+Every state-changing admin call (anything but GET/HEAD/OPTIONS under `/_sandbox`) must come from a program,
+not from a web page elsewhere: `SameSiteOnly` refuses one whose `Origin` is another site or whose
+`Sec-Fetch-Site` says cross-site (403), and one whose body is of a type an HTML form or a no-CORS `fetch` can send
+without a preflight (`text/plain`, form encodings: 415; the admin API takes JSON). A page on any site could
+otherwise post `text/plain` JSON to `http://127.0.0.1:<port>/_sandbox/clock` and change the sandbox under a run.
+
 Ground truth answer: `{"provider", "at", "interactions": [...], "count"}`; each interaction is the world's
 neutral shape (LivePerson: see `liveperson_world.LivePersonWorld.ground_truth`). Worlds that offer
 `iter_ground_truth(at)` are streamed.
@@ -20,11 +26,47 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cxsync_dev.sandbox.core import Sandbox, parse_duration, parse_instant, provider_names
+
+# Body types a browser sends cross-site without asking the server first (CORS "simple" requests).
+SIMPLE_BODY_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class SameSiteOnly:
+    """Pure ASGI middleware: state-changing `/_sandbox` calls from other sites are refused (see above)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path", "").startswith("/_sandbox"):
+            problem = _cross_site_problem(scope)
+            if problem is not None:
+                status, detail = problem
+                await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _cross_site_problem(scope: dict) -> tuple[int, str] | None:
+    if scope.get("method", "GET") in SAFE_METHODS:
+        return None
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    origin = headers.get("origin")
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()):
+        return 403, f"cross-site admin call refused (Origin {origin[:80]}): the sandbox admin API is for programs"
+    if headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
+        return 403, "cross-site admin call refused (Sec-Fetch-Site): the sandbox admin API is for programs"
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type in SIMPLE_BODY_TYPES:
+        return 415, f"the sandbox admin API takes JSON bodies (Content-Type: application/json), not {media_type}"
+    return None
 
 
 def _provider(name: str) -> str:

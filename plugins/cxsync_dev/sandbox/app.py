@@ -56,6 +56,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     for module in modules.values():
         app.include_router(module.build_router(sandbox))
     app.add_middleware(FaultMiddleware, sandbox=sandbox)
+    app.add_middleware(admin.SameSiteOnly)
     # Outermost: a request with a foreign Host header is refused before anything else sees it.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_host_names(sandbox))
     return app

@@ -1,4 +1,5 @@
-"""The HelpDesk sandbox provider: `/v1` API, the accounts server (`/` authorize page, `/v2/token`), admin calls.
+"""The HelpDesk sandbox provider: `/v1` API, the accounts server (`/` authorize page, `/ooops` error page,
+`/v2/token`), admin calls.
 
 Data lives in `helpdesk_data.py` (tickets as pure functions of seed and clock), OAuth in `helpdesk_oauth.py`.
 
@@ -55,7 +56,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 
 from cxsync_dev.sandbox.core import Sandbox, parse_instant
 from cxsync_dev.sandbox.helpdesk_data import SILOS, SORT_FIELDS, HelpDeskSettings, HelpDeskWorld, epoch, iso
-from cxsync_dev.sandbox.helpdesk_oauth import OAuthServer, TokenError, error_page
+from cxsync_dev.sandbox.helpdesk_oauth import OAuthServer, TokenError, error_page, error_redirect
 
 PROVIDER = "helpdesk"
 # What the sandbox core reads of this stand-in (through the registry's `ProviderSpec.sandbox`): the request paths
@@ -153,7 +154,12 @@ def add_cli_options(parser: argparse.ArgumentParser) -> None:
 def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[str, Any]]:
     state: WorldState = sandbox.helpdesk
     world = state.world
-    oauth_extra: dict[str, Any] = {"auth_type": "oauth2", "accounts_url": f"http://{host}:{port}"}
+    # The sandbox serves plain http on loopback: its connections say so (cxsync.http.endpoints).
+    oauth_extra: dict[str, Any] = {
+        "auth_type": "oauth2",
+        "accounts_url": f"http://{host}:{port}",
+        "allow_plain_http_loopback": True,
+    }
     if state.oauth.last_refresh_token:
         oauth_extra["refresh_token"] = state.oauth.last_refresh_token
     return {
@@ -469,7 +475,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         params = dict(request.query_params)
         problem = state().oauth.check_authorize(params)
         if problem is not None:
-            return HTMLResponse(error_page(problem), status_code=400)
+            return RedirectResponse(error_redirect(problem), status_code=302)
         return HTMLResponse(state().oauth.authorize_form(params))
 
     @router.post("/")
@@ -477,8 +483,13 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         params = await _form(request)
         problem = state().oauth.check_authorize(params)
         if problem is not None:
-            return HTMLResponse(error_page(problem), status_code=400)
+            return RedirectResponse(error_redirect(problem), status_code=302)
         return RedirectResponse(state().oauth.approve(params, now_ts()), status_code=302)
+
+    @router.get("/ooops", response_class=HTMLResponse)
+    def helpdesk_error_page(request: Request) -> Response:
+        # LiveChat's error page answers 200 with the reason on the page; nothing goes back to the app.
+        return HTMLResponse(error_page(request.query_params.get("oauth_exception") or "unknown error"))
 
     @router.post("/v2/token")
     async def helpdesk_token(request: Request) -> Response:

@@ -1,9 +1,16 @@
 """The HelpDesk sandbox's stand-in for `accounts.livechat.com`: authorize page, `/v2/token`, bearer tokens.
 
-- `GET /?response_type=code&client_id=..&redirect_uri=..&state=..` shows a sign-in-and-approve form;
-  posting it (`decision=approve`) redirects 302 to `redirect_uri?code=dal%3A...&state=...`
-  (`decision=deny` -> `?error=access_denied&state=...`). Codes are single use and expire after
-  `code_ttl` seconds on the sandbox clock.
+- `GET /?response_type=code&client_id=..&redirect_uri=..&state=..[&code_challenge=..&code_challenge_method=..]`
+  shows a sign-in-and-approve form; posting it (`decision=approve`) redirects 302 to
+  `redirect_uri?code=dal%3A...&state=...` (`decision=deny` -> `?error=access_denied&state=...`). Codes are
+  single use and expire after `code_ttl` seconds on the sandbox clock.
+- A request the accounts server refuses (unknown client_id, a redirect URI it will not send codes to, a PKCE
+  method it does not know) never reaches the redirect URI: as LiveChat documents, it redirects to the error
+  page `/ooops?oauth_exception=<reason>`, which shows the reason.
+- PKCE as LiveChat documents it: `code_challenge_method` is `s256` or `plain` (lower case; `plain` when a
+  challenge comes without a method); RFC 7636's `S256` spelling is refused (the trap a client reading the RFC
+  falls into). A code issued with a challenge is exchanged only with the matching `code_verifier`: a
+  missing or wrong one is `invalid_grant`.
 - `POST /v2/token` takes form fields (client credentials in the form, as the notes say; HTTP Basic client
   authentication is not accepted): `authorization_code` (code, client_id, client_secret, redirect_uri) or
   `refresh_token` (refresh_token, client_id, client_secret). Answers
@@ -32,6 +39,9 @@ from cxsync.http.endpoints import is_loopback
 from cxsync_dev.sandbox.helpdesk_data import HelpDeskWorld
 
 SCOPE = "accounts--my:ro helpdesk--all:ro"
+PKCE_METHODS = ("s256", "plain")  # as LiveChat's docs spell them
+ERROR_PAGE = "/ooops"
+AUTHORIZE_FIELDS = ("response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method")
 ACCESS, REFRESH = "a", "r"
 
 
@@ -40,6 +50,8 @@ class _Code:
     client_id: str
     redirect_uri: str
     expires_at: int
+    challenge: str = ""
+    challenge_method: str = ""
     used: bool = False
 
 
@@ -163,6 +175,12 @@ class OAuthServer:
                 raise TokenError(400, "invalid_grant", "authorization code was issued to another client")
             if form.get("redirect_uri", "") != code.redirect_uri:
                 raise TokenError(400, "invalid_grant", "redirect_uri does not match the authorization request")
+            if code.challenge:
+                verifier = form.get("code_verifier", "")
+                if not verifier:
+                    raise TokenError(400, "invalid_grant", "code_verifier is required: the code was issued with PKCE")
+                if not hmac.compare_digest(pkce_challenge(verifier, code.challenge_method), code.challenge):
+                    raise TokenError(400, "invalid_grant", "code_verifier does not match the code_challenge")
             code.used = True
         return self._grant(self.issue_refresh_token(), now)
 
@@ -181,12 +199,19 @@ class OAuthServer:
             # The sandbox hands out codes for test credentials only to a listener on this machine (the connect
             # command's): a page elsewhere must not collect them.
             return "redirect_uri must point at a loopback address (127.0.0.1, ::1 or localhost) in the sandbox"
+        if params.get("code_challenge_method") and not params.get("code_challenge"):
+            return "code_challenge_method without code_challenge"
+        if params.get("code_challenge") and (params.get("code_challenge_method") or "plain") not in PKCE_METHODS:
+            return (
+                f"invalid code_challenge_method {params.get('code_challenge_method', '')[:20]!r}: "
+                f"use {' or '.join(PKCE_METHODS)}"
+            )
         return None
 
     def authorize_form(self, params: dict[str, str]) -> str:
         hidden = "".join(
             f'<input type="hidden" name="{name}" value="{html.escape(params.get(name, ""), quote=True)}">'
-            for name in ("response_type", "client_id", "redirect_uri", "state")
+            for name in AUTHORIZE_FIELDS
         )
         target = html.escape(params.get("redirect_uri", ""))
         return (
@@ -211,11 +236,28 @@ class OAuthServer:
             code = f"dal:{secrets.token_urlsafe(18)}"
             with self._lock:
                 self._codes = {k: c for k, c in self._codes.items() if c.expires_at > now and not c.used}
-                self._codes[code] = _Code(params["client_id"], uri, now + self.world.settings.code_ttl)
+                self._codes[code] = _Code(
+                    params["client_id"],
+                    uri,
+                    now + self.world.settings.code_ttl,
+                    challenge=params.get("code_challenge", ""),
+                    challenge_method=params.get("code_challenge_method") or "plain",
+                )
             query = {"code": code}
         if params.get("state"):
             query["state"] = params["state"]
         return uri + ("&" if urlsplit(uri).query else "?") + urlencode(query)
+
+
+def pkce_challenge(verifier: str, method: str) -> str:
+    if method == "plain":
+        return verifier
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def error_redirect(problem: str) -> str:
+    """Where a refused authorize request goes: the error page, never the redirect URI."""
+    return f"{ERROR_PAGE}?{urlencode({'oauth_exception': problem})}"
 
 
 def error_page(problem: str) -> str:

@@ -120,6 +120,7 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
                 "access_token": key.access_token,
                 "access_token_secret": key.access_token_secret,
                 "source": "cxsync",
+                "allow_plain_http_loopback": True,  # the sandbox serves plain http on loopback
             },
         }
 
@@ -133,7 +134,12 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             "port": port,
             "login": OAUTH2_CLIENT.client_id,
             "password": OAUTH2_CLIENT.client_secret,
-            "extra": {"account_id": account, "auth_type": "oauth2", "source": "cxsync"},
+            "extra": {
+                "account_id": account,
+                "auth_type": "oauth2",
+                "source": "cxsync",
+                "allow_plain_http_loopback": True,
+            },
         },
         "sandbox_liveperson_nousers": oauth1(
             NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"
