@@ -311,3 +311,9 @@ def test_warehouse_init_script_creates_the_database_and_owner_idempotently(pg_ad
         with pg_admin_engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
             conn.execute(sa.text(f'DROP ROLE IF EXISTS "{owner}"'))
+
+
+def test_compose_gives_the_api_server_the_base_url_the_connect_flow_redirects_to():
+    """The HelpDesk connect flow builds its OAuth redirect_uri from `[api] base_url`, never from the Host header."""
+    base_url = interpolate(str(COMPOSE["x-airflow-common"]["environment"]["AIRFLOW__API__BASE_URL"]))
+    assert base_url == "http://localhost:8080"

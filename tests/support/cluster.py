@@ -39,6 +39,7 @@ DEPLOYMENT_KEYS = (
     "AIRFLOW__CELERY__RESULT_BACKEND",
     "AIRFLOW__CELERY__BROKER_URL",
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__API__BASE_URL",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW_CONFIG",
@@ -121,6 +122,8 @@ def cluster_environment(setup: ClusterSetup, connections: Mapping[str, Mapping[s
         + setup.metadata_url.replace("postgresql+psycopg2://", "postgresql://"),
         "AIRFLOW__CELERY__BROKER_URL": setup.broker_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{setup.api_url}/execution/",
+        # The address users open: the HelpDesk connect flow builds its OAuth redirect_uri from it.
+        "AIRFLOW__API__BASE_URL": setup.api_url,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{setup.username}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(setup.passwords_file),
         "AIRFLOW_CONFIG": str(setup.home / "airflow.cfg"),
