@@ -65,20 +65,7 @@ def _record_requests(integration_id: str, source, warehouse) -> None:
         log.warning("could not record the request statistics of %s", integration_id, exc_info=True)
 
 
-def _task_identity() -> dict:
-    try:
-        from airflow.sdk import get_current_context
-
-        ti = get_current_context()["ti"]
-    except Exception:  # outside an Airflow task (tests, the demo's helpers)
-        return {}
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": getattr(ti, "map_index", None),
-        "try_number": getattr(ti, "try_number", None),
-    }
+_task_identity = pipeline.task_identity
 
 
 def roster_sync(integration_id: str) -> dict:
