@@ -51,6 +51,19 @@ def find_emails(text: str) -> list[Span]:
     return [Span(m.start(), m.end(), EMAIL, m.group().lower()) for m in _EMAIL.finditer(text)]
 
 
+# A digit run right after a word that names a reference is that reference, not a phone or a card: "invoice
+# 4192341062" is a valid US number, "EAN 4006763333443" passes Luhn.
+_REFERENCE_WORD = re.compile(
+    r"(?i)(?<![^\W\d_])(?:order|invoice|inv|ticket|tracking|ean|sku|ref|reference|case|item|article|barcode|isbn|"
+    r"gtin|upc|po|booking|parcel|shipment|serial|model|part|bestellung|rechnung|commande|facture|pedido|factura)"
+    r"(?:\s*(?:no\.?|nr\.?|number|num\.?|id|#))?\s*[:#]?\s*$"
+)
+
+
+def after_reference_word(text: str, start: int) -> bool:
+    return _REFERENCE_WORD.search(text, max(0, start - 30), start) is not None
+
+
 # ---- payment cards -----------------------------------------------------------------------------------------
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 
@@ -60,7 +73,7 @@ def find_cards(text: str) -> list[Span]:
     for m in _CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         # Issuer prefixes (2 and 5 Mastercard, 3 Amex/Diners/JCB, 4 Visa, 6 Discover/UnionPay/Maestro) and Luhn.
-        if digits[0] in "23456" and luhn.is_valid(digits):
+        if digits[0] in "23456" and luhn.is_valid(digits) and not after_reference_word(text, m.start()):
             spans.append(Span(m.start(), m.end(), CARD, digits))
     return spans
 
@@ -173,7 +186,7 @@ class PhoneFinder:
         for m in _PHONE_CANDIDATE.finditer(text):
             candidate = m.group().rstrip(" .-/(")
             digits = re.sub(r"\D", "", candidate)
-            if not 7 <= len(digits) <= 15 or _DATE_LIKE.fullmatch(candidate):
+            if not 7 <= len(digits) <= 15 or _DATE_LIKE.fullmatch(candidate) or after_reference_word(text, m.start()):
                 continue
             number = self._parse(candidate, digits)
             if number is not None:

@@ -4,7 +4,7 @@ or a mapping of mode, entities, phone regions and the pseudonym key's connection
     pii_redaction:
       mode: redact              # or redact_drop_raw: raw JSON columns are not stored at all
       entities: [email, phone, card, iban, national_id, ip, customer]
-      phone_regions: [US, GB, DE, FR, ES]
+      phone_regions: [US, GB, DE, FR, ES, IT, BR, IN]
       pseudonym_key_conn_id: cxsync_pii_key   # typed placeholders become <EMAIL:3f9a1c>, keyed by its password
 """
 
@@ -28,7 +28,8 @@ ENTITY_NAMES = {
     "ip": d.IP,
     "customer": d.NAME,
 }
-DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES")
+# Numbers written with `+` or `00` are found whatever the region; these decide national formats.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "BR", "IN")
 # Bump when a detector finds more or less than before: it is part of `RedactionPolicy.version`, which is part of
 # every redacted interaction's content hash, so stored rows are re-redacted (the `cxsync_redact` DAG) and reloads
 # rewrite them.
