@@ -51,11 +51,13 @@ def redacted(pages: Iterable[Page], redactor: Redactor | None, source: Source) -
     """The same pages, every record redacted in place before anything else sees it."""
     for page in pages:
         if redactor is not None:
-            redactor.records(page.records, page.rejected, _safe_identity(source))
+            redactor.records(page.records, page.rejected, identity_reader(source))
         yield page
 
 
-def _safe_identity(source: Source):
+def identity_reader(source: Source):
+    """`source.customer_identity`, never raising."""
+
     def identity(raw: Any):
         try:
             return source.customer_identity(raw)
