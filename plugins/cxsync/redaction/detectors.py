@@ -268,6 +268,15 @@ class CustomerMatcher:
             spans += self._find_names(text)
         return spans
 
+    def may_match(self, text: str) -> bool:
+        """The cheap check: whether `find` could find anything in `text`."""
+        if (self._emails is not None and "@" in text) or (self._phones and _DIGIT_RUN.search(text)):
+            return True
+        if self._names is None:
+            return False
+        lowered = text.lower() if text.isascii() else fold_with_offsets(text)[0]
+        return any(stem in lowered for stem in self._stems)
+
     def _find_names(self, text: str) -> list[Span]:
         if text.isascii():
             lowered = text.lower()

@@ -20,14 +20,18 @@ from cxsync.redaction import detectors as d
 from cxsync.redaction.identity import CustomerIdentity
 from cxsync.redaction.options import RedactionPolicy
 
-# Most messages and most raw strings hold neither a digit nor an `@`: only the customer matcher looks at them.
-_NEEDS_DETECTORS = re.compile(r"[\d@]").search
+# Most messages and most raw strings hold no `@` and no run of digits a detector could take (phone and card numbers,
+# IBANs and ids have six or more, IPs dotted or hex groups with colons): only the customer matcher looks at them.
+_NEEDS_DETECTORS = re.compile(r"@|\d[\d .()/-]{4,}\d|\d\.\d{1,3}\.|[0-9a-fA-F]:[0-9a-fA-F]{0,4}:|[A-Za-z]{6}\d\d").search
 # Strings of raw JSON that no detector could ever take: timestamps, UUIDs, short numbers.
 _INERT = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|-?\d{1,6}(?:\.\d+)?"
 ).fullmatch
+# A JSON string of digits alone is an id or a number written as text (LivePerson's agent ids are ten digits, a
+# valid US number): only a card number or the customer's own phone is looked for in it.
+_DIGITS_ONLY = re.compile(r"\d{7,}").fullmatch
 
 
 @dataclass
@@ -80,6 +84,8 @@ class Redactor:
             finders.append(d.PhoneFinder(policy.phone_regions).find)
         self._finders = tuple(finders)
         self._matchers: dict[CustomerIdentity, d.CustomerMatcher] = {}
+        # Results of `text` by (text, matcher): emptied per interaction, so a matcher's id is never reused in it.
+        self._cache: dict[tuple[str, int], tuple[str, Counter]] = {}
 
     # ---- values -------------------------------------------------------------------------------------------
 
@@ -104,8 +110,23 @@ class Redactor:
 
     def text(self, text: str | None, matcher: d.CustomerMatcher | None, counts: Counter) -> str | None:
         """`text` with every span replaced; adds what it replaced to `counts`."""
-        if not text:
-            return text
+        if not text or (not _NEEDS_DETECTORS(text) and (matcher is None or not matcher.may_match(text))):
+            return text  # the cheap path: nothing any detector or the customer's matcher could take
+        key = (text, id(matcher))
+        cached = self._cache.get(key)
+        if cached is not None:  # the same text again (a message's text inside its raw JSON): found once
+            redacted, found = cached
+        else:
+            found = Counter()
+            redacted = self._replace(text, matcher, found)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = (redacted, found)
+        if found:
+            counts.update(found)
+        return redacted
+
+    def _replace(self, text: str, matcher: d.CustomerMatcher | None, counts: Counter) -> str:
         spans = self.spans(text, matcher)
         if not spans:
             return text
@@ -128,19 +149,34 @@ class Redactor:
     def value(self, value: Any, matcher: d.CustomerMatcher | None, counts: Counter) -> Any:
         """A JSON value with every string in it redacted (keys are the provider's field names: kept). A number is
         checked against the customer's phone numbers only: timestamps and ids are numbers too."""
-        if isinstance(value, str):
+        if type(value) is str:
+            if not _NEEDS_DETECTORS(value) and (matcher is None or not matcher.may_match(value)):
+                return value
             if _INERT(value):
                 return value
+            if _DIGITS_ONLY(value):
+                return self._digits(value, matcher, counts)
             return self.text(value, matcher, counts)
         if isinstance(value, dict):
             return {k: self.value(v, matcher, counts) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(v, matcher, counts) for v in value]
         if isinstance(value, int) and not isinstance(value, bool) and matcher is not None and abs(value) >= 10**6:
-            written = str(value)
-            redacted = self.text(written, matcher, counts)
-            return value if redacted == written else redacted
+            spans = [s for s in matcher.find(str(value)) if s.entity == d.PHONE]
+            if spans:
+                counts[d.PHONE] += 1
+                return self.placeholder(d.PHONE, spans[0].canonical)
         return value
+
+    def _digits(self, value: str, matcher: d.CustomerMatcher | None, counts: Counter) -> str:
+        spans = d.find_cards(value) if d.CARD in self.policy.entities else []
+        if matcher is not None:
+            spans += [s for s in matcher.find(value) if s.entity == d.PHONE]
+        if not spans:
+            return value
+        span = d.resolve(spans)[0]
+        counts[span.entity] += 1
+        return value[: span.start] + self.placeholder(span.entity, span.canonical) + value[span.end :]
 
     def identifier(self, value: str | None, matcher: d.CustomerMatcher | None, counts: Counter) -> str | None:
         """An id column that may be the customer's e-mail (HelpDesk's requester) or phone: only e-mail addresses
@@ -163,6 +199,7 @@ class Redactor:
         """Redact one interaction and its messages in place; returns the interaction's counts (messages'
         included), and sets each message's own `pii_counts`."""
         matcher = self.matcher(identity)
+        self._cache.clear()
         counts: Counter = Counter()
         record.subject = self.text(record.subject, matcher, counts)
         record.customer_id = self.identifier(record.customer_id, matcher, counts)
@@ -190,6 +227,7 @@ class Redactor:
 
     def rejected(self, record: RejectedRecord, identity: CustomerIdentity | None) -> None:
         matcher = self.matcher(identity)
+        self._cache.clear()
         counts: Counter = Counter()
         record.record_key = self.identifier(record.record_key, matcher, counts)
         record.reason = self.text(record.reason, matcher, counts) or record.reason
