@@ -124,3 +124,13 @@ def test_without_redaction_the_values_are_stored_as_sent(warehouse, tmp_path):
     assert leaks(warehouse.engine, planted_values(CORPUS[:20]))
     with warehouse.engine.connect() as conn:
         assert set(conn.execute(sa.select(t.messages.c.pii_counts)).scalars()) == {None}
+
+
+def test_reconciliation_redacts_what_it_loads(warehouse, tmp_path):
+    from cxsync.reconcile import reconcile
+
+    integration = _integration(tmp_path, "liveperson")
+    source = CorpusSource(integration, CORPUS[:30])
+    result = reconcile(integration, source, warehouse, hours=24 * 31)
+    assert result["loaded"] == 30 and result["redaction"]["messages_scanned"] > 0
+    assert leaks(warehouse.engine, planted_values(CORPUS[:30])) == []

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from cxsync.records import RejectedRecord
 from cxsync.sources import helpdesk_mapping, liveperson_mapping
-from cxsync.sources.base import Page, Roster, Source
+from cxsync.sources.base import Listed, Page, Roster, Source
 from cxsync.sources.helpers import INTERACTIONS_STREAM, MappingError
 from cxsync.sources.helpers import rejected as refused
 from cxsync.warehouse import schema as t
@@ -76,6 +76,16 @@ class CorpusSource(Source):
 
     def changes(self, since, until) -> Iterator[Page]:
         yield from self.window(EPOCH, until)
+
+    def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
+        for page in self.window(start, end):
+            for record in page.records:
+                yield Listed(record.interaction_id, record.started_at, record.status, record.updated_at)
+
+    def fetch(self, interaction_ids) -> Iterator[Page]:
+        wanted = set(interaction_ids)
+        for page in self.window(EPOCH, self.server_now()):
+            yield Page([r for r in page.records if r.interaction_id in wanted], page.rejected, page.label)
 
     def customer_identity(self, raw: Any):
         return self.mapping.customer_identity(raw)

@@ -251,6 +251,14 @@ class CustomerMatcher:
             re.compile("|".join(re.escape(e) for e in identity.emails), re.IGNORECASE) if identity.emails else None
         )
         self._phones = tuple(p[-9:] for p in identity.phones)
+        # `may_match` on ASCII text (most raw JSON values) in one search: a name's stem, an `@` when there are
+        # e-mails to find, a digit run when there are phones.
+        quick = [re.escape(stem) for stem in self._stems]
+        if self._emails is not None:
+            quick.append("@")
+        if self._phones:
+            quick.append(_DIGIT_RUN.pattern)
+        self._quick = re.compile("|".join(quick), re.IGNORECASE).search if quick else None
 
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
@@ -270,6 +278,10 @@ class CustomerMatcher:
 
     def may_match(self, text: str) -> bool:
         """The cheap check: whether `find` could find anything in `text`."""
+        if self._quick is None:
+            return False
+        if text.isascii():
+            return self._quick(text) is not None
         if (self._emails is not None and "@" in text) or (self._phones and _DIGIT_RUN.search(text)):
             return True
         if self._names is None:

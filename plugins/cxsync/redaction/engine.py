@@ -22,16 +22,22 @@ from cxsync.redaction.options import RedactionPolicy
 
 # Most messages and most raw strings hold no `@` and no run of digits a detector could take (phone and card numbers,
 # IBANs and ids have six or more, IPs dotted or hex groups with colons): only the customer matcher looks at them.
-_NEEDS_DETECTORS = re.compile(r"@|\d[\d .()/-]{4,}\d|\d\.\d{1,3}\.|[0-9a-fA-F]:[0-9a-fA-F]{0,4}:|[A-Za-z]{6}\d\d").search
+_NEEDS_DETECTORS = re.compile(
+    r"@|\d[\d .()/-]{4,}\d|\d\.\d{1,3}\.|[0-9a-fA-F]:[0-9a-fA-F]{0,4}:|[A-Za-z]{6}\d\d"
+).search
 # Strings of raw JSON that no detector could ever take: timestamps, UUIDs, short numbers.
 _INERT = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    # A UUID, or an id with one inside and no space or `@` (LivePerson's `ms::conv:<uuid>::msg:3`).
+    r"|[\w:./-]*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}[\w:./-]*"
     r"|-?\d{1,6}(?:\.\d+)?"
 ).fullmatch
 # A JSON string of digits alone is an id or a number written as text (LivePerson's agent ids are ten digits, a
 # valid US number): only a card number or the customer's own phone is looked for in it.
 _DIGITS_ONLY = re.compile(r"\d{7,}").fullmatch
+
+
+_DETECTED_CACHE = 50_000
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Redactor:
         self._matchers: dict[CustomerIdentity, d.CustomerMatcher] = {}
         # Results of `text` by (text, matcher): emptied per interaction, so a matcher's id is never reused in it.
         self._cache: dict[tuple[str, int], tuple[str, Counter]] = {}
+        self._detected: dict[str, list[d.Span]] = {}
 
     # ---- values -------------------------------------------------------------------------------------------
 
@@ -102,8 +109,15 @@ class Redactor:
     def spans(self, text: str, matcher: d.CustomerMatcher | None = None) -> list[d.Span]:
         found: list[d.Span] = []
         if _NEEDS_DETECTORS(text):
-            for finder in self._finders:
-                found += finder(text)
+            # What the detectors find depends on the text alone: canned answers and repeated raw values are
+            # scanned once per task (bounded).
+            general = self._detected.get(text)
+            if general is None:
+                general = [span for finder in self._finders for span in finder(text)]
+                if len(self._detected) >= _DETECTED_CACHE:
+                    self._detected.clear()
+                self._detected[text] = general
+            found = list(general)
         if matcher is not None:
             found += matcher.find(text)
         return d.resolve(found) if found else found
@@ -149,7 +163,8 @@ class Redactor:
     def value(self, value: Any, matcher: d.CustomerMatcher | None, counts: Counter) -> Any:
         """A JSON value with every string in it redacted (keys are the provider's field names: kept). A number is
         checked against the customer's phone numbers only: timestamps and ids are numbers too."""
-        if type(value) is str:
+        kind = type(value)
+        if kind is str:
             if not _NEEDS_DETECTORS(value) and (matcher is None or not matcher.may_match(value)):
                 return value
             if _INERT(value):
@@ -157,10 +172,15 @@ class Redactor:
             if _DIGITS_ONLY(value):
                 return self._digits(value, matcher, counts)
             return self.text(value, matcher, counts)
+        if kind is dict:
+            walk = self.value
+            return {k: v if v is None or type(v) is bool else walk(v, matcher, counts) for k, v in value.items()}
+        if kind is list or kind is tuple:
+            return [self.value(v, matcher, counts) for v in value]
+        if isinstance(value, str):  # a str subclass
+            return self.text(value, matcher, counts)
         if isinstance(value, dict):
             return {k: self.value(v, matcher, counts) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(v, matcher, counts) for v in value]
         if isinstance(value, int) and not isinstance(value, bool) and matcher is not None and abs(value) >= 10**6:
             spans = [s for s in matcher.find(str(value)) if s.entity == d.PHONE]
             if spans:
