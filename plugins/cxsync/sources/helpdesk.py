@@ -31,6 +31,7 @@ from cxsync.errors import ProviderRequestError
 from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
 from cxsync.providers.helpdesk import HelpDeskOptions
 from cxsync.records import InteractionRecord, RejectedRecord
+from cxsync.redaction.identity import CustomerIdentity
 from cxsync.sources import helpdesk_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster
 from cxsync.sources.helpers import AGENTS_STREAM, INTERACTIONS_STREAM, TEAMS_STREAM, MappingError, map_all
@@ -57,6 +58,9 @@ class HelpDeskSource(HookSource):
         self.date_filter = True
 
     # ---- roster --------------------------------------------------------------------------------------
+
+    def customer_identity(self, raw: Any) -> CustomerIdentity | None:
+        return mapping.customer_identity(raw)
 
     def roster(self) -> Roster:
         """`/v1/agents` is the whole roster (no paging): agents missing from it are gone."""

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
+from cxsync.redaction.identity import CustomerIdentity
 from cxsync.sources.helpers import (
     INTERACTIONS_STREAM,
     MappingError,
@@ -294,3 +295,18 @@ def map_team(team: Any) -> GroupRecord:
 
 _get = dig
 _text = as_text
+
+
+def customer_identity(raw: Any) -> CustomerIdentity | None:
+    """The requester's name and e-mail, and those of the ticket's client authors (a ticket's events are its raw)."""
+    if not isinstance(raw, dict):
+        return None
+    people = [raw.get("requester")]
+    for event in raw.get("events") or []:
+        author = event.get("author") if isinstance(event, dict) else None
+        if isinstance(author, dict) and str(author.get("type", "")).lower() == "client":
+            people.append(author)
+    if isinstance(raw.get("author"), dict) and str(raw["author"].get("type", "")).lower() == "client":
+        people.append(raw["author"])  # a message event alone (a refused one, as a rejected record)
+    people = [p for p in people if isinstance(p, dict)]
+    return CustomerIdentity.of([p.get("name") for p in people], [p.get("email") for p in people])
