@@ -8,14 +8,19 @@ truth, field for field and message for message, and re-running anything changes 
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from cxsync import pipeline
 from cxsync.config import ConfigError
-from cxsync.hooks.helpdesk import HelpDeskHook
+from cxsync.errors import FatalError
+from cxsync.hooks.helpdesk import HelpDeskHook, PagingRunaway
 from cxsync.sources.helpdesk import HelpDeskSource
 from support.helpdesk import (
     HelpDeskAdmin,
@@ -375,3 +380,61 @@ def test_tickets_fetched_side_by_side_give_the_pages_of_one_at_a_time_in_order(h
             source.close()
     assert hd.fault_count("5xx") > 0
     assert len(runs[1]) >= 4 and runs[8] == runs[1]
+
+
+# ---- a list that never ends -----------------------------------------------------------------------------------
+
+
+class _EndlessTicketList(BaseHTTPRequestHandler):
+    """Every list page full of new tickets, all created in one second inside the window: the cursor moves every
+    time (new IDs), so the stalled-cursor check never fires, and the list never ends."""
+
+    served = 0
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        size = int(query["pageSize"][0])
+        type(self).served += 1
+        first = type(self).served * size
+        rows = [{"ID": f"t{first + i:08d}", "createdAt": "2025-03-01T00:30:00Z", "status": "open"} for i in range(size)]
+        body = json.dumps(rows).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        return
+
+
+def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_hold(monkeypatch):
+    _EndlessTicketList.served = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessTicketList)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = {
+            "conn_type": "helpdesk",
+            "host": "127.0.0.1",
+            "port": server.server_address[1],
+            "schema": "http",
+            "login": "acc",
+            "password": "dal:x",
+            "extra": {"requests_per_second": 0, "allow_plain_http_loopback": True},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_HD_ENDLESS", json.dumps(conn))
+        source = HelpDeskSource(integration("hd_endless", page_size=10, max_tickets_per_hour=100))
+        start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, 1, tzinfo=UTC)
+        # Listing only (no ticket fetches): the rows of each page as the window sees them.
+        with pytest.raises(PagingRunaway) as runaway:
+            for number, _ in enumerate(source._created_listing(start, end)):
+                assert number < 100, "paging did not stop"
+        message = str(runaway.value)
+        assert isinstance(runaway.value, FatalError)
+        assert "the window 2025-03-01T00:00:00Z to 2025-03-01T01:00:00Z" in message
+        assert "max_tickets_per_hour" in message and "Retrying does not help" in message
+        # 30 minutes to the window's end hold 50 tickets at 100 an hour: 5 pages of 10, plus the first and the last.
+        assert _EndlessTicketList.served == 7
+    finally:
+        server.shutdown()
+        server.server_close()

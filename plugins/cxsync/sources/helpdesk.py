@@ -15,7 +15,8 @@ What to ask (docs/provider-apis.md, HelpDesk tickets):
 
 Options (`options:` of the integration), declared with defaults and bounds in
 `cxsync.providers.helpdesk.HelpDeskOptions`: `overlap_minutes`, `first_run_lookback_hours` (the first incremental
-run without a watermark), `page_size`.
+run without a watermark), `page_size`, `max_tickets_per_hour` (a list that pages on past what its span can hold at
+that rate is stopped with an error naming the window: `cxsync.hooks.helpdesk.PagingRunaway`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class HelpDeskSource(HookSource):
         self.overlap = options.overlap
         self.first_run_lookback = options.first_run_lookback
         self.page_size = options.page_size
+        self.max_tickets_per_hour = options.max_tickets_per_hour
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
@@ -100,6 +102,9 @@ class HelpDeskSource(HookSource):
             order="asc",
             page_size=self.page_size,
             filters=filters if self.date_filter else None,
+            bound=end,
+            max_tickets_per_hour=self.max_tickets_per_hour,
+            scope=f"the window {_iso(start)} to {_iso(end)}",
         )
         try:
             first = next(pages)
@@ -136,7 +141,15 @@ class HelpDeskSource(HookSource):
     def _updated_listing(self, floor: datetime) -> Iterator[tuple[str, list[Any]]]:
         """(label, rows) of each list page, newest update first, down to `floor`."""
         for silo in SILOS:
-            pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
+            pages = self.hook.ticket_pages(
+                silo=silo,
+                sort_by="updatedAt",
+                order="desc",
+                page_size=self.page_size,
+                bound=floor,
+                max_tickets_per_hour=self.max_tickets_per_hour,
+                scope=f"the changes since {_iso(floor)}",
+            )
             for number, rows in enumerate(pages, start=1):
                 wanted: list[dict[str, Any]] = []
                 below = False
@@ -177,7 +190,15 @@ class HelpDeskSource(HookSource):
             )
 
         for silo in SILOS:
-            pages = self.hook.ticket_pages(silo=silo, sort_by="updatedAt", order="desc", page_size=self.page_size)
+            pages = self.hook.ticket_pages(
+                silo=silo,
+                sort_by="updatedAt",
+                order="desc",
+                page_size=self.page_size,
+                bound=start,
+                max_tickets_per_hour=self.max_tickets_per_hour,
+                scope=f"the reconciliation look-back {_iso(start)} to {_iso(end)}",
+            )
             for rows in pages:
                 below = False
                 for row in rows:
@@ -188,7 +209,15 @@ class HelpDeskSource(HookSource):
                         yield item
                 if below:
                     break
-        for rows in self.hook.ticket_pages(silo="trash", sort_by="updatedAt", order="desc", page_size=self.page_size):
+        trash = self.hook.ticket_pages(
+            silo="trash",
+            sort_by="updatedAt",
+            order="desc",
+            page_size=self.page_size,
+            max_tickets_per_hour=self.max_tickets_per_hour,
+            scope="the reconciliation's deleted tickets",
+        )
+        for rows in trash:
             for row in rows:
                 if isinstance(row, dict) and (item := listed(row, deleted=True)) is not None:
                     yield item
