@@ -53,7 +53,7 @@ class KeysetPaginator:
         self._seen: set[Hashable] = set()
         self.max_pages: int | None = None
         self._limit = limit
-        self._runaway = runaway or (lambda pages, most: f"{pages} full pages, more than the {most} the listing can hold")
+        self._runaway = runaway or (lambda pages, most: f"{pages} full pages, more than the {most} it can hold")
 
     def advance(self, rows: Sequence[Any]) -> None:
         self.pages += 1
