@@ -438,3 +438,57 @@ def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- QA signals -------------------------------------------------------------------------------------------------
+
+
+class TagLosingHook(HelpDeskHook):
+    """A tag deleted from the account's list while tickets still carry its ID."""
+
+    lost = "refund"
+
+    def tags(self):
+        return [t for t in super().tags() if t["name"] != self.lost]
+
+
+def test_tags_are_read_once_a_run_and_an_unknown_id_is_logged(hd, caplog):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    tagged = [t for t in truth if t["tags"] and t["silo"] in ("tickets", "archive")]
+    assert tagged, "the sandbox must tag some tickets"
+    names = [name for t in truth if start <= datetime.fromisoformat(t["started_at"]) < end for name in t["tags"]]
+    lost = max(set(names), key=names.count)  # the tag most tickets of the window carry
+    hd.reset_counters()
+    hook = TagLosingHook("sandbox_helpdesk_main")
+    hook.lost = lost
+    source = HelpDeskSource(integration(), hook=hook)
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    assert hd.requests_to("helpdesk_tags") == 1
+    lost_id = next(x["ID"] for x in hd.info_tags() if x["name"] == lost)
+    for ticket in (t for t in truth if t["interaction_id"] in records):
+        expected = [lost_id if name == lost else name for name in ticket["tags"]]
+        assert records[ticket["interaction_id"]].tags == expected
+    assert sum(lost_id in r.tags for r in records.values()) >= 2  # several tickets carry the lost tag
+    assert f"tag ID {lost_id}" in caplog.text and "stored as the ID" in caplog.text
+    assert caplog.text.count(f"tag ID {lost_id}") == 1  # once a run, not once a ticket
+
+
+def test_qa_signals_of_a_window_match_the_ground_truth(hd):
+    truth = {t["interaction_id"]: t for t in hd.truth()}
+    source = HelpDeskSource(integration())
+    records, _ = load(source, source.window(T0 - timedelta(days=7), T0))
+    rated = [r for r in records.values() if r.csat_score is not None]
+    assert {r.csat_score for r in rated} == {1.0, 5.0}
+    attached = [x for r in records.values() for x in r.messages if x.attachments]
+    assert attached and all(set(a) == {"name", "type", "size"} for x in attached for a in x.attachments)
+    for rec in records.values():
+        t = truth[rec.interaction_id]
+        assert (rec.csat_score, rec.tags, rec.priority, rec.display_id, rec.agent_group) == (
+            t["csat_score"],
+            t["tags"],
+            t["priority"],
+            t["display_id"],
+            t["agent_group"],
+        )

@@ -188,6 +188,10 @@ class HelpDeskHook(ProviderHook):
     def teams(self) -> list[dict[str, Any]]:
         return self._list("/teams", "teams")
 
+    def tags(self) -> list[dict[str, Any]]:
+        """The account's tags, `{ID, name}` each: what a ticket's `tagIDs` mean."""
+        return self._list("/tags", "tags")
+
     def licenses(self) -> Any:
         return self.get("/licenses")
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from cxsync import options as declared
 from cxsync.config import Integration
-from cxsync.errors import ProviderRequestError
+from cxsync.errors import PermissionDenied, ProviderRequestError
 from cxsync.hooks.helpdesk import HelpDeskHook, NotATicket
 from cxsync.providers.helpdesk import HelpDeskOptions
 from cxsync.records import InteractionRecord, RejectedRecord
@@ -57,6 +57,9 @@ class HelpDeskSource(HookSource):
 
         # `createdDateFrom`/`createdDateTo` are UNCONFIRMED: dropped for the run if the server refuses them.
         self.date_filter = True
+        # Tag ID -> name from `GET /v1/tags`, read once a run when the first ticket with tags is mapped.
+        self._tag_names: dict[str, str] | None = None
+        self._unknown_tags: set[str] = set()
 
     # ---- roster --------------------------------------------------------------------------------------
 
@@ -253,7 +256,7 @@ class HelpDeskSource(HookSource):
                     rejected.append(answer)
                     continue
                 try:
-                    mapped = mapping.map_ticket(answer)
+                    mapped = mapping.map_ticket(answer, self._tags_for(answer))
                 except MappingError as exc:
                     rejected.append(refused(INTERACTIONS_STREAM, exc, answer))
                     continue
@@ -294,6 +297,38 @@ class HelpDeskSource(HookSource):
             return self._fetch(ticket_id)
         except NotATicket as exc:
             return RejectedRecord(mapping.INTERACTIONS_STREAM, ticket_id, str(exc), exc.answer)
+
+    def _tags_for(self, ticket: Any) -> dict[str, str]:
+        """The tag names, read from `GET /v1/tags` the first time a ticket has tags; each ID the list lacks is
+        logged once (the ticket keeps the ID as its tag)."""
+        ids = mapping.tag_ids(ticket.get("tagIDs")) if isinstance(ticket, dict) else []
+        if not ids:
+            return self._tag_names or {}
+        if self._tag_names is None:
+            self._tag_names = self._read_tags()
+        for tag_id in ids:
+            if tag_id not in self._tag_names and tag_id not in self._unknown_tags:
+                self._unknown_tags.add(tag_id)
+                log.warning(
+                    "HelpDesk: tag ID %s (ticket %s) is not in the account's tag list (GET /v1/tags); stored as the ID",
+                    tag_id,
+                    ticket.get("ID"),
+                )
+        return self._tag_names
+
+    def _read_tags(self) -> dict[str, str]:
+        try:
+            rows = self.hook.tags()
+        except (PermissionDenied, ProviderRequestError) as exc:
+            # Tags are a label, not the conversation: load the tickets with tag IDs rather than fail the run.
+            log.warning("HelpDesk: the tag list (GET /v1/tags) was refused (%s); tags are stored as their IDs", exc)
+            return {}
+        names = {}
+        for row in rows:
+            if isinstance(row, dict) and row.get("ID") not in (None, "") and isinstance(row.get("name"), str):
+                names[str(row["ID"])] = row["name"]
+        log.info("HelpDesk: %d tag(s) in the account's tag list", len(names))
+        return names
 
     def _fetch(self, ticket_id: str) -> dict[str, Any] | None:
         try:
