@@ -15,7 +15,8 @@ NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)  # tests/sandbox/conftest.py SAND
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TICKET_FIELDS = {
     "ID", "shortID", "subject", "status", "priority", "requester", "assignment", "teamIDs", "tagIDs",
-    "createdAt", "updatedAt", "lastMessageAt", "source", "spam", "customFields", "events", "rating", "ratingRequestSent",
+    "createdAt", "updatedAt", "lastMessageAt", "source", "spam", "customFields", "events",
+    "rating", "ratingRequestSent",
 }  # fmt: skip
 
 
