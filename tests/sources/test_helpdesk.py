@@ -21,7 +21,7 @@ from cxsync import pipeline
 from cxsync.config import ConfigError
 from cxsync.errors import FatalError
 from cxsync.hooks.helpdesk import HelpDeskHook, PagingRunaway
-from cxsync.sources.helpdesk import HelpDeskSource
+from cxsync.sources.helpdesk import CALIBRATION_ROWS, HelpDeskSource, row_is_whole
 from support.helpdesk import (
     HelpDeskAdmin,
     expected_from_truth,
@@ -492,3 +492,95 @@ def test_qa_signals_of_a_window_match_the_ground_truth(hd):
             t["display_id"],
             t["agent_group"],
         )
+
+
+# ---- list rows used as tickets when they prove themselves whole --------------------------------------------------
+
+
+def _week(hd, **options):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    hd.reset_counters()
+    source = HelpDeskSource(integration(**options))
+    records, rejected = load(source, source.window(start, end))
+    assert rejected == [] and set(records) == created_in(truth, start, end)
+    expected = expected_from_truth(truth)
+    for iid, rec in records.items():  # every event of every ticket, whichever way it came
+        assert [m.message_id for m in rec.messages] == [m["message_id"] for m in expected[iid]["messages"]]
+        assert rec.raw["events"] == expected[iid]["raw"]["events"]
+    return truth, records
+
+
+def test_whole_list_rows_are_not_fetched_again(hd_sandbox):
+    hd = hd_sandbox(hd_list_events=-1)  # every list row carries every event
+    _, records = _week(hd)
+    assert len(records) > 20
+    # Only the run's first rows, checked against their tickets until CALIBRATION_ROWS with a middle event matched.
+    assert CALIBRATION_ROWS <= hd.requests_to("helpdesk_ticket") <= CALIBRATION_ROWS + 8
+
+
+def test_list_rows_cut_short_are_fetched_by_id(hd_sandbox):
+    hd = hd_sandbox(hd_list_events=1)  # only the newest event on each row
+    truth, records = _week(hd)
+    events = {t["interaction_id"]: len(t["ticket"]["events"]) for t in truth}
+    assert all(events[i] > 1 for i in records)
+    assert hd.requests_to("helpdesk_ticket") == len(records)
+
+
+def test_whole_and_cut_rows_of_one_listing(hd):
+    """The default sandbox: rows carry their newest 3 events, so short tickets are whole and long ones cut."""
+    truth, records = _week(hd)
+    events = {t["interaction_id"]: len(t["ticket"]["events"]) for t in truth}
+    long_ones = sum(events[i] > 3 for i in records)
+    assert 0 < long_ones < len(records)
+    assert long_ones + CALIBRATION_ROWS <= hd.requests_to("helpdesk_ticket") <= long_ones + CALIBRATION_ROWS + 8
+
+
+class MiddleCuttingHook(HelpDeskHook):
+    """A server whose list rows keep a ticket's first and last events only: the ends prove nothing then."""
+
+    def ticket_pages(self, **kwargs):
+        for page in super().ticket_pages(**kwargs):
+            yield [{**row, "events": row["events"][:1] + row["events"][-1:]} for row in page]
+
+
+def test_a_server_that_cuts_the_middle_is_caught_by_the_first_rows_and_every_ticket_is_fetched(hd_sandbox, caplog):
+    hd = hd_sandbox(hd_list_events=-1)
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    hd.reset_counters()
+    source = HelpDeskSource(integration(), hook=MiddleCuttingHook("sandbox_helpdesk_main"))
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    expected = expected_from_truth(truth)
+    for iid, rec in records.items():
+        assert [m.message_id for m in rec.messages] == [m["message_id"] for m in expected[iid]["messages"]]
+    assert "every ticket of this run is fetched by ID" in caplog.text
+    assert hd.requests_to("helpdesk_ticket") == len(records)  # rows with two events never prove the middle
+
+
+@pytest.mark.parametrize(
+    ("change", "whole"),
+    [
+        ({}, True),
+        ({"events": []}, False),
+        ({"events": None}, False),
+        ({"updatedAt": "2025-03-10T12:00:01Z"}, False),  # something newer than the newest event: cut at the end
+        ({"createdAt": "2025-03-10T09:59:59Z"}, False),  # something older than the oldest: cut at the start
+        ({"lastMessageAt": "2025-03-10T11:00:00Z"}, False),
+        ({"lastMessageAt": None}, False),
+    ],
+)
+def test_a_row_is_whole_only_when_its_events_reach_both_ends(change, whole):
+    row = {
+        "ID": "t1",
+        "createdAt": "2025-03-10T10:00:00Z",
+        "updatedAt": "2025-03-10T12:00:00Z",
+        "lastMessageAt": "2025-03-10T11:30:00Z",
+        "events": [
+            {"ID": 1, "type": "message", "date": "2025-03-10T10:00:00Z"},
+            {"ID": 4, "type": "message", "date": "2025-03-10T11:30:00Z"},
+            {"ID": 5, "type": "status", "date": "2025-03-10T12:00:00Z"},
+        ],
+    }
+    assert row_is_whole({**row, **change}) is whole

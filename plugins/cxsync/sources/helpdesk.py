@@ -3,7 +3,13 @@
 What to ask (docs/provider-apis.md, HelpDesk tickets):
 - Tickets live in two silos worth loading: `tickets` (recent) and `archive` (idle 60 days, moved
   automatically): every window and every change scan reads both. `spam` and `trash` are not conversations.
-- List rows may not carry every event, so each ticket is fetched whole with `GET /v1/tickets/{ID}`.
+- List rows may carry `events`, but whether a row's thread is ever cut short is not documented. A row is used as
+  the ticket, without `GET /v1/tickets/{ID}`, only when it proves itself whole (`row_is_whole`: its oldest event
+  is dated `createdAt`, its newest `updatedAt`, its newest message `lastMessageAt`: nothing was cut at either
+  end), and only once the run's first such rows, fetched anyway, matched their tickets event for event
+  (`CALIBRATION_ROWS` of them with a middle event; a server that cuts the middle is caught there, and every ticket
+  of the run is then fetched).
+  Every other row is fetched whole: losing an event is worse than a request.
 - `window(start, end)` lists by `createdAt` ascending with `createdDateFrom`/`createdDateTo`. That filter
   is UNCONFIRMED, so every row is also checked here, and paging stops at the first row past `end`: a
   server that ignores the filter costs pages, never wrong rows; one that refuses it (400/422) is asked
@@ -41,6 +47,10 @@ from cxsync.sources.hook_source import HookSource
 log = logging.getLogger(__name__)
 
 SILOS = ("tickets", "archive")
+# Rows that prove themselves whole are fetched anyway at the start of each run, to check the proof against the
+# tickets, until this many with at least CHECKED_ROW_EVENTS events (ends and a middle) matched.
+CALIBRATION_ROWS = 2
+CHECKED_ROW_EVENTS = 3
 
 
 class HelpDeskSource(HookSource):
@@ -60,6 +70,9 @@ class HelpDeskSource(HookSource):
         # Tag ID -> name from `GET /v1/tags`, read once a run when the first ticket with tags is mapped.
         self._tag_names: dict[str, str] | None = None
         self._unknown_tags: set[str] = set()
+        # Whole-looking list rows checked against their tickets so far this run, and whether the rows can be used.
+        self._rows_checked = 0
+        self._rows_trusted = True
 
     # ---- roster --------------------------------------------------------------------------------------
 
@@ -251,7 +264,7 @@ class HelpDeskSource(HookSource):
         rejected: list[RejectedRecord] = []
         hold = 2 * self.page_size  # tickets held at most: two pages' worth
         for (kind, payload), answer in flight.ordered(self._answer, self._items(flight.ahead(listing), seen), hold):
-            if kind == "ticket" and answer is not None:
+            if kind in ("ticket", "whole") and answer is not None:
                 if isinstance(answer, RejectedRecord):
                     rejected.append(answer)
                     continue
@@ -270,8 +283,8 @@ class HelpDeskSource(HookSource):
                 records, rejected = [], []
 
     def _items(self, listing: Iterable[tuple[str, list[Any]]], seen: set[str]) -> Iterator[tuple[str, Any]]:
-        """The work of each listed page in order: ("ticket", id) to fetch, ("rejected", record) for a row without
-        an `ID`, then ("end", label)."""
+        """The work of each listed page in order: ("ticket", id) to fetch, ("whole", ticket) for a row that is the
+        whole ticket already, ("rejected", record) for a row without an `ID`, then ("end", label)."""
         for label, rows in listing:
             for row in rows:
                 ticket_id = row.get("ID") if isinstance(row, dict) else None
@@ -284,13 +297,44 @@ class HelpDeskSource(HookSource):
                 ticket_id = str(ticket_id)
                 if ticket_id not in seen:
                     seen.add(ticket_id)
-                    yield "ticket", ticket_id
+                    if self._rows_trusted and row_is_whole(row):
+                        yield "whole", self._use_row(ticket_id, row)
+                    else:
+                        yield "ticket", ticket_id
             yield "end", label
+
+    def _use_row(self, ticket_id: str, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The ticket for a row that proves itself whole: the row itself once the run's first rows matched their
+        tickets; until then the ticket fetched (None: gone since listed), compared with the row."""
+        if self._rows_checked >= CALIBRATION_ROWS:
+            return row
+        try:
+            ticket = self._fetch(ticket_id)
+        except NotATicket:
+            ticket = None
+        if ticket is None:
+            return None
+        if _event_ids(ticket) == _event_ids(row):
+            # Only a row with an event between its ends can show that the middle is not cut: a server that sends
+            # first and last events only never gets its rows used.
+            self._rows_checked += len(_event_ids(row)) >= CHECKED_ROW_EVENTS
+        else:
+            self._rows_trusted = False
+            log.warning(
+                "HelpDesk: the list row of ticket %s looked whole (its events run from createdAt to updatedAt) but "
+                "the ticket has %d events, the row %d; every ticket of this run is fetched by ID",
+                ticket_id,
+                len(_event_ids(ticket)),
+                len(_event_ids(row)),
+            )
+        return ticket
 
     def _answer(self, item: tuple[str, Any]) -> dict[str, Any] | RejectedRecord | None:
         """A ticket whole (run in a request thread); a rejected record for an answer that is not a ticket; None for
         a ticket gone since it was listed, and for work that needs no request."""
         kind, ticket_id = item
+        if kind == "whole":
+            return ticket_id  # the ticket itself: no request
         if kind != "ticket":
             return None
         try:
@@ -339,6 +383,38 @@ class HelpDeskSource(HookSource):
                 log.warning("HelpDesk: ticket %s was listed but is gone (404) when fetched; skipped", ticket_id)
                 return None
             raise
+
+
+def row_is_whole(row: dict[str, Any]) -> bool:
+    """A list row's `events` provably end where the ticket does at both ends: the oldest event is dated
+    `createdAt` (nothing older was cut), the newest `updatedAt` (nothing newer), and the newest message
+    `lastMessageAt` when the row has one. No documented field counts the events, so a cut in the middle is not
+    visible here (the run's first rows are checked against their tickets for that, `CALIBRATION_ROWS`)."""
+    events = row.get("events")
+    if not isinstance(events, list) or not events:
+        return False
+    dates = []
+    message_dates = []
+    for event in events:
+        when = mapping.parse_time(event.get("date")) if isinstance(event, dict) else None
+        if when is None or event.get("ID") in (None, ""):
+            return False
+        dates.append(when)
+        if event.get("type") == "message":
+            message_dates.append(when)
+    created, updated = mapping.parse_time(row.get("createdAt")), mapping.parse_time(row.get("updatedAt"))
+    if created is None or updated is None or min(dates) != created or max(dates) != updated:
+        return False
+    if "lastMessageAt" in row:
+        last_message = mapping.parse_time(row.get("lastMessageAt"))
+        if not message_dates or last_message != max(message_dates):
+            return False
+    return True
+
+
+def _event_ids(ticket: dict[str, Any]) -> list[str]:
+    events = ticket.get("events")
+    return sorted(str(e.get("ID")) for e in events if isinstance(e, dict)) if isinstance(events, list) else []
 
 
 def _text_id(row: Any) -> str | None:
