@@ -252,8 +252,9 @@ class HelpDeskSource(HookSource):
     # ---- private steps -----------------------------------------------------------------------------------
 
     def _pages(self, listing: Iterable[tuple[str, list[Any]]]) -> Iterator[Page]:
-        """Each listed page's tickets fetched whole and mapped, one `Page` per list page, in order; empty pages
-        are left out. Each ticket once per run, even if both silos list it.
+        """Each listed page's tickets, whole (the list row when it proves itself whole, else fetched by ID) and
+        mapped, one `Page` per list page, in order; empty pages are left out. Each ticket once per run, even if
+        both silos list it.
 
         Tickets are fetched with several requests in flight (`InFlight`: as many as the rate limit and the
         latency call for), across page boundaries, and the next list page is requested while the current
