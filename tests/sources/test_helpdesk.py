@@ -584,3 +584,23 @@ def test_a_row_is_whole_only_when_its_events_reach_both_ends(change, whole):
         ],
     }
     assert row_is_whole({**row, **change}) is whole
+
+
+class FieldDroppingHook(HelpDeskHook):
+    """List rows with every event but without a field the ticket itself has."""
+
+    def ticket_pages(self, **kwargs):
+        for page in super().ticket_pages(**kwargs):
+            yield [{k: v for k, v in row.items() if k != "customFields"} for row in page]
+
+
+def test_rows_lacking_a_field_of_the_ticket_are_not_used(hd_sandbox, caplog):
+    hd = hd_sandbox(hd_list_events=-1)
+    start, end = T0 - timedelta(days=2), T0
+    source = HelpDeskSource(integration(), hook=FieldDroppingHook("sandbox_helpdesk_main"))
+    hd.reset_counters()
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    assert records and all("customFields" in r.raw for r in records.values())
+    assert "the row lacks customFields" in caplog.text
+    assert hd.requests_to("helpdesk_ticket") == len(records)

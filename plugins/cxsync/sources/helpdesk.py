@@ -315,7 +315,8 @@ class HelpDeskSource(HookSource):
             ticket = None
         if ticket is None:
             return None
-        if _event_ids(ticket) == _event_ids(row):
+        missing = sorted(set(ticket) - set(row))
+        if _event_ids(ticket) == _event_ids(row) and not missing:
             # Only a row with an event between its ends can show that the middle is not cut: a server that sends
             # first and last events only never gets its rows used.
             self._rows_checked += len(_event_ids(row)) >= CHECKED_ROW_EVENTS
@@ -323,10 +324,11 @@ class HelpDeskSource(HookSource):
             self._rows_trusted = False
             log.warning(
                 "HelpDesk: the list row of ticket %s looked whole (its events run from createdAt to updatedAt) but "
-                "the ticket has %d events, the row %d; every ticket of this run is fetched by ID",
+                "the ticket has %d events, the row %d%s; every ticket of this run is fetched by ID",
                 ticket_id,
                 len(_event_ids(ticket)),
                 len(_event_ids(row)),
+                f", and the row lacks {', '.join(missing)}" if missing else "",
             )
         return ticket
 
