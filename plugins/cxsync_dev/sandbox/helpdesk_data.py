@@ -20,7 +20,10 @@ Rules the generator follows (the traps clients must survive):
 - a ticket with no event for `archive_idle_days` moves to the `archive` silo and never changes again;
   spam tickets live in `spam`; some tickets are deleted into `trash` and purged `trash_purge_days` later;
 - agents get deleted: they vanish from `/v1/agents`, their IDs stay in old events and assignments, and
-  they never act after their deletion (their tickets are reassigned first).
+  they never act after their deletion (their tickets are reassigned first);
+- once first solved, most tickets carry `ratingRequestSent: true` and a `rating` (`good`, `bad`, or null when
+  the customer never answered), kept if the ticket is reopened; files sent with a message are on the event as
+  `attachments.files[]` (`name`, `url`, `type`, `size`).
 """
 
 from __future__ import annotations
