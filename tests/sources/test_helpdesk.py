@@ -396,7 +396,8 @@ class _EndlessTicketList(BaseHTTPRequestHandler):
         size = int(query["pageSize"][0])
         type(self).served += 1
         first = type(self).served * size
-        rows = [{"ID": f"t{first + i:08d}", "createdAt": "2025-03-01T00:30:00Z", "status": "open"} for i in range(size)]
+        at = "2025-03-01T00:30:00Z"
+        rows = [{"ID": f"t{first + i:08d}", "createdAt": at, "updatedAt": at, "status": "open"} for i in range(size)]
         body = json.dumps(rows).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -408,7 +409,8 @@ class _EndlessTicketList(BaseHTTPRequestHandler):
         return
 
 
-def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_hold(monkeypatch):
+@pytest.mark.parametrize("listing", ["window", "changes"])
+def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_hold(monkeypatch, listing):
     _EndlessTicketList.served = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessTicketList)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -425,13 +427,22 @@ def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_
         monkeypatch.setenv("AIRFLOW_CONN_HD_ENDLESS", json.dumps(conn))
         source = HelpDeskSource(integration("hd_endless", page_size=10, max_tickets_per_hour=100))
         start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, 1, tzinfo=UTC)
-        # Listing only (no ticket fetches): the rows of each page as the window sees them.
+        # Listing only (no ticket fetches): the rows of each page as the load sees them. The window reads from its
+        # end back to the first row; the changes scan from the first (newest) row down to its floor, an hour
+        # before: 30 minutes either way.
+        if listing == "window":
+            pages, named = (
+                source._created_listing(start, end),
+                "the window 2025-03-01T00:00:00Z to 2025-03-01T01:00:00Z",
+            )
+        else:
+            pages, named = source._updated_listing(start), "the changes since 2025-03-01T00:00:00Z"
         with pytest.raises(PagingRunaway) as runaway:
-            for number, _ in enumerate(source._created_listing(start, end)):
+            for number, _ in enumerate(pages):
                 assert number < 100, "paging did not stop"
         message = str(runaway.value)
         assert isinstance(runaway.value, FatalError)
-        assert "the window 2025-03-01T00:00:00Z to 2025-03-01T01:00:00Z" in message
+        assert named in message
         assert "max_tickets_per_hour" in message and "Retrying does not help" in message
         # 30 minutes to the window's end hold 50 tickets at 100 an hour: 5 pages of 10, plus the first and the last.
         assert _EndlessTicketList.served == 7
