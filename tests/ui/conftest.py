@@ -306,10 +306,14 @@ def screenshot(driver: Any, name: str, folder: Path) -> Path:
     return path
 
 
+UPDATE_SCREENSHOTS = "CXSYNC_UPDATE_SCREENSHOTS"
+
+
 def copy_to_docs(paths: list[Path]) -> None:
-    """The README's screenshots, refreshed by the test that takes them (when run from a checkout)."""
+    """The README's screenshots, refreshed by the test that takes them, only when asked to
+    (CXSYNC_UPDATE_SCREENSHOTS=1): a test run leaves the tracked files, and so the working tree, unchanged."""
     docs = ROOT / "docs" / "screenshots"
-    if docs.parent.exists():
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1" and docs.parent.exists():
         docs.mkdir(exist_ok=True)
         for path in paths:
             shutil.copyfile(path, docs / path.name)

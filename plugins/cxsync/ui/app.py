@@ -167,6 +167,11 @@ def stylesheet(user: Reader) -> FileResponse:
     return FileResponse(HERE / "static" / "cxsync.css", media_type="text/css")
 
 
+@app.get("/static/cxsync.js", name="script")
+def script(user: Reader) -> FileResponse:
+    return FileResponse(HERE / "static" / "cxsync.js", media_type="text/javascript")
+
+
 def _warehouse():
     try:
         conn_id = status.integrations_config().warehouse_conn_id
