@@ -1,0 +1,77 @@
+"""`make airflow` starts Airflow's components one after the other, each healthy before the next: a scheduler
+started before the api-server listens fails each DAG's first task with "Connection refused"."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cxsync.airflow_components import Components
+from cxsync_dev import local_airflow
+
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
+
+
+def _report(up: set[str], beat: datetime) -> dict:
+    def entry(name: str, key: str) -> dict:
+        return {"status": "healthy" if name in up else "unhealthy", f"latest_{key}_heartbeat": beat.isoformat()}
+
+    return {
+        "metadatabase": {"status": "healthy"},
+        "scheduler": entry("airflow-scheduler", "scheduler"),
+        "dag_processor": entry("airflow-dag-processor", "dag_processor"),
+        "triggerer": entry("airflow-triggerer", "triggerer"),
+    }
+
+
+def test_each_component_starts_only_after_the_one_before_is_healthy(tmp_path):
+    components = Components({}, tmp_path / "logs", prefix=SLEEPER)
+    seen_at_start: dict[str, list[str]] = {}
+    healthy: list[str] = []
+    original_start = components.start
+
+    def start(name, args=None):
+        seen_at_start[name] = list(healthy)
+        return original_start(name, args)
+
+    components.start = start  # type: ignore[method-assign]
+    polls = {"n": 0}
+
+    def report(url: str) -> dict | None:
+        # A component turns healthy on the second poll after it started; the api-server answers nothing at first.
+        polls["n"] += 1
+        current = components.started[-1].name
+        if polls["n"] % 2 == 0 and current not in healthy:
+            healthy.append(current)
+        if "airflow-apiserver" not in healthy:
+            return None
+        return _report(set(healthy), datetime.now(UTC))
+
+    try:
+        local_airflow.start_in_order(components, "http://127.0.0.1:1", report=report, timeout=30)
+    finally:
+        components.stop_all(grace=2)
+    order = list(local_airflow.LOCAL_COMPONENTS)
+    assert order[0] == "airflow-apiserver" and order[1] == "airflow-scheduler"
+    assert seen_at_start == {name: order[:n] for n, name in enumerate(order)}
+
+
+def test_a_heartbeat_from_before_this_start_is_not_healthy():
+    since = datetime.now(UTC)
+    old = _report({"airflow-scheduler"}, since - timedelta(seconds=20))
+    assert not local_airflow.healthy(old, "airflow-scheduler", since)
+    assert local_airflow.healthy(_report({"airflow-scheduler"}, since), "airflow-scheduler", since)
+    assert not local_airflow.healthy(None, "airflow-apiserver", since)
+    assert local_airflow.healthy(_report(set(), since), "airflow-apiserver", since)
+
+
+def test_a_component_that_never_gets_healthy_is_named(tmp_path):
+    components = Components({}, tmp_path / "logs", prefix=SLEEPER)
+    try:
+        with pytest.raises(TimeoutError, match="airflow-apiserver healthy"):
+            local_airflow.start_in_order(components, "http://127.0.0.1:1", report=lambda url: None, timeout=2)
+        assert [c.name for c in components.started] == ["airflow-apiserver"]  # the scheduler never started
+    finally:
+        components.stop_all(grace=2)
