@@ -248,6 +248,7 @@ def assess_retention(
     log.info("%s%s", summary, f" Waiting for approval: {reason}." if reason else "")
     return {
         "cutoff": cutoff.isoformat(),
+        "dry_run": dry_run,
         "counts": counts,
         "total": total,
         "needs_approval": bool(reason),

@@ -78,6 +78,7 @@ def test_tags_names_and_docs_show_the_integration(shipped_bag, shipped):
             dag = shipped_bag.dags[f"cxsync_{integration.id}_{kind}"]
             assert set(dag.tags) == {"cxsync", integration.provider, integration.id}
             assert integration.label in dag.dag_display_name
+            assert dag.dag_id in dag.dag_display_name  # Airflow's DAG search finds the README's ids
             assert integration.label in dag.description and integration.description in dag.description
             assert integration.label in dag.doc_md and integration.description in dag.doc_md
             assert integration.conn_id in dag.doc_md
@@ -158,8 +159,9 @@ def test_retention_dry_run_param_is_boolean(shipped_bag):
     from airflow.exceptions import ParamValidationError
 
     params = serialized(shipped_bag.dags["cxsync_hd_main_retention"]).params
-    assert params.validate() == {"dry_run": False}
-    assert params.deep_merge({"dry_run": True}).validate() == {"dry_run": True}
+    # The trigger form starts on a dry run: pressing Trigger counts, deletes nothing.
+    assert params.validate() == {"dry_run": True}
+    assert params.deep_merge({"dry_run": False}).validate() == {"dry_run": False}
     for bad in ("x", "true", 1, None):
         with pytest.raises(ParamValidationError):
             params.deep_merge({"dry_run": bad}).validate()
@@ -348,3 +350,14 @@ def test_the_retention_dag_asks_for_approval_only_on_its_branch(shipped_bag):
     delete = dag.task_dict["delete_expired"]
     assert delete.upstream_task_ids == {"assess", "approve_deletion", "no_approval_needed"}
     assert delete.trigger_rule == "none_failed_min_one_success"
+
+
+def test_every_dag_id_is_in_its_display_name(shipped_bag):
+    """Airflow searches display names: every cxsync DAG (QA and analytics ones too) is found by its id."""
+    for dag in shipped_bag.dags.values():
+        assert dag.dag_id in dag.dag_display_name, dag.dag_display_name
+
+
+def test_the_backfill_weeks_param_says_its_range_in_one_sentence(shipped_bag):
+    param = serialized(shipped_bag.dags["cxsync_hd_main_backfill"]).params.get_param("weeks")
+    assert param.description == "How many weeks back to load: a whole number from 1 to 4; any other value is refused."
