@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param, task
 
-from cxsync import settings, tasks
+from cxsync import failure, settings, tasks
 from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
 from cxsync.error_dag import add_error_dag
@@ -31,6 +31,8 @@ def _default_args(provider: str | None) -> dict:
         "retry_delay": timedelta(seconds=settings.RETRY_DELAY_SECONDS),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
+        # The log's last line, and the status card: the error's first line and the action that fixes it.
+        "on_failure_callback": failure.on_failure,
     }
     if provider:
         args["pool"] = PROVIDERS[provider].pool

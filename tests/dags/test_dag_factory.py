@@ -361,3 +361,13 @@ def test_every_dag_id_is_in_its_display_name(shipped_bag):
 def test_the_backfill_weeks_param_says_its_range_in_one_sentence(shipped_bag):
     param = serialized(shipped_bag.dags["cxsync_hd_main_backfill"]).params.get_param("weeks")
     assert param.description == "How many weeks back to load: a whole number from 1 to 4; any other value is refused."
+
+
+def test_every_task_ends_its_failed_log_with_the_plain_line(shipped_bag):
+    from cxsync import failure
+
+    for integration_dags in (d for d in shipped_bag.dags.values() if d.dag_id.endswith(KINDS)):
+        for task in integration_dags.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert failure.on_failure in callbacks, (integration_dags.dag_id, task.task_id)

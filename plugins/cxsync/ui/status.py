@@ -4,7 +4,9 @@ warehouse are each read with a few queries for all integrations at once, never o
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cxsync import registry, settings
+from cxsync import failure, registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
 from cxsync.ui import warehouse_reads as reads
@@ -118,6 +120,7 @@ def _integration_row(
     airflow_root: str,
 ) -> dict[str, Any]:
     warnings: list[str] = []
+    fixes: list[dict] = []  # actions the card offers as buttons, from the failures
     connection = facts.connections.get(integration.conn_id) or {"found": False}
     if not connection["found"]:
         warnings.append(
@@ -137,8 +140,17 @@ def _integration_row(
         dags.append(dag)
         failed, success = dag["last_failed"], dag["last_success"]
         if failed and (success is None or failed["at"] > success["at"]):
-            hint = " (check the connection's credentials and the task log)" if kind == "roster_sync" else ""
-            warnings.append(f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}{hint}.")
+            if known := failed.get("failure"):
+                # the error's first line and its fix, as the failed task kept them (cxsync.failure)
+                warnings.append(
+                    f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}: "
+                    f"{known['message'].rstrip('.')}. {known['action']}"
+                )
+                if known.get("button") == failure.RECONNECT_HELPDESK:
+                    fixes.append({"button": known["button"], "conn_id": known.get("conn_id") or integration.conn_id})
+            else:
+                hint = " (check the connection's credentials and the task log)" if kind == "roster_sync" else ""
+                warnings.append(f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}{hint}.")
 
     interval = schedule_interval(integration.schedule, now)
     watermark_rows = []
@@ -199,6 +211,7 @@ def _integration_row(
         "reconciliation": completeness,
         "requests": requests,
         "warnings": warnings,
+        "fixes": fixes,
     }
 
 
@@ -235,8 +248,33 @@ class AirflowFacts:
                 for row in session.execute(sa.select(ranked).where(ranked.c.n == 1)):
                     moment = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=UTC)
                     runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
+                _add_failures(session, runs)
             connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
         return cls(pools, connections, runs)
+
+
+def _add_failures(session: Any, runs: dict[str, dict[str, dict]]) -> None:
+    """The plain failure line (cxsync.failure's XCom) of each DAG's newest failed run, when a task kept one."""
+    from airflow.models.xcom import XComModel
+
+    failed = {
+        (dag_id, states["failed"]["run_id"]): states["failed"] for dag_id, states in runs.items() if "failed" in states
+    }
+    if not failed:
+        return
+    query = (
+        sa.select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.value)
+        .where(XComModel.key == failure.XCOM_KEY, XComModel.dag_id.in_({dag_id for dag_id, _ in failed}))
+        .order_by(XComModel.timestamp)
+    )
+    for row in session.execute(query):
+        run = failed.get((row.dag_id, row.run_id))
+        value = XComModel.deserialize_value(row) if run is not None else None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if isinstance(value, dict) and value.get("message"):
+            run["failure"] = {**value, "task_id": row.task_id}  # the newest last: it wins
 
 
 def _default_auth_type(provider: str) -> str | None:
