@@ -129,7 +129,7 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
     methods = [row.find_element(By.CSS_SELECTOR, ".badge.method").text for row in rows]
     # The ones to fix first: unmatched, then ambiguous (with their candidates), then the matched ones.
     assert methods == sorted(methods, key=["unmatched", "ambiguous", "email"].index) and methods[-1] == "email"
-    assert "candidates: s-102, s-103" in rows[methods.index("ambiguous")].text
+    assert "candidates: Sam Twin (s-102), Sam Twin (s-103)" in rows[methods.index("ambiguous")].text  # names
     assert not driver.find_elements(By.ID, "not-matched-yet")  # matching ran
     target = rows[0].get_attribute("data-agent")
 
@@ -137,6 +137,8 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
     rows[0].find_element(By.CSS_SELECTOR, "button[value=set]").click()
     flash = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
     assert f"{target} is matched to staff s-100 (override set by admin)" in flash.text
+    assert "Applied now: the agent's match is manual" in flash.text  # no wait for the next matching run
+    assert driver.current_url.endswith("#" + "agent-" + target.replace("/", "-"))  # back at the edited row
     engine = ui_server.engine()
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT * FROM cx_agent_match_overrides")).mappings().all()
@@ -145,7 +147,8 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
         (target, "s-100", "admin")
     ]
     row = driver.find_element(By.CSS_SELECTOR, f"tr[data-agent='{target}']")
-    assert "→ s-100" in row.text and "by admin" in row.text
+    assert "→ Ada Evaluator s-100" in row.text and "by admin" in row.text
+    assert row.find_element(By.CSS_SELECTOR, ".badge.method").text == "manual"
     copy_to_docs([screenshot(driver, "agents", artifacts)])
 
     row.find_element(By.CSS_SELECTOR, "button[value=clear]").click()

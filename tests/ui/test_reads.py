@@ -246,3 +246,32 @@ def test_request_statistics_of_the_last_day_per_integration(warehouse):
     assert shown["none"] is None
     hd = shown["hd"]
     assert (hd["tasks"], hd["requests"], hd["retries"], hd["rate_limited"], hd["waited_seconds"]) == (2, 150, 2, 2, 3.0)
+
+
+def test_an_override_applies_at_once_and_clearing_it_gives_the_matchers_own_answer(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 3)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    before = {r["agent_id"]: r for r in matching.agent_rows(engine)[0]}
+    assert before["a1"]["method"] == "ambiguous"
+
+    matching.set_override(engine, "hd", "a1", "s-102", "", "admin", now=NOW)
+    assert matching.apply_now(engine, "hd", "a1") == "manual"
+    after = {r["agent_id"]: r for r in matching.agent_rows(engine)[0]}
+    assert (after["a1"]["method"], after["a1"]["staff_id"]) == ("manual", "s-102")  # no matching run needed
+    assert {k: after[k]["method"] for k in ("a0", "a2")} == {k: before[k]["method"] for k in ("a0", "a2")}
+
+    matching.clear_override(engine, "hd", "a1")
+    # what the matcher decides without it: "Agent 1" has no staff name, e-mail or external id in the staff file
+    assert matching.apply_now(engine, "hd", "a1") == "unmatched"
+    assert matching.apply_now(engine, "hd", "a0") == "email"
+    assert matching.apply_now(engine, "hd", "a9") is None
+
+
+def test_candidates_and_overrides_show_staff_names(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 3)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    _, facts = matching.agent_rows(engine)
+    names = matching.staff_names(facts)
+    assert set(names) == {"s-100", "s-101", "s-102", "s-103"} and all(names.values())

@@ -204,6 +204,7 @@ def agents_page(
         methods=matching.METHODS,
         selected={"integration": integration or "", "method": method or ""},
         can_edit=is_allowed(user, Access.MANAGE_MATCHES),
+        staff_names=matching.staff_names(facts),
     )
 
 
@@ -233,10 +234,16 @@ async def agents_override(request: Request, user: MatchManager) -> RedirectRespo
         else:
             raise matching.OverrideError("choose a staff member, or 'never match', or 'clear'")
     except matching.OverrideError as exc:
-        return redirect_with_flash(request, back, "error", f"Override of {who} not saved: {exc}.")
-    return redirect_with_flash(
-        request, back, "ok", text + " The next cxsync_agent_matching run applies it (the matcher reads overrides)."
-    )
+        return redirect_with_flash(request, back + _row_anchor(integration_id, agent_id), "error",
+                                   f"Override of {who} not saved: {exc}.")  # fmt: skip
+    method = matching.apply_now(engine, integration_id, agent_id)
+    applied = f" Applied now: the agent's match is {method}." if method else ""
+    return redirect_with_flash(request, back + _row_anchor(integration_id, agent_id), "ok", text + applied)
+
+
+def _row_anchor(integration_id: str, agent_id: str) -> str:
+    """The edited row's anchor: the page comes back scrolled to it, wherever its new match sorts it."""
+    return "#" + quote(f"agent-{integration_id}-{agent_id}", safe="")
 
 
 @app.get("/lists", response_class=HTMLResponse, name="lists_page")
