@@ -154,7 +154,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Any:
 @app.get("/", response_class=HTMLResponse, name="status_page")
 def status_page(request: Request, user: Reader) -> HTMLResponse:
     data = status.collect(airflow_root=airflow_root(request))
-    return render(request, user, "status.html", data=data, now=data["generated_at"])
+    return render(
+        request, user, "status.html", data=data, now=data["generated_at"], refresh_seconds=settings.UI_REFRESH_SECONDS
+    )
 
 
 @app.get("/api/status", name="status_api")

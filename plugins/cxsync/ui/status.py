@@ -45,6 +45,9 @@ def integrations_config() -> IntegrationsConfig:
     return config
 
 
+BACKFILL_DAY_TASK = "load_window"  # the backfill DAG's mapped task, one per day window
+
+
 def dag_kinds(integration: Integration) -> list[str]:
     return [k for k in DAG_KINDS if k != "analytics" or integration.conversation_analytics]
 
@@ -99,6 +102,8 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
     ]
     return {
         "generated_at": now,
+        # the page reloads itself while a run is under way (progress, then the outcome)
+        "running": any(d["last_running"] for row in rows for d in row["dags"]),
         "integrations_file": str(config.path),
         "warehouse": sa.make_url(engine.url).render_as_string(hide_password=True),
         "config_errors": config.errors,
@@ -136,6 +141,10 @@ def _integration_row(
             run = runs.get(state)
             dag[f"last_{state}"] = (
                 None if run is None else {**run, "url": f"{airflow_root}/dags/{dag_id}/runs/{run['run_id']}"}
+            )
+        if dag["last_running"] is not None:
+            dag["last_running"]["progress_text"] = progress_text(
+                dag["last_running"].get("progress"), dag["last_running"]["at"], now
             )
         dags.append(dag)
         failed, success = dag["last_failed"], dag["last_success"]
@@ -249,6 +258,7 @@ class AirflowFacts:
                     moment = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=UTC)
                     runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
                 _add_failures(session, runs)
+                _add_progress(session, runs)
             connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
         return cls(pools, connections, runs)
 
@@ -275,6 +285,42 @@ def _add_failures(session: Any, runs: dict[str, dict[str, dict]]) -> None:
                 value = json.loads(value)
         if isinstance(value, dict) and value.get("message"):
             run["failure"] = {**value, "task_id": row.task_id}  # the newest last: it wins
+
+
+def _add_progress(session: Any, runs: dict[str, dict[str, dict]]) -> None:
+    """Days done of days planned of each running backfill (its mapped `load_window` tasks, one per day)."""
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    running = {
+        (dag_id, states["running"]["run_id"]): states["running"]
+        for dag_id, states in runs.items()
+        if "running" in states and dag_id.endswith("_backfill")
+    }
+    if not running:
+        return
+    query = (
+        sa.select(TI.dag_id, TI.run_id, TI.state, sa.func.count())
+        .where(TI.dag_id.in_({d for d, _ in running}), TI.task_id == BACKFILL_DAY_TASK, TI.map_index >= 0)
+        .group_by(TI.dag_id, TI.run_id, TI.state)
+    )
+    for dag_id, run_id, state, count in session.execute(query):
+        if (run := running.get((dag_id, run_id))) is not None:
+            progress = run.setdefault("progress", {"done": 0, "total": 0})
+            progress["total"] += count
+            if str(state) in ("success", "skipped"):
+                progress["done"] += count
+
+
+def progress_text(progress: dict | None, started: datetime | None, now: datetime) -> str | None:
+    """ "5 of 28 days done, about 12 min left" (the estimate: the pace so far), or None before the days exist."""
+    if not progress or not progress.get("total"):
+        return None
+    done, total = progress["done"], progress["total"]
+    text = f"{done} of {total} day{'s' if total != 1 else ''} done"
+    if done and started is not None and done < total:
+        left = (now - started).total_seconds() / done * (total - done)
+        text += f", about {_duration(left)} left"
+    return text
 
 
 def _default_auth_type(provider: str) -> str | None:
