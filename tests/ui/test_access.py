@@ -17,7 +17,17 @@ from cxsync.ui.app import app
 pytestmark = pytest.mark.browser
 
 # Routes a viewer (read-only Airflow role) may use; every other route needs more than read access.
-READ_ONLY = {"status_page", "status_api", "stylesheet", "script", "agents_page", "lists_page", "list_csv"}
+READ_ONLY = {
+    "status_page",
+    "status_api",
+    "stylesheet",
+    "script",
+    "agents_page",
+    "lists_page",
+    "list_csv",
+    "list_run_page",
+    "transcript_page",
+}
 
 
 def routes() -> list[tuple[str, str, str]]:

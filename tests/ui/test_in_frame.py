@@ -88,3 +88,26 @@ def test_the_links_on_the_page_opened_directly(ui_server, driver):
     driver.get(ui_server.url + "/cxsync/")
     driver.find_element(By.LINK_TEXT, "Airflow home").click()
     WebDriverWait(driver, 30).until(lambda d: d.current_url.rstrip("/") == ui_server.url)
+
+
+def test_qa_lists_items_and_transcripts_inside_the_frame(ui_server, driver):
+    from tests.ui.conftest import LIST_RUN_ID
+
+    _into_the_frame(driver, ui_server)
+    driver.find_element(By.LINK_TEXT, "QA lists").click()
+    defined = WebDriverWait(driver, 30).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-list='support_earliest']"))
+    )
+    assert "never run" in defined.text  # a defined list that never ran is shown
+    driver.find_element(By.CSS_SELECTOR, f"tr[data-run='{LIST_RUN_ID}']").find_element(By.LINK_TEXT, "Items").click()
+    first = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.items tbody tr")))
+    assert "UTC" in first.find_element(By.CSS_SELECTOR, "[data-field=started_at]").text
+    assert first.find_element(By.CSS_SELECTOR, "[data-field=evaluator]").text.split(" ")[0] in {"Ada", "Sam"}
+    first.find_element(By.CSS_SELECTOR, "a[href*='/interactions/']").click()
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "ol.transcript li")))
+    assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Interaction ")
+
+    driver.find_element(By.LINK_TEXT, "Back to the QA lists").click()
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-list]")))
+    driver.find_element(By.CSS_SELECTOR, "tr[data-list='weekly_random']").find_element(By.LINK_TEXT, "Run now…").click()
+    _airflow_shows(driver, ui_server, "/dags/cxsync_qa_list_weekly_random")

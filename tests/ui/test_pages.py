@@ -167,7 +167,8 @@ def test_qa_lists_page_and_csv(ui_server, signed_in, artifacts):
     items = _scalar(ui_server, "SELECT count(*) FROM cx_qa_list_items WHERE list_run_id = :r", r=LIST_RUN_ID)
     assert row.find_element(By.CSS_SELECTOR, "[data-field=items]").text == str(items)
     assert row.find_element(By.CSS_SELECTOR, "[data-field=population]").text == str(items + 7)
-    assert "s-100: 2" in row.text and "s-102: 2" in row.text and "s-101: 2 short" in row.text
+    assert "Ada Evaluator (s-100): 2" in row.text and "Sam Twin (s-102): 2" in row.text  # evaluators by name
+    assert "s-101: 2 short" in row.text
     copy_to_docs([screenshot(driver, "lists", artifacts)])
 
     href = row.find_element(By.LINK_TEXT, "CSV").get_attribute("href")

@@ -275,3 +275,50 @@ def test_candidates_and_overrides_show_staff_names(warehouse):
     _, facts = matching.agent_rows(engine)
     names = matching.staff_names(facts)
     assert set(names) == {"s-100", "s-101", "s-102", "s-103"} and all(names.values())
+
+
+def test_a_runs_items_have_names_start_time_channel_and_a_transcript(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 2)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    started = NOW - timedelta(days=2)
+    with engine.begin() as conn:
+        conn.execute(t.interactions.insert(), [{**_interaction(0, "hd", started, "closed", 2), "channel": "email"}])
+        conn.execute(t.messages.insert(), [
+            {"integration_id": "hd", "interaction_id": "c0", "message_id": f"m{n}", "seq": n, "sent_at": started,
+             "sender_type": sender, "text": text, "is_private": False}
+            for n, (sender, text) in enumerate([("customer", "My order is late"), ("agent", "Sorry, on its way")])
+        ])  # fmt: skip
+    items = [{"integration_id": "hd", "interaction_id": "c0", "agent_id": "a0", "staff_id": "s-101",
+              "evaluator_id": "s-100", "rank": 1}]  # fmt: skip
+    qa_state.fill_qa_list(warehouse, "r1", "weekly", items, now=NOW)
+
+    [item] = qa_lists.run_items(engine, "r1")
+    assert (item["started_at"], item["channel"]) == (started, "email")
+    assert (item["agent_name"], item["staff_name"], item["evaluator_name"]) == ("Agent 0", "Agent 0", "Ada Evaluator")
+    [row] = csv.DictReader(io.StringIO("".join(qa_lists.list_csv(engine, "r1"))))
+    assert (row["started_at"], row["channel"], row["evaluator_name"]) == (started.isoformat(), "email", "Ada Evaluator")
+    assert qa_lists.list_runs(engine)[0][0]["per_evaluator"] == {"Ada Evaluator (s-100)": 1}
+
+    found = qa_lists.transcript(engine, "hd", "c0")
+    assert [m["text"] for m in found["messages"]] == ["My order is late", "Sorry, on its way"]
+    assert found["agent_name"] == "Agent 0" and qa_lists.transcript(engine, "hd", "nope") is None
+
+
+def test_every_defined_list_shows_never_run_ones_too(warehouse, tmp_path, monkeypatch):
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(
+        "lists:\n"
+        "  - {id: weekly, label: Weekly, type: random, period: {last: 7, unit: days}, total: 5,\n"
+        "     schedule: '0 6 * * 1'}\n"
+        "  - {id: fresh, label: Never run yet, type: all, period: {last: 1, unit: days}}\n"
+    )
+    monkeypatch.setenv(settings.QA_LISTS_FILE_ENV, str(path))
+    qa_state.fill_qa_list(warehouse, "r1", "weekly", [], now=NOW)
+    runs, _ = qa_lists.list_runs(warehouse.engine)
+    defined, errors = qa_lists.defined_lists(runs, {"cxsync_qa_list_weekly": NOW + timedelta(days=3)})
+    assert errors == []
+    by_id = {d["id"]: d for d in defined}
+    assert set(by_id) == {"weekly", "fresh"}
+    assert by_id["weekly"]["last_run"]["list_run_id"] == "r1" and by_id["weekly"]["next_run"] == NOW + timedelta(days=3)
+    assert by_id["fresh"]["last_run"] is None and by_id["fresh"]["dag_id"] == "cxsync_qa_list_fresh"

@@ -251,7 +251,38 @@ def _row_anchor(integration_id: str, agent_id: str) -> str:
 @app.get("/lists", response_class=HTMLResponse, name="lists_page")
 def lists_page(request: Request, user: Reader, list_id: str | None = None) -> HTMLResponse:
     runs, exists = qa_lists.list_runs(_warehouse(), list_id or None)
-    return render(request, user, "lists.html", runs=runs, tables_exist=exists, list_id=list_id or "")
+    defined, errors = qa_lists.defined_lists(runs, _next_runs())
+    return render(
+        request, user, "lists.html", runs=runs, tables_exist=exists, list_id=list_id or "", defined=defined,
+        list_errors=errors,
+    )  # fmt: skip
+
+
+def _next_runs() -> dict[str, Any]:
+    from cxsync.qa.lists_config import load_qa_lists
+
+    try:
+        return qa_lists.next_runs([settings.qa_list_dag_id(q.id) for q in load_qa_lists().lists])
+    except Exception:  # Airflow's database unreachable: the lists still show, without their next run
+        log.warning("cxsync: could not read the QA lists' next runs", exc_info=True)
+        return {}
+
+
+@app.get("/lists/run/{list_run_id}", response_class=HTMLResponse, name="list_run_page")
+def list_run_page(request: Request, user: Reader, list_run_id: str) -> HTMLResponse:
+    runs, _ = qa_lists.list_runs(_warehouse())
+    run = next((r for r in runs if r["list_run_id"] == list_run_id), None)
+    if run is None:
+        raise HTTPException(404, f"No QA list run {list_run_id!r}.")
+    return render(request, user, "list_run.html", run=run, items=qa_lists.run_items(_warehouse(), list_run_id))
+
+
+@app.get("/interactions/{integration_id}/{interaction_id}", response_class=HTMLResponse, name="transcript_page")
+def transcript_page(request: Request, user: Reader, integration_id: str, interaction_id: str) -> HTMLResponse:
+    found = qa_lists.transcript(_warehouse(), integration_id, interaction_id)
+    if found is None:
+        raise HTTPException(404, f"No interaction {interaction_id!r} of {integration_id!r} in the warehouse.")
+    return render(request, user, "transcript.html", interaction=found)
 
 
 @app.get("/lists/{list_run_id}.csv", name="list_csv")
