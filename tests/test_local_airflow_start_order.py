@@ -3,8 +3,11 @@ started before the api-server listens fails each DAG's first task with "Connecti
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +78,29 @@ def test_a_component_that_never_gets_healthy_is_named(tmp_path):
         assert [c.name for c in components.started] == ["airflow-apiserver"]  # the scheduler never started
     finally:
         components.stop_all(grace=2)
+
+
+def test_the_demos_connections_go_to_the_metadata_database_not_the_environment(tmp_path):
+    from types import SimpleNamespace
+
+    imported: dict = {}
+
+    def runner(args, log, env):
+        path = args[-1]
+        imported["args"] = list(args[:-1])
+        imported["mode"] = oct(os.stat(path).st_mode & 0o777)
+        imported["connections"] = json.loads(Path(path).read_text())
+        return 0
+
+    lp = {"conn_type": "liveperson", "host": "127.0.0.1", "password": "pw-xyz", "extra": {"account_id": "1"}}
+    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONN_SANDBOX_LP": json.dumps(lp),
+           "AIRFLOW_CONN_CXSYNC_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": "/w.db"})}  # fmt: skip
+    said: list[str] = []
+    state = SimpleNamespace(env=env, logs=tmp_path, runner=runner, out=said.append, show=str)
+    local_airflow.connections_to_metadata_db(state)
+    assert imported["args"] == ["connections", "import", "--overwrite"] and imported["mode"] == "0o600"
+    assert imported["connections"] == {"sandbox_lp": lp, "cxsync_warehouse": {"conn_type": "sqlite", "host": "/w.db"}}
+    assert not [k for k in state.env if k.startswith("AIRFLOW_CONN_")]  # nothing shadows the database's copies
+    assert state.env["AIRFLOW_HOME"] == str(tmp_path)
+    assert "pw-xyz" not in " ".join(said) and "Admin > Connections" in said[-1]
+    assert not list(tmp_path.glob("*.json"))

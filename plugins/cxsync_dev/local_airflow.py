@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,10 +37,33 @@ USERNAME = "admin"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 LOG_DIR_NAME = "airflow-logs"
 STARTUP_TIMEOUT_SECONDS = 300.0
+CONN_PREFIX = "AIRFLOW_CONN_"
+
+
+def connections_to_metadata_db(state: demo_steps.Demo) -> None:
+    """The demo's connections, which its DAG runs read from AIRFLOW_CONN_<ID> variables, into Airflow's
+    metadata database instead: Admin > Connections then lists every one (secrets masked, the Test button works,
+    an edit takes effect), and no variable shadows them in the components' environment."""
+    from cxsync_dev.demo.helpers import airflow
+
+    found = {k[len(CONN_PREFIX) :].lower(): json.loads(v) for k, v in state.env.items() if k.startswith(CONN_PREFIX)}
+    if not found:
+        return
+    with tempfile.TemporaryDirectory(prefix="cxsync-airflow-") as tmp:  # the file holds secrets: 0600, removed
+        path = Path(tmp) / "connections.json"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(found))
+        airflow(state, ["connections", "import", "--overwrite", str(path)], "airflow-connections-import",
+                "adding the demo's connections to the metadata database")  # fmt: skip
+    state.env = {k: v for k, v in state.env.items() if not k.startswith(CONN_PREFIX)}
+    state.out(f"connections {', '.join(sorted(found))}: in the metadata database (Admin > Connections, secrets masked)")
+
+
 SETUP_STEPS = (
     demo_steps.open_warehouse,
     demo_steps.start_sandbox,
     demo_steps.prepare_airflow,
+    connections_to_metadata_db,
     demo_steps.connect_helpdesk_oauth,
 )
 
