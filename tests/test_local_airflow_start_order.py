@@ -104,3 +104,15 @@ def test_the_demos_connections_go_to_the_metadata_database_not_the_environment(t
     assert state.env["AIRFLOW_HOME"] == str(tmp_path)
     assert "pw-xyz" not in " ".join(said) and "Admin > Connections" in said[-1]
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_make_airflow_runs_the_integrations_the_demo_ran_analytics_on_included(tmp_path, monkeypatch):
+    from cxsync.config import load_integrations
+
+    source = tmp_path / "integrations.yaml"
+    source.write_text("integrations:\n  - {id: lp_local, provider: liveperson, conn_id: sandbox_liveperson_main}\n")
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    state = local_airflow.demo_state(load_integrations(source))
+    assert [i.conversation_analytics for i in state.config.integrations] == [True]
+    assert state.config.path.parent == tmp_path / "home"  # the demo's copy; the user's file is untouched
+    assert "conversation_analytics" not in source.read_text()

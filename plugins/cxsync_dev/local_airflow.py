@@ -208,6 +208,12 @@ def serve(state: demo_steps.Demo, port: int) -> int:
         components.stop_all()
 
 
+def demo_state(config: Any) -> demo_steps.Demo:
+    """The demo's state on the integrations the demo ran: its copy of the file with conversation analytics on
+    (under the Airflow home), so the analytics DAG and the status page's per-agent figures are here too."""
+    return demo_steps.Demo(config=demo_steps.with_analytics_on(config, Path(os.environ["AIRFLOW_HOME"])))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxsync_dev.local_airflow", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cxsync airflow: {exc}", file=sys.stderr)
         return 2
-    state = demo_steps.Demo(config=config)
+    state = demo_state(config)
     print(f"cxsync local Airflow (AIRFLOW_HOME={state.show(state.home)})")
     if not state.warehouse_file.exists():
         print("no demo warehouse yet: `make demo` loads the sandbox's data first; starting with an empty one")

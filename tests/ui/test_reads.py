@@ -16,6 +16,7 @@ from cxsync import settings
 from cxsync.qa import matching as qa_matching
 from cxsync.ui import matching, qa_lists
 from cxsync.ui import totals as totals_module
+from cxsync.ui import warehouse_reads as reads_module
 from cxsync.ui.warehouse_reads import RECONCILIATION_COLUMNS, existing_tables, integration_counts, reconciliation
 from cxsync.warehouse import schema as t
 from support import qa_state
@@ -322,3 +323,40 @@ def test_every_defined_list_shows_never_run_ones_too(warehouse, tmp_path, monkey
     assert set(by_id) == {"weekly", "fresh"}
     assert by_id["weekly"]["last_run"]["list_run_id"] == "r1" and by_id["weekly"]["next_run"] == NOW + timedelta(days=3)
     assert by_id["fresh"]["last_run"] is None and by_id["fresh"]["dag_id"] == "cxsync_qa_list_fresh"
+
+
+def test_per_agent_analytics_of_the_last_four_weeks_busiest_first(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "lp", 3)
+    day = NOW.date()
+    base = {"integration_id": "lp", "metrics_version": 1, "computed_at": NOW, "messages": 0, "customer_messages": 0,
+            "unanswered_runs": 0, "avg_handle_seconds": None, "p90_first_response_seconds": None}  # fmt: skip
+    rows = [
+        {**base, "agent_id": "a0", "day": day, "conversations": 4, "closed_conversations": 3,
+         "flagged_conversations": 1, "median_first_response_seconds": 60.0},
+        {**base, "agent_id": "a0", "day": day - timedelta(days=1), "conversations": 2, "closed_conversations": 2,
+         "flagged_conversations": 0, "median_first_response_seconds": 150.0},
+        {**base, "agent_id": "a1", "day": day, "conversations": 9, "closed_conversations": 9,
+         "flagged_conversations": 0, "median_first_response_seconds": None},
+        {**base, "agent_id": "a2", "day": day - timedelta(days=40), "conversations": 50, "closed_conversations": 50,
+         "flagged_conversations": 0, "median_first_response_seconds": 10.0},  # older than four weeks
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(t.agent_daily_metrics.insert(), rows)
+        present = existing_tables(conn)
+        found = reads_module.agent_analytics(conn, ["lp"], NOW, present)["lp"]
+    assert [(a["name"], a["conversations"], a["closed"], a["open"]) for a in found] == [
+        ("Agent 1", 9, 9, 0),
+        ("Agent 0", 6, 5, 1),
+    ]
+    assert found[1]["flagged"] == 1 and found[1]["first_response_seconds"] == (60 * 4 + 150 * 2) / 6
+    assert found[0]["first_response_seconds"] is None
+
+
+def test_chart_scales_are_round_numbers_up_to_the_peak():
+    from cxsync.ui.status import axis_ticks
+
+    assert axis_ticks(0) == [0, 1]
+    assert axis_ticks(7) == [0, 2, 4, 6, 8]
+    assert axis_ticks(37) == [0, 10, 20, 30, 40]
+    assert axis_ticks(230) == [0, 100, 200, 300]

@@ -73,6 +73,7 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
         retention = reads.last_retention(conn, ids, present)
         completeness = reads.reconciliation(conn, ids, present)
         requests = reads.request_stats(conn, ids, now, present)
+        analytics = reads.agent_analytics(conn, [i.id for i in integrations if i.conversation_analytics], now, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
     pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
@@ -100,6 +101,10 @@ def collect(now: datetime | None = None, airflow_root: str = "") -> dict[str, An
         )
         for integration in integrations
     ]
+    for row, integration in zip(rows, integrations, strict=True):
+        row["analytics"] = analytics.get(integration.id) if integration.conversation_analytics else None
+        row["day_scale"] = axis_ticks(max((d["interactions"] for d in row["per_day"]), default=0))
+        row["analytics_scale"] = axis_ticks(max((a["conversations"] for a in row["analytics"] or []), default=0))
     return {
         "generated_at": now,
         # the page reloads itself while a run is under way (progress, then the outcome)
@@ -309,6 +314,17 @@ def _add_progress(session: Any, runs: dict[str, dict[str, dict]]) -> None:
             progress["total"] += count
             if str(state) in ("success", "skipped"):
                 progress["done"] += count
+
+
+def axis_ticks(peak: int, steps: int = 4) -> list[int]:
+    """Round tick values from 0 to at least `peak` (1, 2 or 5 times a power of ten apart): a chart's scale."""
+    if peak <= 0:
+        return [0, 1]
+    raw = peak / steps
+    power = 10 ** max(0, len(str(int(raw))) - 1)
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    top = -(-peak // step) * step
+    return list(range(0, top + 1, step))
 
 
 def progress_text(progress: dict | None, started: datetime | None, now: datetime) -> str | None:
