@@ -492,3 +492,10 @@ def test_good_provider_options_load_as_written(tmp_path):
     options = {"incremental_overlap_minutes": 45, "content_to_retrieve": ["messageRecords"], "reconcile_hours": 0}
     (integration,) = load_entries(tmp_path, {**GOOD, "options": options}).integrations
     assert integration.options == options and integration.reconcile_hours == 0
+
+
+def test_a_retention_of_one_unit_reads_singular():
+    from cxsync.config import Retention
+
+    assert str(Retention(1, "years")) == "1 year" and str(Retention(13, "months")) == "13 months"
+    assert str(Retention(1, "days")) == "1 day"

@@ -172,7 +172,7 @@ def _integration_row(
     for mark in marks:
         moment = _parse(mark["watermark"])
         age = (now - moment).total_seconds() if moment else None
-        watermark_rows.append({**mark, "age_seconds": age})
+        watermark_rows.append({**mark, "age_seconds": age, "at": moment})  # `at`: shown, not the raw string
         if mark["stream"] == "interactions":
             incremental_mark = (moment, age)
     if incremental_mark is None:
