@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from tests.ui.conftest import DIFFERING_DAY_WARNING, LIST_RUN_ID, copy_to_docs, screenshot
+from tests.ui.conftest import (
+    DIFFERING_DAY_WARNING,
+    FAILURE_ACTION,
+    FAILURE_MESSAGE,
+    LIST_RUN_ID,
+    copy_to_docs,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -88,6 +95,12 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
 
     text = card.text
     assert "The last incremental run failed at" in text
+    # the failed task's plain line (its first line and the fix), not a pointer to the log
+    assert f"{FAILURE_MESSAGE}. {FAILURE_ACTION}" in text
+    progress = card.find_element(By.CSS_SELECTOR, "[data-field=progress]").text
+    assert progress.startswith("3 of 4 days done, about ") and progress.endswith(" left")
+    refresh = driver.find_element(By.CSS_SELECTOR, "meta[http-equiv=refresh]").get_attribute("content")
+    assert refresh == "900"  # a run is under way: the page reloads itself (the fixture's slow pace)
     assert f"{expected['unmatched_agents']} agent(s) without a staff match" in text
     roster_ok = card.find_element(By.CSS_SELECTOR, "a[href$='/dags/cxsync_hd_main_roster_sync/runs/manual__roster_ok']")
     assert "UTC" in roster_ok.text
