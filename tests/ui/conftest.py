@@ -71,6 +71,28 @@ def add_reconciliation(engine: sa.Engine, integration_id: str, now: datetime, da
     return rows
 
 
+def add_agent_metrics(engine: sa.Engine, integration_id: str, now: datetime) -> None:
+    """`cx_agent_daily_metrics` as the analytics DAG writes it: yesterday's figures of the first two agents."""
+    with engine.begin() as conn:
+        agents = (
+            conn.execute(
+                sa.select(t.agents.c.agent_id)
+                .where(t.agents.c.integration_id == integration_id)
+                .order_by(t.agents.c.agent_id)
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(t.agent_daily_metrics.insert(), [
+            {"integration_id": integration_id, "agent_id": agent, "day": (now - timedelta(days=1)).date(),
+             "metrics_version": 1, "computed_at": now, "conversations": 6 - 2 * n, "closed_conversations": 4 - 2 * n,
+             "median_first_response_seconds": 90.0, "p90_first_response_seconds": None, "avg_handle_seconds": None,
+             "messages": 20, "customer_messages": 10, "unanswered_runs": 0, "flagged_conversations": n}
+            for n, agent in enumerate(agents)
+        ])  # fmt: skip
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -182,7 +204,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
         (base / "passwords.json").write_text(json.dumps(passwords))
         integrations = [
             {"id": "hd_main", "provider": "helpdesk", "label": "HelpDesk support desk",
-             "conn_id": "sandbox_helpdesk_main",
+             "conn_id": "sandbox_helpdesk_main", "conversation_analytics": True,
              "description": "Tickets of the sandbox account, personal access token"},
             {"id": "hd_oauth", "provider": "helpdesk", "label": "HelpDesk via OAuth",
              "conn_id": "sandbox_helpdesk_oauth",
@@ -233,6 +255,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
             warehouse = Warehouse(engine)
             qa_state.fill_matching(warehouse, "hd_main")
             add_reconciliation(engine, "hd_main", datetime.now(UTC))
+            add_agent_metrics(engine, "hd_main", datetime.now(UTC))
             with engine.connect() as conn:
                 picked = conn.execute(
                     sa.text(

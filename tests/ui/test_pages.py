@@ -107,6 +107,12 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
     assert "Connection 'helpdesk_nowhere' is missing" in _card(driver, "hd_nowhere").text
     assert "No incremental watermark yet" in _card(driver, "hd_oauth").text
     assert len(card.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == 28
+    assert card.find_element(By.CSS_SELECTOR, "svg.chart text.tick").text == "0"  # a y scale
+    # per-agent analytics: the busiest first, closed and open bars, on a scale
+    assert [c.text for c in card.find_elements(By.CSS_SELECTOR, "table.analytics [data-field=conversations]")] == [
+        "6", "4"
+    ]  # fmt: skip
+    assert len(card.find_elements(By.CSS_SELECTOR, "svg.agent-chart rect.closed")) == 2
     # Completeness: the days that differ from the provider first, with their warning; none without records.
     checked = card.find_elements(By.CSS_SELECTOR, "table.reconciliation tbody tr")
     # a day the reconciliation repaired is complete again: only the day it could not repair is marked
