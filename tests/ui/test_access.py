@@ -118,5 +118,5 @@ def test_the_navigation_entry_points_at_the_pages(ui_server):
         ui_server.url + "/api/v2/plugins", headers={"Authorization": f"Bearer {ui_server.token('admin')}"}, timeout=30
     ).json()["plugins"]
     cxsync = next(p for p in plugins if p["name"] == "cxsync")
-    assert any(v["href"] == "/cxsync/" for v in cxsync["external_views"])
+    assert any(v["href"] == "/cxsync/" and v["nav_top_level"] for v in cxsync["external_views"])
     assert cxsync["fastapi_apps"][0]["url_prefix"] == "/cxsync"

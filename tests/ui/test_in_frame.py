@@ -1,4 +1,4 @@
-"""The cxsync pages where Airflow's menu opens them: Browse > cxsync, inside Airflow's sandboxed plugin frame
+"""The cxsync pages where Airflow's menu opens them: its cxsync entry, inside Airflow's sandboxed plugin frame
 (no top navigation, no pop-ups allowed). Every link is clicked from inside that frame, and from /cxsync/ opened
 directly, and must end on the page it names."""
 
@@ -45,6 +45,19 @@ def _airflow_shows(driver, ui_server, path: str) -> None:
     WebDriverWait(driver, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "iframe[title=cxsync]"))
     errors = [e for e in driver.get_log("browser") if "Unsafe attempt to initiate navigation" in e["message"]]
     assert not errors, errors
+
+
+def test_the_top_level_navigation_entry_opens_the_pages_in_the_frame(ui_server, driver):
+    driver.switch_to.default_content()
+    driver.get(ui_server.url + "/dags")
+    entry = WebDriverWait(driver, 60).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "a[aria-label=cxsync][href$='/plugin/cxsync']"))
+    )
+    entry.click()
+    frame = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title=cxsync]")))
+    driver.switch_to.frame(frame)
+    WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.integration")))
+    driver.switch_to.default_content()
 
 
 def test_a_run_link_inside_the_frame_opens_airflows_run_page(ui_server, driver):
