@@ -237,6 +237,8 @@ def test_connect_helpdesk_errors_in_plain_words(ui_server, signed_in, artifacts)
     driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
     problem = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-problem")))
     assert "HelpDesk did not authorize the app: access_denied (the user denied access)" in problem.text
+    # the redirect URI to register, spelled out, not "(this page)/callback"
+    assert "(this page)" not in driver.page_source and "/cxsync/connect/helpdesk/callback" in driver.page_source
     screenshot(driver, "connect-denied", artifacts)
 
     _start_connect(driver, ui_server, "sandbox_helpdesk_oauth")
