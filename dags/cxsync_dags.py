@@ -33,6 +33,7 @@ def _default_args(provider: str | None) -> dict:
         "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
         # The log's last line, and the status card: the error's first line and the action that fixes it.
         "on_failure_callback": failure.on_failure,
+        "on_retry_callback": failure.on_failure,  # each failed try's log ends with the line too
     }
     if provider:
         args["pool"] = PROVIDERS[provider].pool
