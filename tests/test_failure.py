@@ -57,3 +57,11 @@ def test_the_callback_logs_the_plain_line_last_and_keeps_it(caplog):
         "Fix the integrations file as said; the DAGs pick it up on the next parse."
     )
     assert ti.pushed[failure.XCOM_KEY]["message"] == "integrations.yaml: entry 'x': unknown field 'schedul'"
+
+
+def test_a_missing_refresh_token_points_to_the_button_not_the_terminal():
+    text = "connection 'hd' uses OAuth 2 but has no refresh token yet: run `python -m cxsync.helpdesk_oauth` once"
+    exc = _wrapped(AuthenticationError(text))
+    found = failure.describe(exc, provider="helpdesk", auth_type="oauth2", conn_id="hd")
+    assert found.message == "connection 'hd' uses OAuth 2 but has no refresh token yet"
+    assert found.button == failure.RECONNECT_HELPDESK

@@ -51,6 +51,9 @@ def describe(exc: BaseException, provider: str | None = None, auth_type: str | N
     where = f"connection {conn_id!r}" if conn_id else "the connection"
     if isinstance(cause, AuthenticationError):
         if provider == "helpdesk" and auth_type == "oauth2":
+            # the hook's message ends with the terminal's way ("run `python -m cxsync.helpdesk_oauth ...`"); in
+            # the UI the fix is the button
+            message = message.split(": run ", 1)[0]
             action = f"Reconnect HelpDesk: cxsync in Airflow's navigation, the card's {RECONNECT_HELPDESK} button."
             return Failure(message, action, RECONNECT_HELPDESK, conn_id)
         return Failure(message, f"Check the credentials of {where} (Admin > Connections, Test).", None, conn_id)
