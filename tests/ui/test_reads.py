@@ -360,3 +360,14 @@ def test_chart_scales_are_round_numbers_up_to_the_peak():
     assert axis_ticks(7) == [0, 2, 4, 6, 8]
     assert axis_ticks(37) == [0, 10, 20, 30, 40]
     assert axis_ticks(230) == [0, 100, 200, 300]
+
+
+def test_agents_the_provider_no_longer_lists_are_counted_apart(warehouse):
+    """The card says how many of its agents are kept but deleted: the Test button counts only the listed ones."""
+    engine = warehouse.engine
+    _agents(engine, "hd", 4)
+    with engine.begin() as conn:
+        conn.execute(t.agents.update().where(t.agents.c.agent_id == "a3").values(is_deleted=True))
+        conn.execute(t.interactions.insert(), [_interaction(0, "hd", NOW, "open", 1)])
+        counts = integration_counts(conn, ["hd"], NOW, existing_tables(conn))["hd"]
+    assert (counts["agents"], counts["agents_deleted"]) == (4, 1)

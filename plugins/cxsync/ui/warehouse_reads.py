@@ -89,6 +89,7 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     out: dict[str, dict] = {
         i: {
             "agents": 0,
+            "agents_deleted": 0,
             "interactions_open": 0,
             "interactions_closed": 0,
             "messages": 0,
@@ -102,10 +103,15 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     if not ids or t.interactions.name not in present:
         return out
     a = t.agents
-    for integration_id, count in conn.execute(
-        sa.select(a.c.integration_id, sa.func.count()).where(a.c.integration_id.in_(ids)).group_by(a.c.integration_id)
+    deleted = sa.func.sum(sa.case((a.c.is_deleted.is_(True), 1), else_=0))
+    for integration_id, count, gone in conn.execute(
+        sa.select(a.c.integration_id, sa.func.count(), deleted)
+        .where(a.c.integration_id.in_(ids))
+        .group_by(a.c.integration_id)
     ):
         out[integration_id]["agents"] = count
+        # kept, marked deleted: why the card counts more agents than the Test button (the provider's list)
+        out[integration_id]["agents_deleted"] = int(gone or 0)
     by_status, by_day = totals_and_days(conn.engine, ids, now)
     first_day = (now - timedelta(days=settings.UI_CHART_DAYS - 1)).strftime("%Y-%m-%d")
     for integration_id in ids:
