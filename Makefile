@@ -20,6 +20,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
 	$(PIP) install --quiet -e ".[dev,test]" -c constraints.txt
+	# The editable install leaves plugins/cxsync.egg-info behind; plugins/ is on every Airflow process's path,
+	# so the `airflow.plugins` entry point would be found twice ("Plugin 'cxsync' already registered").
+	# The venv's own dist-info is the one copy of the metadata that is needed.
+	rm -rf plugins/*.egg-info
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param, task
 
-from cxsync import settings, tasks
+from cxsync import failure, settings, tasks
 from cxsync.analytics.dag import build_analytics
 from cxsync.config import Integration, IntegrationsConfig, load_integrations
 from cxsync.error_dag import add_error_dag
@@ -32,6 +32,9 @@ def _default_args(provider: str | None) -> dict:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_SECONDS),
         "execution_timeout": timedelta(seconds=settings.TASK_EXECUTION_TIMEOUT_SECONDS),
+        # The log's last line, and the status card: the error's first line and the action that fixes it.
+        "on_failure_callback": failure.on_failure,
+        "on_retry_callback": failure.on_failure,  # each failed try's log ends with the line too
     }
     if provider:
         args["pool"] = PROVIDERS[provider].pool
@@ -54,9 +57,11 @@ def _doc(integration: Integration, what: str) -> str:
 
 def _dag(integration: Integration, kind: str, what: str, **kwargs) -> DAG:
     provider_name = PROVIDERS[integration.provider].display_name
+    dag_id = settings.dag_id(integration.id, kind)
     return DAG(
-        dag_id=settings.dag_id(integration.id, kind),
-        dag_display_name=f"{integration.label} · {kind.replace('_', ' ')}",
+        dag_id=dag_id,
+        # Airflow's DAG search looks at display names only: the id in it keeps the README's ids findable.
+        dag_display_name=f"{integration.label} · {kind.replace('_', ' ')} ({dag_id})",
         description=f"{provider_name} · {integration.label}: {integration.description or what}"[:500],
         doc_md=_doc(integration, what),
         tags=[settings.DAG_TAG, integration.provider, integration.id],
@@ -107,7 +112,7 @@ def build_backfill(integration: Integration) -> DAG:
                 minimum=settings.MIN_BACKFILL_WEEKS,
                 maximum=settings.MAX_BACKFILL_WEEKS,
                 title="Weeks of history",
-                description="How many weeks back to load: 1 to 4.",
+                description="How many weeks back to load: a whole number from 1 to 4; any other value is refused.",
             ),
         },
     ) as dag:
@@ -155,6 +160,10 @@ def build_incremental(integration: Integration) -> DAG:
     return dag
 
 
+def _run_type(dag_run) -> str | None:
+    return getattr(dag_run.run_type, "value", dag_run.run_type) if dag_run else None
+
+
 def build_retention(integration: Integration) -> DAG:
     share = integration.retention.approval_share
     with _dag(
@@ -167,16 +176,21 @@ def build_retention(integration: Integration) -> DAG:
         max_active_runs=1,
         default_args=_default_args(None),
         params={
+            # On in the trigger form: a person pressing Trigger gets the counts first. The daily scheduled run
+            # deletes regardless (tasks.retention_dry_run), as the integration's retention says.
             "dry_run": Param(
-                False, type="boolean", title="Dry run", description="Count what would be deleted, delete nothing."
+                True,
+                type="boolean",
+                title="Dry run",
+                description="Count what would be deleted, delete nothing. Turn it off to delete now; the daily "
+                "scheduled run always deletes.",
             )
         },
     ) as dag:
 
         @task
         def assess(params=None, dag_run=None, integration_id: str = integration.id) -> dict:
-            run_type = getattr(dag_run.run_type, "value", dag_run.run_type) if dag_run else None
-            return tasks.assess_retention(integration_id, bool(params["dry_run"]), run_type)
+            return tasks.assess_retention(integration_id, bool(params["dry_run"]), _run_type(dag_run))
 
         @task.branch
         def approval_needed(assessment: dict) -> str:
@@ -196,8 +210,9 @@ def build_retention(integration: Integration) -> DAG:
 
         # Runs after whichever branch ran; a rejected approval skips it.
         @task(trigger_rule="none_failed_min_one_success")
-        def delete_expired(assessment: dict, params=None, integration_id: str = integration.id) -> dict:
-            return tasks.retention(integration_id, bool(params["dry_run"]), assessment["cutoff"])
+        def delete_expired(assessment: dict, integration_id: str = integration.id) -> dict:
+            # the assessment's dry_run: the form's choice, or off for the scheduled run (tasks.retention_dry_run)
+            return tasks.retention(integration_id, assessment["dry_run"], assessment["cutoff"])
 
         assessment = assess()
         approval_needed(assessment) >> [approve, no_approval]

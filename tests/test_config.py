@@ -513,3 +513,10 @@ def test_an_alias_bomb_in_an_option_value_is_refused_while_parsing(tmp_path):
     assert time.monotonic() - started < 1.0
     message = str(caught.value)
     assert message.startswith(f"{path}: YAML aliases expand") and len(message) < 400
+
+
+def test_a_retention_of_one_unit_reads_singular():
+    from cxsync.config import Retention
+
+    assert str(Retention(1, "years")) == "1 year" and str(Retention(13, "months")) == "13 months"
+    assert str(Retention(1, "days")) == "1 day"

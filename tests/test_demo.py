@@ -467,3 +467,15 @@ def test_warehouse_file_and_query_hint_name_the_embedded_sqlite_file(home, capsy
     _, flag, code = shlex.split(line)
     done = subprocess.run([sys.executable, flag, code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_demo_ends_by_pointing_to_make_airflow(tmp_path):
+    from types import SimpleNamespace
+
+    from cxsync_dev.demo import steps
+
+    said: list[str] = []
+    demo = SimpleNamespace(warehouse_file=tmp_path / "w.db", logs=tmp_path, show=str, out=said.append,
+                           heading=said.append)  # fmt: skip
+    steps.show_where(demo)
+    assert "`make airflow`" in said[-1] and "standalone" not in " ".join(said)

@@ -92,6 +92,14 @@ def test_make_airflow_serves_the_demo_dags_with_a_login_and_ctrl_c_stops_every_p
             assert process.poll() is None, "".join(output)
             time.sleep(2)
         assert set(api.pools()) >= {"cxsync_liveperson", "cxsync_helpdesk"}  # the plugin made them
+        # the demo's integrations, analytics on, and its connections where Admin > Connections sees them, masked
+        assert "cxsync_lp_local_analytics" in api.dag_ids("cxsync")
+        listed = {c["connection_id"]: c for c in api.call("GET", "/connections", limit=100)["connections"]}
+        assert {"sandbox_liveperson_main", "cxsync_warehouse"} <= set(listed), sorted(listed)
+        assert listed["sandbox_liveperson_main"].get("password") in (None, "***")
+        # the components started in order, each healthy before the next
+        started = [m.group(1) for m in re.finditer(r"started (\S+) \(pid", "".join(output))]
+        assert started == ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(90) == 0, "".join(output)

@@ -60,3 +60,23 @@ def test_every_runtime_import_is_a_declared_dependency():
 
 def test_the_runtime_package_does_not_import_the_dev_tools():
     assert "cxsync_dev" not in _runtime_imports()
+
+
+def test_no_second_copy_of_the_distribution_metadata_on_the_plugins_path():
+    """plugins/ is on every Airflow process's path: a cxsync.egg-info there (what an editable install leaves)
+    makes Airflow find the `airflow.plugins` entry point twice and show "Plugin 'cxsync' already registered"."""
+    from importlib.metadata import distributions
+
+    found = [d.metadata["Name"] for d in distributions(path=[str(ROOT / "plugins")])]
+    assert found == [], f"distribution metadata under plugins/ ({found}): `make venv` removes plugins/*.egg-info"
+
+
+def test_make_venv_leaves_no_egg_info_on_the_plugins_path():
+    import subprocess
+
+    recipe = subprocess.run(
+        ["make", "-n", "-B", "venv", "PYTHON=true"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    lines = recipe.splitlines()
+    install = next(n for n, line in enumerate(lines) if "install" in line and " -e " in line)
+    assert any("rm -rf plugins/*.egg-info" in line for line in lines[install + 1 :]), recipe

@@ -155,6 +155,34 @@ def test_the_backfill_logs_its_totals_over_every_window(caplog):
     )
 
 
+def test_a_backfill_that_finds_days_empty_says_so_in_its_summary(caplog):
+    import logging
+
+    from cxsync.config import Integration
+
+    caplog.set_level(logging.INFO, logger="cxsync.pipeline")
+    full = {"conversations": 5, "pages": 1, "seconds": 1.0}
+    empty = {"conversations": 0, "pages": 1, "seconds": 0.2}
+    results = [{**empty, "day": "2026-11-02"}, {**empty, "day": "2026-11-01"}, {**full, "day": "2026-11-03"}]
+    totals = pipeline.backfill_totals(Integration("lp_x", "liveperson", "c", "LP"), results)
+    assert totals["empty_days"] == ["2026-11-01", "2026-11-02"]
+    assert caplog.records[-1].levelno == logging.WARNING
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .startswith("backfill of lp_x: 2 of 3 day windows found no conversation (2026-11-01, 2026-11-02)")
+    )
+    assert pipeline.backfill_totals(Integration("lp_x", "liveperson", "c", "LP"), results[2:])["empty_days"] == []
+
+
+def test_the_demos_sandbox_has_history_for_the_longest_backfill():
+    from cxsync import settings
+    from cxsync_dev.demo.state import SANDBOX_OPTIONS
+
+    longest = 7 * settings.MAX_BACKFILL_WEEKS
+    assert SANDBOX_OPTIONS["lp_days"] >= longest and SANDBOX_OPTIONS["hd_days"] >= longest
+
+
 def test_a_reader_thread_that_dies_without_a_word_fails_the_load_instead_of_hanging(monkeypatch):
     class Unreportable:
         def __init__(self, error):

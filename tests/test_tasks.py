@@ -156,6 +156,16 @@ def test_retention_needs_no_provider_code(env, monkeypatch):
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("requested", "run_type", "counts_only"),
+    [(True, "manual", True), (False, "manual", False), (True, "scheduled", False), (False, "scheduled", False),
+     (True, None, True)],
+)  # fmt: skip
+def test_a_manual_retention_run_honours_dry_run_and_the_scheduled_one_deletes(env, requested, run_type, counts_only):
+    assert tasks.retention_dry_run(requested, run_type) is counts_only
+    assert tasks.assess_retention("lp_main", requested, run_type)["dry_run"] is counts_only
+
+
 @pytest.mark.parametrize("weeks", [0, 5, -1, 2.5, "2", True, None])
 def test_backfill_refuses_weeks_outside_one_to_four_at_once(env, weeks):
     with pytest.raises(AirflowFailException, match=r"`weeks` must be a whole number from 1 to 4, got "):

@@ -64,7 +64,8 @@ class Retention:
     approval_share: float = settings.RETENTION_APPROVAL_SHARE
 
     def __str__(self) -> str:
-        return f"{self.value} {self.unit}"
+        # "1 year", not "1 years": the unit is stored plural, as the integrations file spells it
+        return f"{self.value} {self.unit[:-1] if self.value == 1 else self.unit}"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def build_error_dag(*, dag_id: str, what: str, path: Path, errors: list[str], sk
     listing = "\n".join(f"- {error}" for error in errors)
     with DAG(
         dag_id=dag_id,
-        dag_display_name=f"cxsync: {what} has errors",
+        dag_display_name=f"cxsync: {what} has errors ({dag_id})",
         description=f"{len(errors)} problem(s) in {path}; those {skipped} have no DAGs. " + errors[0][:300],
         doc_md=f"### Problems in `{path}`\n\nThe {skipped} below were skipped; fix them and their DAGs appear "
         f"on the next parse.\n\n{listing}\n",

@@ -149,7 +149,9 @@ def load_window(integration: Integration, source: Source, warehouse: Warehouse, 
         for page, ready in read_ahead(_prepared(integration, warehouse, pages)):
             stats = warehouse.write_interactions(integration.id, page.records, rejected=page.rejected, prepared=ready)
             progress.page_done(page, stats)
-    result = progress.summary()
+    result = progress.summary() | {"day": window.start.date().isoformat()}
+    if not result["conversations"]:
+        log.warning("window %s: the provider has no conversation that started in it", window)
     if redactor is not None:
         result["redaction"] = redaction.record_stats(integration, warehouse, redactor, task_identity())
     log.info("window %s finished: %s", window, result)
@@ -217,7 +219,24 @@ def backfill_totals(integration: Integration, results: Iterable[Mapping[str, Any
         totals["pages"],
         totals["task_seconds"],
     )
+    # A day without a single conversation is worth a line of its own: a provider whose history is shorter than
+    # the weeks asked for "succeeds" with empty days otherwise.
+    empty = sorted(str(r["day"]) for r in results if r.get("day") and not int(r.get("conversations") or 0))
+    totals["empty_days"] = empty
+    if empty:
+        log.warning(
+            "backfill of %s: %d of %d day windows found no conversation (%s): the provider holds nothing that "
+            "started on those days (a history shorter than the weeks asked for, or quiet days)",
+            integration.id,
+            len(empty),
+            totals["windows"],
+            _days_text(empty),
+        )
     return totals
+
+
+def _days_text(days: list[str]) -> str:
+    return ", ".join(days) if len(days) <= 4 else f"{days[0]} … {days[-1]}"
 
 
 def finish_backfill(integration: Integration, warehouse: Warehouse, end: datetime) -> None:
@@ -274,6 +293,7 @@ def assess_retention(
     log.info("%s%s", summary, f" Waiting for approval: {reason}." if reason else "")
     return {
         "cutoff": cutoff.isoformat(),
+        "dry_run": dry_run,
         "counts": counts,
         "total": total,
         "needs_approval": bool(reason),

@@ -119,6 +119,8 @@ UI_RATE_LIMITED_SHARE = 0.01
 UI_TOTALS_MAX_AGE_SECONDS = 6 * 3600
 UI_MAX_AGENT_ROWS = 2000
 UI_MAX_LIST_RUNS = 100
+# The status page reloads itself this often while a DAG run is under way (its progress, then its outcome).
+UI_REFRESH_SECONDS = int(os.environ.get("CXSYNC_UI_REFRESH_SECONDS") or 30)
 # Cookies of the "Connect HelpDesk" flow between the redirect to HelpDesk and its callback (path-scoped).
 UI_CONNECT_COOKIE_STATE = "cxsync_hd_state"
 UI_CONNECT_COOKIE_VERIFIER = "cxsync_hd_verifier"

@@ -138,7 +138,15 @@ def reconcile(integration_id: str, incremental: dict | None = None) -> dict:
         return run(integration, source, warehouse, incremental=incremental)
 
 
+def retention_dry_run(requested: bool, run_type: str | None) -> bool:
+    """Whether a retention run only counts. The trigger form's `dry_run` starts on, so a person's Trigger
+    counts first; the scheduled run takes the Param's default too, but deletes: that is the retention the
+    integrations file configured."""
+    return False if run_type == "scheduled" else requested
+
+
 def assess_retention(integration_id: str, dry_run: bool, run_type: str | None) -> dict:
+    dry_run = retention_dry_run(dry_run, run_type)
     with _context(integration_id, with_source=False) as (integration, _, warehouse):
         return pipeline.assess_retention(integration, warehouse, dry_run=dry_run, scheduled=run_type == "scheduled")
 

@@ -3,7 +3,8 @@
 After `make demo`, this starts a local Airflow on the demo's state: its Airflow home (`$AIRFLOW_HOME`, the
 metadata database with the demo's runs), its SQLite warehouse, the sandbox providers (the same seed, the clock
 where the demo left it) and the demo's connections, then the real `api-server`, `scheduler`, `dag-processor`
-and `triggerer` with the LocalExecutor. The pools exist (the cxsync plugin creates missing ones when the
+and `triggerer` with the LocalExecutor, one after the other, each healthy (by Airflow's own health report)
+before the next starts. The pools exist (the cxsync plugin creates missing ones when the
 api-server starts). It prints the URL and the login, and on Ctrl-C (or SIGTERM) stops every process it started.
 
 The components run with the settings every cxsync deployment shares (`docker/airflow.env`, read by
@@ -19,7 +20,10 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +37,33 @@ USERNAME = "admin"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 LOG_DIR_NAME = "airflow-logs"
 STARTUP_TIMEOUT_SECONDS = 300.0
+CONN_PREFIX = "AIRFLOW_CONN_"
+
+
+def connections_to_metadata_db(state: demo_steps.Demo) -> None:
+    """The demo's connections, which its DAG runs read from AIRFLOW_CONN_<ID> variables, into Airflow's
+    metadata database instead: Admin > Connections then lists every one (secrets masked, the Test button works,
+    an edit takes effect), and no variable shadows them in the components' environment."""
+    from cxsync_dev.demo.helpers import airflow
+
+    found = {k[len(CONN_PREFIX) :].lower(): json.loads(v) for k, v in state.env.items() if k.startswith(CONN_PREFIX)}
+    if not found:
+        return
+    with tempfile.TemporaryDirectory(prefix="cxsync-airflow-") as tmp:  # the file holds secrets: 0600, removed
+        path = Path(tmp) / "connections.json"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(found))
+        airflow(state, ["connections", "import", "--overwrite", str(path)], "airflow-connections-import",
+                "adding the demo's connections to the metadata database")  # fmt: skip
+    state.env = {k: v for k, v in state.env.items() if not k.startswith(CONN_PREFIX)}
+    state.out(f"connections {', '.join(sorted(found))}: in the metadata database (Admin > Connections, secrets masked)")
+
+
 SETUP_STEPS = (
     demo_steps.open_warehouse,
     demo_steps.start_sandbox,
     demo_steps.prepare_airflow,
+    connections_to_metadata_db,
     demo_steps.connect_helpdesk_oauth,
 )
 
@@ -88,13 +115,67 @@ def component_environment(state: demo_steps.Demo, port: int, passwords_file: Pat
     return env
 
 
-def api_ready(url: str) -> bool:
+# What the api-server's /api/v2/monitor/health reports for each component, in the order they start. The
+# api-server comes first: the scheduler's tasks talk to it (the execution API), so a scheduler started before
+# it listens fails each DAG's first task with "Connection refused".
+HEALTH_KEYS = {
+    "airflow-apiserver": ("metadatabase", None),
+    "airflow-scheduler": ("scheduler", "latest_scheduler_heartbeat"),
+    "airflow-dag-processor": ("dag_processor", "latest_dag_processor_heartbeat"),
+    "airflow-triggerer": ("triggerer", "latest_triggerer_heartbeat"),
+}
+
+
+def health(url: str) -> dict[str, Any] | None:
+    """The api-server's health report, or None while it does not answer."""
     import requests
 
     try:
-        return requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok
+        answer = requests.get(f"{url}/api/v2/monitor/health", timeout=5)
     except requests.RequestException:
+        return None
+    return answer.json() if answer.ok else None
+
+
+def api_ready(url: str) -> bool:
+    return health(url) is not None
+
+
+def healthy(report: dict[str, Any] | None, name: str, since: datetime) -> bool:
+    """Whether `report` shows component `name` healthy, by a heartbeat of this start (`since`): the metadata
+    database may still hold a recent heartbeat of the previous `make airflow`'s scheduler."""
+    if report is None:
         return False
+    key, heartbeat_key = HEALTH_KEYS[name]
+    entry = report.get(key) or {}
+    if entry.get("status") != "healthy":
+        return False
+    if heartbeat_key is None:
+        return True
+    beat = entry.get(heartbeat_key)
+    if not beat:
+        return False
+    at = datetime.fromisoformat(beat)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)) >= since
+
+
+def start_in_order(
+    components: Components,
+    url: str,
+    report: Callable[[str], dict[str, Any] | None] = health,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> None:
+    """Each component in turn, the next only once Airflow's health report shows this one healthy."""
+    for name in LOCAL_COMPONENTS:
+        since = datetime.now(UTC) - timedelta(seconds=1)  # heartbeats are stored by the database's clock
+        started = components.start(name)
+        print(f"started {name} (pid {started.process.pid}); waiting until it is healthy ...", flush=True)
+        components.wait_for(
+            f"{name} healthy (its log: {started.log})",
+            lambda name=name, since=since: healthy(report(url), name, since),
+            timeout,
+            interval=1.0,
+        )
 
 
 def serve(state: demo_steps.Demo, port: int) -> int:
@@ -107,11 +188,8 @@ def serve(state: demo_steps.Demo, port: int) -> int:
     state.heading(f"Airflow: {', '.join(LOCAL_COMPONENTS)} (LocalExecutor); logs in {state.show(logs)}/")
     components = Components(env, logs)
     try:
-        for name in LOCAL_COMPONENTS:
-            started = components.start(name)
-            print(f"started {name} (pid {started.process.pid})", flush=True)
-        print("waiting for the api-server (half a minute to a few minutes) ...", flush=True)
-        components.wait_for("the api-server", lambda: api_ready(url), STARTUP_TIMEOUT_SECONDS, interval=1.0)
+        print("starting them one after the other (half a minute to a few minutes) ...", flush=True)
+        start_in_order(components, url)
         print("")
         print(f"Airflow is up at {url}", flush=True)
         print(f"login: {USERNAME} / {password}   (kept in {state.show(passwords_file)})", flush=True)
@@ -132,6 +210,12 @@ def serve(state: demo_steps.Demo, port: int) -> int:
         components.stop_all()
 
 
+def demo_state(config: Any) -> demo_steps.Demo:
+    """The demo's state on the integrations the demo ran: its copy of the file with conversation analytics on
+    (under the Airflow home), so the analytics DAG and the status page's per-agent figures are here too."""
+    return demo_steps.Demo(config=demo_steps.with_analytics_on(config, Path(os.environ["AIRFLOW_HOME"])))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxsync_dev.local_airflow", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -144,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cxsync airflow: {exc}", file=sys.stderr)
         return 2
-    state = demo_steps.Demo(config=config)
+    state = demo_state(config)
     print(f"cxsync local Airflow (AIRFLOW_HOME={state.show(state.home)})")
     if not state.warehouse_file.exists():
         print("no demo warehouse yet: `make demo` loads the sandbox's data first; starting with an empty one")

@@ -84,6 +84,7 @@ def test_tags_names_and_docs_show_the_integration(shipped_bag, shipped):
             dag = shipped_bag.dags[f"cxsync_{integration.id}_{kind}"]
             assert set(dag.tags) == {"cxsync", integration.provider, integration.id}
             assert integration.label in dag.dag_display_name
+            assert dag.dag_id in dag.dag_display_name  # Airflow's DAG search finds the README's ids
             assert integration.label in dag.description and integration.description in dag.description
             assert integration.label in dag.doc_md and integration.description in dag.doc_md
             assert integration.conn_id in dag.doc_md
@@ -166,8 +167,9 @@ def test_retention_dry_run_param_is_boolean(shipped_bag):
     from airflow.exceptions import ParamValidationError
 
     params = serialized(shipped_bag.dags["cxsync_hd_main_retention"]).params
-    assert params.validate() == {"dry_run": False}
-    assert params.deep_merge({"dry_run": True}).validate() == {"dry_run": True}
+    # The trigger form starts on a dry run: pressing Trigger counts, deletes nothing.
+    assert params.validate() == {"dry_run": True}
+    assert params.deep_merge({"dry_run": False}).validate() == {"dry_run": False}
     for bad in ("x", "true", 1, None):
         with pytest.raises(ParamValidationError):
             params.deep_merge({"dry_run": bad}).validate()
@@ -373,3 +375,24 @@ def test_the_redact_dag_runs_by_hand_with_a_batch_size(shipped_bag):
     assert params.validate() == {"batch_size": 200}
     with pytest.raises(ParamValidationError):
         params.deep_merge({"batch_size": 0}).validate()
+
+
+def test_every_dag_id_is_in_its_display_name(shipped_bag):
+    """Airflow searches display names: every cxsync DAG (QA and analytics ones too) is found by its id."""
+    for dag in shipped_bag.dags.values():
+        assert dag.dag_id in dag.dag_display_name, dag.dag_display_name
+
+
+def test_the_backfill_weeks_param_says_its_range_in_one_sentence(shipped_bag):
+    param = serialized(shipped_bag.dags["cxsync_hd_main_backfill"]).params.get_param("weeks")
+    assert param.description == "How many weeks back to load: a whole number from 1 to 4; any other value is refused."
+
+
+def test_every_task_ends_its_failed_log_with_the_plain_line(shipped_bag):
+    from cxsync import failure
+
+    for integration_dags in (d for d in shipped_bag.dags.values() if d.dag_id.endswith(KINDS)):
+        for task in integration_dags.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert failure.on_failure in callbacks, (integration_dags.dag_id, task.task_id)

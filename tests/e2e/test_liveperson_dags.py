@@ -99,7 +99,8 @@ def test_roster_backfill_incremental_and_retention_dags_land_exactly_the_ground_
     assert parse_watermark(wh.get_watermark(LP, "interactions")) == now_of(env)
 
     before = len(loaded)
-    retention = env.run_dag(f"cxsync_{LP}_retention")
+    # a run by hand starts as a dry run (the trigger form's default): turning it off deletes at once
+    retention = env.run_dag(f"cxsync_{LP}_retention", {"dry_run": False})
     assert retention.succeeded, retention.tail()
     with wh.engine.connect() as conn:
         log = conn.execute(sa.select(t.retention_log).where(t.retention_log.c.integration_id == LP)).one()

@@ -287,7 +287,7 @@ def test_the_test_button_says_what_to_do_when_users_is_missing(lp):
     ok, message = LivePersonHook("sandbox_liveperson_nousers").test_connection()
     assert not ok
     # the Test button tests a form under a temporary id: the message names no connection id
-    assert message.startswith("this LivePerson connection: the Users API refused these credentials, while conversation")
+    assert message.startswith("This LivePerson connection: the Users API refused these credentials, while conversation")
     assert "sandbox_liveperson_nousers" not in message
     assert 'enable "Users" (Administration > Users)' in message and "HTTP 403" in message
 

@@ -31,7 +31,7 @@ def test_helpdesk_missing_login_names_the_form_field(hd):
     hd.derive(TEMPORARY_ID, login="")
     ok, message = HelpDeskHook(TEMPORARY_ID).test_connection()
     assert not ok and TEMPORARY_ID not in message
-    assert message.startswith("this connection: field `login` is empty")
+    assert message.startswith("This connection: field `login` is empty")
     assert message.endswith('In the form: "Account ID / Client ID".')
 
 
@@ -40,7 +40,7 @@ def test_liveperson_missing_account_names_the_form_field(monkeypatch):
     monkeypatch.setenv(f"AIRFLOW_CONN_{TEMPORARY_ID.upper()}", json.dumps(conn))
     ok, message = LivePersonHook(TEMPORARY_ID).test_connection()
     assert not ok and TEMPORARY_ID not in message
-    assert message.startswith("this LivePerson connection: extra `account_id` is required")
+    assert message.startswith("This LivePerson connection: extra `account_id` is required")
     assert message.endswith('In the form: "Account number".')
 
 
@@ -49,7 +49,7 @@ def test_form_wording():
     assert labels["login"] == "Account ID / Client ID" and labels["auth_type"] == "Authentication"
     said = "HelpDesk connection 'ab12': extra `auth_type` is 'x'; run `python -m cxsync.helpdesk_oauth --conn-id ab12`"
     assert for_the_form(said, "ab12", labels) == (
-        "this HelpDesk connection: extra `auth_type` is 'x'; run "
+        "This HelpDesk connection: extra `auth_type` is 'x'; run "
         "`python -m cxsync.helpdesk_oauth --conn-id <the connection id, once saved>` "
         'In the form: "Authentication".'
     )
@@ -59,6 +59,13 @@ def test_form_wording():
         "run `python -m cxsync.helpdesk_oauth --conn-id helpdesk_oauth`"
     )
     assert for_the_form(said, "helpdesk_oauth", labels) == (
-        "this connection has no refresh token: run "
+        "This connection has no refresh token: run "
         "`python -m cxsync.helpdesk_oauth --conn-id <the connection id, once saved>`"
     )
+
+
+def test_a_sentence_that_starts_with_the_connection_starts_with_a_capital():
+    from cxsync.hooks.test_button import for_the_form
+
+    said = for_the_form("LivePerson connection 'tmpX1' works with OAuth 2. connection 'tmpX1' is fine.", "tmpX1", {})
+    assert said == "This LivePerson connection works with OAuth 2. This connection is fine."

@@ -47,6 +47,8 @@ CHROMEDRIVER = Path(os.environ.get("CXSYNC_CHROMEDRIVER", "/usr/bin/chromedriver
 USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}  # name: simple auth manager role
 LIST_RUN_ID = "weekly_random-2026w48"
 DIFFERING_DAY_WARNING = "2 tickets missing in the warehouse"
+FAILURE_MESSAGE = "HelpDesk refused the credentials of connection 'sandbox_helpdesk_main' (401)"
+FAILURE_ACTION = "Check the credentials of connection 'sandbox_helpdesk_main' (Admin > Connections, Test)."
 RECONCILIATION_COUNTS = ("provider_count", "warehouse_count", "missing", "stale", "deleted", "repaired")
 
 
@@ -67,6 +69,28 @@ def add_reconciliation(engine: sa.Engine, integration_id: str, now: datetime, da
     with engine.begin() as conn:
         conn.execute(table.insert(), rows)
     return rows
+
+
+def add_agent_metrics(engine: sa.Engine, integration_id: str, now: datetime) -> None:
+    """`cx_agent_daily_metrics` as the analytics DAG writes it: yesterday's figures of the first two agents."""
+    with engine.begin() as conn:
+        agents = (
+            conn.execute(
+                sa.select(t.agents.c.agent_id)
+                .where(t.agents.c.integration_id == integration_id)
+                .order_by(t.agents.c.agent_id)
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(t.agent_daily_metrics.insert(), [
+            {"integration_id": integration_id, "agent_id": agent, "day": (now - timedelta(days=1)).date(),
+             "metrics_version": 1, "computed_at": now, "conversations": 6 - 2 * n, "closed_conversations": 4 - 2 * n,
+             "median_first_response_seconds": 90.0, "p90_first_response_seconds": None, "avg_handle_seconds": None,
+             "messages": 20, "customer_messages": 10, "unanswered_runs": 0, "flagged_conversations": n}
+            for n, agent in enumerate(agents)
+        ])  # fmt: skip
 
 
 def _in_ci() -> bool:
@@ -109,7 +133,10 @@ import json, sys
 from datetime import UTC, datetime, timedelta
 from airflow.models.connection import Connection
 from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
 from airflow.utils.db import initdb
+from uuid6 import uuid7
 from airflow.utils.session import create_session
 initdb()
 conn = json.loads(sys.argv[1])
@@ -131,6 +158,23 @@ with create_session() as session:
                      start_date=now - timedelta(hours=ago), run_after=now - timedelta(hours=ago))
         run.end_date = now - timedelta(hours=ago) + timedelta(minutes=1)
         session.add(run)
+    # A backfill under way: 3 of its 4 day windows done. The failed incremental run's task kept its plain
+    # failure line (cxsync.failure's XCom), as the failure callback does.
+    running = DagRun(dag_id="cxsync_hd_main_backfill", run_id="manual__backfill_running", run_type="manual",
+                     state="running", start_date=now - timedelta(minutes=6), run_after=now - timedelta(minutes=6))
+    session.add(running)
+    session.flush()
+    failed = session.query(DagRun).filter_by(run_id="scheduled__incr_failed").one()
+    tasks = [(running, "load_window", n, "success" if n < 3 else "running") for n in range(4)]
+    tasks.append((failed, "load_changes", -1, "failed"))
+    for run, task_id, map_index, state in tasks:
+        session.execute(TaskInstance.__table__.insert().values(
+            id=uuid7(), dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index, state=state,
+            pool="default_pool", try_number=1))
+    session.execute(XComModel.__table__.insert().values(
+        dag_run_id=failed.id, task_id="load_changes", map_index=-1, key="cxsync_failure", dag_id=failed.dag_id,
+        run_id=failed.run_id, timestamp=now,
+        value=json.dumps({"message": FAILURE_MESSAGE, "action": FAILURE_ACTION, "button": None, "conn_id": None})))
 """
 # The warehouse as the roster sync and a one-week backfill leave it, through the tasks' own functions.
 LOAD = """
@@ -160,7 +204,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
         (base / "passwords.json").write_text(json.dumps(passwords))
         integrations = [
             {"id": "hd_main", "provider": "helpdesk", "label": "HelpDesk support desk",
-             "conn_id": "sandbox_helpdesk_main",
+             "conn_id": "sandbox_helpdesk_main", "conversation_analytics": True,
              "description": "Tickets of the sandbox account, personal access token"},
             {"id": "hd_oauth", "provider": "helpdesk", "label": "HelpDesk via OAuth",
              "conn_id": "sandbox_helpdesk_oauth",
@@ -181,6 +225,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
             AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(16).hex(),
             AIRFLOW__API__SECRET_KEY=os.urandom(16).hex(),
             AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+            CXSYNC_UI_REFRESH_SECONDS="900",  # the status page reloads itself while a run is under way: not mid-test
             CXSYNC_INTEGRATIONS_FILE=str(base / "integrations.yaml"),
             CXSYNC_WAREHOUSE_PATH=str(base / "warehouse.db"),
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "plugins"), env.get("PYTHONPATH")])),
@@ -196,7 +241,8 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
                 env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
         server = UiServer(f"http://127.0.0.1:{port}", env, base / "warehouse.db", sandbox.base_url, base / "api.log",
                           passwords)  # fmt: skip
-        server.python(AIRFLOW_DB, json.dumps(oauth_conn))
+        server.python(AIRFLOW_DB.replace("FAILURE_MESSAGE", repr(FAILURE_MESSAGE)).replace(
+            "FAILURE_ACTION", repr(FAILURE_ACTION)), json.dumps(oauth_conn))  # fmt: skip
         log = server.log_path.open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
@@ -209,6 +255,7 @@ def ui_server(tmp_path_factory) -> Iterator[UiServer]:
             warehouse = Warehouse(engine)
             qa_state.fill_matching(warehouse, "hd_main")
             add_reconciliation(engine, "hd_main", datetime.now(UTC))
+            add_agent_metrics(engine, "hd_main", datetime.now(UTC))
             with engine.connect() as conn:
                 picked = conn.execute(
                     sa.text(
@@ -306,10 +353,14 @@ def screenshot(driver: Any, name: str, folder: Path) -> Path:
     return path
 
 
+UPDATE_SCREENSHOTS = "CXSYNC_UPDATE_SCREENSHOTS"
+
+
 def copy_to_docs(paths: list[Path]) -> None:
-    """The README's screenshots, refreshed by the test that takes them (when run from a checkout)."""
+    """The README's screenshots, refreshed by the test that takes them, only when asked to
+    (CXSYNC_UPDATE_SCREENSHOTS=1): a test run leaves the tracked files, and so the working tree, unchanged."""
     docs = ROOT / "docs" / "screenshots"
-    if docs.parent.exists():
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1" and docs.parent.exists():
         docs.mkdir(exist_ok=True)
         for path in paths:
             shutil.copyfile(path, docs / path.name)

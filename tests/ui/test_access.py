@@ -17,7 +17,17 @@ from cxsync.ui.app import app
 pytestmark = pytest.mark.browser
 
 # Routes a viewer (read-only Airflow role) may use; every other route needs more than read access.
-READ_ONLY = {"status_page", "status_api", "stylesheet", "agents_page", "lists_page", "list_csv"}
+READ_ONLY = {
+    "status_page",
+    "status_api",
+    "stylesheet",
+    "script",
+    "agents_page",
+    "lists_page",
+    "list_csv",
+    "list_run_page",
+    "transcript_page",
+}
 
 
 def routes() -> list[tuple[str, str, str]]:
@@ -108,5 +118,5 @@ def test_the_navigation_entry_points_at_the_pages(ui_server):
         ui_server.url + "/api/v2/plugins", headers={"Authorization": f"Bearer {ui_server.token('admin')}"}, timeout=30
     ).json()["plugins"]
     cxsync = next(p for p in plugins if p["name"] == "cxsync")
-    assert any(v["href"] == "/cxsync/" for v in cxsync["external_views"])
+    assert any(v["href"] == "/cxsync/" and v["nav_top_level"] for v in cxsync["external_views"])
     assert cxsync["fastapi_apps"][0]["url_prefix"] == "/cxsync"

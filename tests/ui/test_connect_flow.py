@@ -188,7 +188,7 @@ def test_a_state_altered_or_started_by_another_user_is_refused(ui):
     red = connect_state._b64("hd_red")
     forged = ".".join((nonce, red, user, issued, signature))
     ui.as_user(User("both_op", {("hd_blue", "blue"), ("hd_red", "red")}))
-    ui.client.cookies.set(settings.UI_CONNECT_COOKIE_STATE, forged, path="/cxsync/connect/helpdesk")
+    _replace_cookie(ui.client, settings.UI_CONNECT_COOKIE_STATE, forged)
     answer = ui.client.get(
         "/cxsync/connect/helpdesk/callback", params={"state": forged, "code": "dal:x"}, follow_redirects=False
     )
@@ -288,7 +288,7 @@ def test_a_sign_in_the_provider_refuses_lands_on_its_error_page(ui, monkeypatch)
 def test_the_code_exchange_carries_the_verifier_the_sandbox_checks(ui):
     """A wrong verifier (the cookie swapped) is refused by the token URL: nothing stored."""
     callback = approve(ui.start("hd_blue").headers["location"])
-    ui.client.cookies.set(settings.UI_CONNECT_COOKIE_VERIFIER, "x" * 64, path="/cxsync/connect/helpdesk")
+    _replace_cookie(ui.client, settings.UI_CONNECT_COOKIE_VERIFIER, "x" * 64)
     answer = ui.client.get(local(callback), follow_redirects=False)
     assert answer.status_code == 400 and "Nothing was stored" in answer.text and ui.stored == []
 
@@ -312,3 +312,11 @@ def test_overrides_are_checked_on_the_matching_dag_with_its_team(ui, monkeypatch
     ui.as_user(User("qa_lead", {(f"dag:{settings.AGENT_MATCHING_DAG_ID}", "qa")}))
     allowed = ui.client.post("/cxsync/agents/override", data=form, follow_redirects=False)
     assert allowed.status_code == 403 and "CSRF" in allowed.json()["detail"]  # past the permission, at the token
+
+
+def _replace_cookie(client: TestClient, name: str, value: str) -> None:
+    """Swap the browser's cookie in place: a second cookie of the same name beside it (another domain in the jar)
+    would leave which one the server reads to the order the client sends them in."""
+    [cookie] = [c for c in client.cookies.jar if c.name == name]
+    client.cookies.delete(name, domain=cookie.domain, path=cookie.path)
+    client.cookies.set(name, value, domain=cookie.domain, path=cookie.path)

@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from tests.ui.conftest import DIFFERING_DAY_WARNING, LIST_RUN_ID, copy_to_docs, screenshot
+from tests.ui.conftest import (
+    DIFFERING_DAY_WARNING,
+    FAILURE_ACTION,
+    FAILURE_MESSAGE,
+    LIST_RUN_ID,
+    copy_to_docs,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -88,12 +95,24 @@ def test_status_page_matches_the_warehouse_and_airflow(ui_server, signed_in, art
 
     text = card.text
     assert "The last incremental run failed at" in text
+    # the failed task's plain line (its first line and the fix), not a pointer to the log
+    assert f"{FAILURE_MESSAGE}. {FAILURE_ACTION}" in text
+    progress = card.find_element(By.CSS_SELECTOR, "[data-field=progress]").text
+    assert progress.startswith("3 of 4 days done, about ") and progress.endswith(" left")
+    refresh = driver.find_element(By.CSS_SELECTOR, "meta[http-equiv=refresh]").get_attribute("content")
+    assert refresh == "900"  # a run is under way: the page reloads itself (the fixture's slow pace)
     assert f"{expected['unmatched_agents']} agent(s) without a staff match" in text
     roster_ok = card.find_element(By.CSS_SELECTOR, "a[href$='/dags/cxsync_hd_main_roster_sync/runs/manual__roster_ok']")
     assert "UTC" in roster_ok.text
     assert "Connection 'helpdesk_nowhere' is missing" in _card(driver, "hd_nowhere").text
     assert "No incremental watermark yet" in _card(driver, "hd_oauth").text
     assert len(card.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == 28
+    assert card.find_element(By.CSS_SELECTOR, "svg.chart text.tick").text == "0"  # a y scale
+    # per-agent analytics: the busiest first, closed and open bars, on a scale
+    assert [c.text for c in card.find_elements(By.CSS_SELECTOR, "table.analytics [data-field=conversations]")] == [
+        "6", "4"
+    ]  # fmt: skip
+    assert len(card.find_elements(By.CSS_SELECTOR, "svg.agent-chart rect.closed")) == 2
     # Completeness: the days that differ from the provider first, with their warning; none without records.
     checked = card.find_elements(By.CSS_SELECTOR, "table.reconciliation tbody tr")
     # a day the reconciliation repaired is complete again: only the day it could not repair is marked
@@ -129,7 +148,7 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
     methods = [row.find_element(By.CSS_SELECTOR, ".badge.method").text for row in rows]
     # The ones to fix first: unmatched, then ambiguous (with their candidates), then the matched ones.
     assert methods == sorted(methods, key=["unmatched", "ambiguous", "email"].index) and methods[-1] == "email"
-    assert "candidates: s-102, s-103" in rows[methods.index("ambiguous")].text
+    assert "candidates: Sam Twin (s-102), Sam Twin (s-103)" in rows[methods.index("ambiguous")].text  # names
     assert not driver.find_elements(By.ID, "not-matched-yet")  # matching ran
     target = rows[0].get_attribute("data-agent")
 
@@ -137,6 +156,8 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
     rows[0].find_element(By.CSS_SELECTOR, "button[value=set]").click()
     flash = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
     assert f"{target} is matched to staff s-100 (override set by admin)" in flash.text
+    assert "Applied now: the agent's match is manual" in flash.text  # no wait for the next matching run
+    assert driver.current_url.endswith("#" + "agent-" + target.replace("/", "-"))  # back at the edited row
     engine = ui_server.engine()
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT * FROM cx_agent_match_overrides")).mappings().all()
@@ -145,7 +166,8 @@ def test_manage_users_lists_every_agent_and_sets_an_override(ui_server, signed_i
         (target, "s-100", "admin")
     ]
     row = driver.find_element(By.CSS_SELECTOR, f"tr[data-agent='{target}']")
-    assert "→ s-100" in row.text and "by admin" in row.text
+    assert "→ Ada Evaluator s-100" in row.text and "by admin" in row.text
+    assert row.find_element(By.CSS_SELECTOR, ".badge.method").text == "manual"
     copy_to_docs([screenshot(driver, "agents", artifacts)])
 
     row.find_element(By.CSS_SELECTOR, "button[value=clear]").click()
@@ -164,7 +186,8 @@ def test_qa_lists_page_and_csv(ui_server, signed_in, artifacts):
     items = _scalar(ui_server, "SELECT count(*) FROM cx_qa_list_items WHERE list_run_id = :r", r=LIST_RUN_ID)
     assert row.find_element(By.CSS_SELECTOR, "[data-field=items]").text == str(items)
     assert row.find_element(By.CSS_SELECTOR, "[data-field=population]").text == str(items + 7)
-    assert "s-100: 2" in row.text and "s-102: 2" in row.text and "s-101: 2 short" in row.text
+    assert "Ada Evaluator (s-100): 2" in row.text and "Sam Twin (s-102): 2" in row.text  # evaluators by name
+    assert "s-101: 2 short" in row.text
     copy_to_docs([screenshot(driver, "lists", artifacts)])
 
     href = row.find_element(By.LINK_TEXT, "CSV").get_attribute("href")
@@ -269,6 +292,8 @@ def test_connect_helpdesk_errors_in_plain_words(ui_server, signed_in, artifacts)
     driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
     problem = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "connect-problem")))
     assert "HelpDesk did not authorize the app: access_denied (the user denied access)" in problem.text
+    # the redirect URI to register, spelled out, not "(this page)/callback"
+    assert "(this page)" not in driver.page_source and "/cxsync/connect/helpdesk/callback" in driver.page_source
     screenshot(driver, "connect-denied", artifacts)
     _close_tab(driver, first)
 

@@ -16,6 +16,7 @@ from cxsync import settings
 from cxsync.qa import matching as qa_matching
 from cxsync.ui import matching, qa_lists
 from cxsync.ui import totals as totals_module
+from cxsync.ui import warehouse_reads as reads_module
 from cxsync.ui.warehouse_reads import RECONCILIATION_COLUMNS, existing_tables, integration_counts, reconciliation
 from cxsync.warehouse import schema as t
 from support import qa_state
@@ -296,3 +297,127 @@ def test_the_status_page_lists_the_redact_dag_of_integrations_that_redact():
     redacting = Integration("b", "helpdesk", "c", "B", pii_redaction=RedactionPolicy())
     assert "redact" not in dag_kinds(plain)
     assert dag_kinds(redacting)[-1] == "redact"
+
+
+def test_an_override_applies_at_once_and_clearing_it_gives_the_matchers_own_answer(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 3)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    before = {r["agent_id"]: r for r in matching.agent_rows(engine)[0]}
+    assert before["a1"]["method"] == "ambiguous"
+
+    matching.set_override(engine, "hd", "a1", "s-102", "", "admin", now=NOW)
+    assert matching.apply_now(engine, "hd", "a1") == "manual"
+    after = {r["agent_id"]: r for r in matching.agent_rows(engine)[0]}
+    assert (after["a1"]["method"], after["a1"]["staff_id"]) == ("manual", "s-102")  # no matching run needed
+    assert {k: after[k]["method"] for k in ("a0", "a2")} == {k: before[k]["method"] for k in ("a0", "a2")}
+
+    matching.clear_override(engine, "hd", "a1")
+    # what the matcher decides without it: "Agent 1" has no staff name, e-mail or external id in the staff file
+    assert matching.apply_now(engine, "hd", "a1") == "unmatched"
+    assert matching.apply_now(engine, "hd", "a0") == "email"
+    assert matching.apply_now(engine, "hd", "a9") is None
+
+
+def test_candidates_and_overrides_show_staff_names(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 3)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    _, facts = matching.agent_rows(engine)
+    names = matching.staff_names(facts)
+    assert set(names) == {"s-100", "s-101", "s-102", "s-103"} and all(names.values())
+
+
+def test_a_runs_items_have_names_start_time_channel_and_a_transcript(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "hd", 2)
+    qa_state.fill_matching(warehouse, "hd", now=NOW)
+    started = NOW - timedelta(days=2)
+    with engine.begin() as conn:
+        conn.execute(t.interactions.insert(), [{**_interaction(0, "hd", started, "closed", 2), "channel": "email"}])
+        conn.execute(t.messages.insert(), [
+            {"integration_id": "hd", "interaction_id": "c0", "message_id": f"m{n}", "seq": n, "sent_at": started,
+             "sender_type": sender, "text": text, "is_private": False}
+            for n, (sender, text) in enumerate([("customer", "My order is late"), ("agent", "Sorry, on its way")])
+        ])  # fmt: skip
+    items = [{"integration_id": "hd", "interaction_id": "c0", "agent_id": "a0", "staff_id": "s-101",
+              "evaluator_id": "s-100", "rank": 1}]  # fmt: skip
+    qa_state.fill_qa_list(warehouse, "r1", "weekly", items, now=NOW)
+
+    [item] = qa_lists.run_items(engine, "r1")
+    assert (item["started_at"], item["channel"]) == (started, "email")
+    assert (item["agent_name"], item["staff_name"], item["evaluator_name"]) == ("Agent 0", "Agent 0", "Ada Evaluator")
+    [row] = csv.DictReader(io.StringIO("".join(qa_lists.list_csv(engine, "r1"))))
+    assert (row["started_at"], row["channel"], row["evaluator_name"]) == (started.isoformat(), "email", "Ada Evaluator")
+    assert qa_lists.list_runs(engine)[0][0]["per_evaluator"] == {"Ada Evaluator (s-100)": 1}
+
+    found = qa_lists.transcript(engine, "hd", "c0")
+    assert [m["text"] for m in found["messages"]] == ["My order is late", "Sorry, on its way"]
+    assert found["agent_name"] == "Agent 0" and qa_lists.transcript(engine, "hd", "nope") is None
+
+
+def test_every_defined_list_shows_never_run_ones_too(warehouse, tmp_path, monkeypatch):
+    path = tmp_path / "qa_lists.yaml"
+    path.write_text(
+        "lists:\n"
+        "  - {id: weekly, label: Weekly, type: random, period: {last: 7, unit: days}, total: 5,\n"
+        "     schedule: '0 6 * * 1'}\n"
+        "  - {id: fresh, label: Never run yet, type: all, period: {last: 1, unit: days}}\n"
+    )
+    monkeypatch.setenv(settings.QA_LISTS_FILE_ENV, str(path))
+    qa_state.fill_qa_list(warehouse, "r1", "weekly", [], now=NOW)
+    runs, _ = qa_lists.list_runs(warehouse.engine)
+    defined, errors = qa_lists.defined_lists(runs, {"cxsync_qa_list_weekly": NOW + timedelta(days=3)})
+    assert errors == []
+    by_id = {d["id"]: d for d in defined}
+    assert set(by_id) == {"weekly", "fresh"}
+    assert by_id["weekly"]["last_run"]["list_run_id"] == "r1" and by_id["weekly"]["next_run"] == NOW + timedelta(days=3)
+    assert by_id["fresh"]["last_run"] is None and by_id["fresh"]["dag_id"] == "cxsync_qa_list_fresh"
+
+
+def test_per_agent_analytics_of_the_last_four_weeks_busiest_first(warehouse):
+    engine = warehouse.engine
+    _agents(engine, "lp", 3)
+    day = NOW.date()
+    base = {"integration_id": "lp", "metrics_version": 1, "computed_at": NOW, "messages": 0, "customer_messages": 0,
+            "unanswered_runs": 0, "avg_handle_seconds": None, "p90_first_response_seconds": None}  # fmt: skip
+    rows = [
+        {**base, "agent_id": "a0", "day": day, "conversations": 4, "closed_conversations": 3,
+         "flagged_conversations": 1, "median_first_response_seconds": 60.0},
+        {**base, "agent_id": "a0", "day": day - timedelta(days=1), "conversations": 2, "closed_conversations": 2,
+         "flagged_conversations": 0, "median_first_response_seconds": 150.0},
+        {**base, "agent_id": "a1", "day": day, "conversations": 9, "closed_conversations": 9,
+         "flagged_conversations": 0, "median_first_response_seconds": None},
+        {**base, "agent_id": "a2", "day": day - timedelta(days=40), "conversations": 50, "closed_conversations": 50,
+         "flagged_conversations": 0, "median_first_response_seconds": 10.0},  # older than four weeks
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(t.agent_daily_metrics.insert(), rows)
+        present = existing_tables(conn)
+        found = reads_module.agent_analytics(conn, ["lp"], NOW, present)["lp"]
+    assert [(a["name"], a["conversations"], a["closed"], a["open"]) for a in found] == [
+        ("Agent 1", 9, 9, 0),
+        ("Agent 0", 6, 5, 1),
+    ]
+    assert found[1]["flagged"] == 1 and found[1]["first_response_seconds"] == (60 * 4 + 150 * 2) / 6
+    assert found[0]["first_response_seconds"] is None
+
+
+def test_chart_scales_are_round_numbers_up_to_the_peak():
+    from cxsync.ui.status import axis_ticks
+
+    assert axis_ticks(0) == [0, 1]
+    assert axis_ticks(7) == [0, 2, 4, 6, 8]
+    assert axis_ticks(37) == [0, 10, 20, 30, 40]
+    assert axis_ticks(230) == [0, 100, 200, 300]
+
+
+def test_agents_the_provider_no_longer_lists_are_counted_apart(warehouse):
+    """The card says how many of its agents are kept but deleted: the Test button counts only the listed ones."""
+    engine = warehouse.engine
+    _agents(engine, "hd", 4)
+    with engine.begin() as conn:
+        conn.execute(t.agents.update().where(t.agents.c.agent_id == "a3").values(is_deleted=True))
+        conn.execute(t.interactions.insert(), [_interaction(0, "hd", NOW, "open", 1)])
+        counts = integration_counts(conn, ["hd"], NOW, existing_tables(conn))["hd"]
+    assert (counts["agents"], counts["agents_deleted"]) == (4, 1)

@@ -37,6 +37,8 @@ def for_the_form(message: str, conn_id: str, labels: dict[str, str]) -> str:
             message,
         )
         message = re.sub(rf"(['\"]){quoted}\1", "this connection", message)
+        # "LivePerson connection 'x' works" became "this LivePerson connection works": a sentence's start
+        message = re.sub(r"(^|[.!?]\s+)this ", lambda m: f"{m.group(1)}This ", message)
     named = [labels[name] for name in dict.fromkeys(re.findall(r"`(\w+)`", message)) if name in labels]
     if named:
         message = message.rstrip() + " In the form: " + ", ".join(f'"{label}"' for label in named) + "."

@@ -45,7 +45,7 @@ def build_agent_matching(config: IntegrationsConfig) -> DAG:
     rosters = ", ".join(f"`{i.id}`" for i in config.integrations) or "none"
     with DAG(
         dag_id=settings.AGENT_MATCHING_DAG_ID,
-        dag_display_name="cxsync: agent matching",
+        dag_display_name=f"cxsync: agent matching ({settings.AGENT_MATCHING_DAG_ID})",
         description="Loads the staff file into cx_staff and matches every provider agent to staff "
         "(override > external id > e-mail > name).",
         doc_md="### Agent matching\n\nLoads the staff file (`CXSYNC_STAFF_FILE`, default `include/staff.csv`) and "
@@ -95,7 +95,7 @@ def build_qa_list(qa_list: QaList) -> DAG:
     table = "\n".join(f"| {k} | `{v}` |" for k, v in rows.items())
     with DAG(
         dag_id=settings.qa_list_dag_id(qa_list.id),
-        dag_display_name=f"QA list · {qa_list.label}",
+        dag_display_name=f"QA list · {qa_list.label} ({settings.qa_list_dag_id(qa_list.id)})",
         description=(qa_list.description or _describe(qa_list))[:500],
         doc_md=f"### {qa_list.label}\n\n{qa_list.description}\n\n{_describe(qa_list)}\n\n| | |\n|---|---|\n{table}\n",
         tags=[settings.DAG_TAG, QA_TAG, "qa-list"],

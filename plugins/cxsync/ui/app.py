@@ -183,7 +183,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Any:
 @app.get("/", response_class=HTMLResponse, name="status_page")
 def status_page(request: Request, user: Reader) -> HTMLResponse:
     data = status.collect(airflow_root=airflow_root(request), show_option_names=_may_edit_warehouse(user))
-    return render(request, user, "status.html", data=data, now=data["generated_at"])
+    return render(
+        request, user, "status.html", data=data, now=data["generated_at"], refresh_seconds=settings.UI_REFRESH_SECONDS
+    )
 
 
 @app.get("/api/status", name="status_api")
@@ -206,6 +208,11 @@ def _may_edit_warehouse(user: Any) -> bool:
 @app.get("/static/cxsync.css", name="stylesheet")
 def stylesheet(user: Reader) -> FileResponse:
     return FileResponse(HERE / "static" / "cxsync.css", media_type="text/css")
+
+
+@app.get("/static/cxsync.js", name="script")
+def script(user: Reader) -> FileResponse:
+    return FileResponse(HERE / "static" / "cxsync.js", media_type="text/javascript")
 
 
 def _warehouse():
@@ -240,6 +247,7 @@ def agents_page(
         methods=matching.METHODS,
         selected={"integration": integration or "", "method": method or ""},
         can_edit=is_allowed(user, Access.MANAGE_MATCHES),
+        staff_names=matching.staff_names(facts),
     )
 
 
@@ -269,16 +277,53 @@ async def agents_override(request: Request, user: MatchManager) -> RedirectRespo
         else:
             raise matching.OverrideError("choose a staff member, or 'never match', or 'clear'")
     except matching.OverrideError as exc:
-        return redirect_with_flash(request, back, "error", f"Override of {who} not saved: {exc}.")
-    return redirect_with_flash(
-        request, back, "ok", text + " The next cxsync_agent_matching run applies it (the matcher reads overrides)."
-    )
+        return redirect_with_flash(request, back + _row_anchor(integration_id, agent_id), "error",
+                                   f"Override of {who} not saved: {exc}.")  # fmt: skip
+    method = matching.apply_now(engine, integration_id, agent_id)
+    applied = f" Applied now: the agent's match is {method}." if method else ""
+    return redirect_with_flash(request, back + _row_anchor(integration_id, agent_id), "ok", text + applied)
+
+
+def _row_anchor(integration_id: str, agent_id: str) -> str:
+    """The edited row's anchor: the page comes back scrolled to it, wherever its new match sorts it."""
+    return "#" + quote(f"agent-{integration_id}-{agent_id}", safe="")
 
 
 @app.get("/lists", response_class=HTMLResponse, name="lists_page")
 def lists_page(request: Request, user: Reader, list_id: str | None = None) -> HTMLResponse:
     runs, exists = qa_lists.list_runs(_warehouse(), list_id or None)
-    return render(request, user, "lists.html", runs=runs, tables_exist=exists, list_id=list_id or "")
+    defined, errors = qa_lists.defined_lists(runs, _next_runs())
+    return render(
+        request, user, "lists.html", runs=runs, tables_exist=exists, list_id=list_id or "", defined=defined,
+        list_errors=errors,
+    )  # fmt: skip
+
+
+def _next_runs() -> dict[str, Any]:
+    from cxsync.qa.lists_config import load_qa_lists
+
+    try:
+        return qa_lists.next_runs([settings.qa_list_dag_id(q.id) for q in load_qa_lists().lists])
+    except Exception:  # Airflow's database unreachable: the lists still show, without their next run
+        log.warning("cxsync: could not read the QA lists' next runs", exc_info=True)
+        return {}
+
+
+@app.get("/lists/run/{list_run_id}", response_class=HTMLResponse, name="list_run_page")
+def list_run_page(request: Request, user: Reader, list_run_id: str) -> HTMLResponse:
+    runs, _ = qa_lists.list_runs(_warehouse())
+    run = next((r for r in runs if r["list_run_id"] == list_run_id), None)
+    if run is None:
+        raise HTTPException(404, f"No QA list run {list_run_id!r}.")
+    return render(request, user, "list_run.html", run=run, items=qa_lists.run_items(_warehouse(), list_run_id))
+
+
+@app.get("/interactions/{integration_id}/{interaction_id}", response_class=HTMLResponse, name="transcript_page")
+def transcript_page(request: Request, user: Reader, integration_id: str, interaction_id: str) -> HTMLResponse:
+    found = qa_lists.transcript(_warehouse(), integration_id, interaction_id)
+    if found is None:
+        raise HTTPException(404, f"No interaction {interaction_id!r} of {integration_id!r} in the warehouse.")
+    return render(request, user, "transcript.html", interaction=found)
 
 
 @app.get("/lists/{list_run_id}.csv", name="list_csv")

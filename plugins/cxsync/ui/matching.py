@@ -1,8 +1,8 @@
 """Manage Users: every provider agent with its staff match, and the overrides people set on them.
 
 The agent-matching DAG owns `cx_staff` and `cx_agent_matches`; this page reads them through the QA layer
-(`cxsync.qa.matching`) and writes only overrides, which the matcher reads on its next run (an override may be
-set before matching ever ran).
+(`cxsync.qa.matching`) and writes overrides, and applies one at once: the agent is matched again as the matcher
+would match it (`apply_now`), so the page shows the outcome without waiting for the next matching run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cxsync import settings
 from cxsync.errors import CxsyncError
 from cxsync.qa import matching as qa_matching
+from cxsync.qa.staff import StaffMember
 from cxsync.ui.warehouse_reads import existing_tables
 from cxsync.warehouse import schema as t
 from cxsync.warehouse.store import Warehouse
@@ -100,3 +101,40 @@ def clear_override(engine: sa.Engine, integration_id: str, agent_id: str) -> boo
         if t.agent_match_overrides.name not in existing_tables(conn):
             return False
     return qa_matching.clear_override(Warehouse(engine), integration_id, agent_id)
+
+
+def apply_now(engine: sa.Engine, integration_id: str, agent_id: str) -> str | None:
+    """Match one agent again as the matcher does (its override first, then external id, e-mail, name against
+    the staff in the staff file) and store it; the method it got, or None without that agent."""
+    warehouse = Warehouse(engine)
+    agents = [
+        a for a in qa_matching.read_agents(warehouse) if (a.integration_id, a.agent_id) == (integration_id, agent_id)
+    ]
+    if not agents:
+        return None
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.staff)).mappings().all()
+    known = {row["staff_id"] for row in rows}
+    staff = [_member(row) for row in rows if row["in_file"]]  # the matcher matches against the file's people
+    outcome = qa_matching.match_agents(agents, staff, qa_matching.read_overrides(warehouse), known_staff_ids=known)
+    qa_matching.write_matches(warehouse, outcome.matches)
+    return outcome.matches[0].method
+
+
+def _member(row: Any) -> StaffMember:
+    import json
+
+    external = []
+    for item in json.loads(row["external_ids"] or "[]"):
+        integration, _, agent = str(item).partition(":")
+        if agent:
+            external.append((integration, agent))
+    return StaffMember(
+        staff_id=row["staff_id"], name=row["name"], email=row["email"], team=row["team"], role=row["role"],
+        active=bool(row["is_active"]), external_ids=tuple(external),
+    )  # fmt: skip
+
+
+def staff_names(facts: dict[str, Any]) -> dict[str, str]:
+    """staff id -> name, for candidates and overrides shown by name."""
+    return {s["staff_id"]: s["name"] for s in facts.get("staff", []) if s.get("name")}

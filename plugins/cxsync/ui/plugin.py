@@ -1,5 +1,6 @@
 """The Airflow plugin `cxsync`, registered through the package's `airflow.plugins` entry point: its FastAPI
-app under /cxsync/ and an entry in Airflow's navigation that opens the integrations page."""
+app under /cxsync/ and an entry of its own in Airflow's left-hand navigation (not one of many under Browse)
+that opens the integrations page."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class CxsyncPlugin(AirflowPlugin):
             "href": "/cxsync/",
             "destination": "nav",
             "url_route": "cxsync",
-            "category": "browse",
+            # a top-level entry: the pages a QA team lives in, one click away
+            "nav_top_level": True,
         }
     ]

@@ -4,7 +4,9 @@ warehouse are each read with a few queries for all integrations at once, never o
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cxsync import registry, settings
+from cxsync import failure, registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
 from cxsync.ui import warehouse_reads as reads
@@ -41,6 +43,9 @@ def integrations_config() -> IntegrationsConfig:
     with _config_lock:
         _config_cache[key] = (stamp, config)
     return config
+
+
+BACKFILL_DAY_TASK = "load_window"  # the backfill DAG's mapped task, one per day window
 
 
 def dag_kinds(integration: Integration) -> list[str]:
@@ -94,6 +99,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
         completeness = reads.reconciliation(conn, ids, present)
         requests = reads.request_stats(conn, ids, now, present)
         redactions = reads.redaction_stats(conn, ids, now, present)
+        analytics = reads.agent_analytics(conn, [i.id for i in integrations if i.conversation_analytics], now, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
     pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
@@ -122,8 +128,14 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
         )
         for integration in integrations
     ]
+    for row, integration in zip(rows, integrations, strict=True):
+        row["analytics"] = analytics.get(integration.id) if integration.conversation_analytics else None
+        row["day_scale"] = axis_ticks(max((d["interactions"] for d in row["per_day"]), default=0))
+        row["analytics_scale"] = axis_ticks(max((a["conversations"] for a in row["analytics"] or []), default=0))
     return {
         "generated_at": now,
+        # the page reloads itself while a run is under way (progress, then the outcome)
+        "running": any(d["last_running"] for row in rows for d in row["dags"]),
         "integrations_file": str(config.path),
         "warehouse": describe_warehouse(engine.url, show_option_names=show_option_names),
         "config_errors": config.errors,
@@ -146,6 +158,7 @@ def _integration_row(
     redacted: dict | None = None,
 ) -> dict[str, Any]:
     warnings: list[str] = []
+    fixes: list[dict] = []  # actions the card offers as buttons, from the failures
     connection = facts.connections.get(integration.conn_id) or {"found": False}
     if not connection["found"]:
         warnings.append(
@@ -162,11 +175,24 @@ def _integration_row(
             dag[f"last_{state}"] = (
                 None if run is None else {**run, "url": f"{airflow_root}/dags/{dag_id}/runs/{run['run_id']}"}
             )
+        if dag["last_running"] is not None:
+            dag["last_running"]["progress_text"] = progress_text(
+                dag["last_running"].get("progress"), dag["last_running"]["at"], now
+            )
         dags.append(dag)
         failed, success = dag["last_failed"], dag["last_success"]
         if failed and (success is None or failed["at"] > success["at"]):
-            hint = " (check the connection's credentials and the task log)" if kind == "roster_sync" else ""
-            warnings.append(f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}{hint}.")
+            if known := failed.get("failure"):
+                # the error's first line and its fix, as the failed task kept them (cxsync.failure)
+                warnings.append(
+                    f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}: "
+                    f"{known['message'].rstrip('.')}. {known['action']}"
+                )
+                if known.get("button") == failure.RECONNECT_HELPDESK:
+                    fixes.append({"button": known["button"], "conn_id": known.get("conn_id") or integration.conn_id})
+            else:
+                hint = " (check the connection's credentials and the task log)" if kind == "roster_sync" else ""
+                warnings.append(f"The last {kind.replace('_', ' ')} run failed at {_when(failed['at'])}{hint}.")
 
     interval = schedule_interval(integration.schedule, now)
     watermark_rows = []
@@ -174,7 +200,7 @@ def _integration_row(
     for mark in marks:
         moment = _parse(mark["watermark"])
         age = (now - moment).total_seconds() if moment else None
-        watermark_rows.append({**mark, "age_seconds": age})
+        watermark_rows.append({**mark, "age_seconds": age, "at": moment})  # `at`: shown, not the raw string
         if mark["stream"] == "interactions":
             incremental_mark = (moment, age)
     if incremental_mark is None:
@@ -236,6 +262,7 @@ def _integration_row(
         "requests": requests,
         "redaction": redaction,
         "warnings": warnings,
+        "fixes": fixes,
     }
 
 
@@ -272,8 +299,81 @@ class AirflowFacts:
                 for row in session.execute(sa.select(ranked).where(ranked.c.n == 1)):
                     moment = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=UTC)
                     runs.setdefault(row.dag_id, {})[str(row.state)] = {"run_id": row.run_id, "at": moment}
+                _add_failures(session, runs)
+                _add_progress(session, runs)
             connections = {conn_id: _connection_facts(conn_id, in_db.get(conn_id)) for conn_id in conn_ids}
         return cls(pools, connections, runs)
+
+
+def _add_failures(session: Any, runs: dict[str, dict[str, dict]]) -> None:
+    """The plain failure line (cxsync.failure's XCom) of each DAG's newest failed run, when a task kept one."""
+    from airflow.models.xcom import XComModel
+
+    failed = {
+        (dag_id, states["failed"]["run_id"]): states["failed"] for dag_id, states in runs.items() if "failed" in states
+    }
+    if not failed:
+        return
+    query = (
+        sa.select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.value)
+        .where(XComModel.key == failure.XCOM_KEY, XComModel.dag_id.in_({dag_id for dag_id, _ in failed}))
+        .order_by(XComModel.timestamp)
+    )
+    for row in session.execute(query):
+        run = failed.get((row.dag_id, row.run_id))
+        value = XComModel.deserialize_value(row) if run is not None else None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if isinstance(value, dict) and value.get("message"):
+            run["failure"] = {**value, "task_id": row.task_id}  # the newest last: it wins
+
+
+def _add_progress(session: Any, runs: dict[str, dict[str, dict]]) -> None:
+    """Days done of days planned of each running backfill (its mapped `load_window` tasks, one per day)."""
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    running = {
+        (dag_id, states["running"]["run_id"]): states["running"]
+        for dag_id, states in runs.items()
+        if "running" in states and dag_id.endswith("_backfill")
+    }
+    if not running:
+        return
+    query = (
+        sa.select(TI.dag_id, TI.run_id, TI.state, sa.func.count())
+        .where(TI.dag_id.in_({d for d, _ in running}), TI.task_id == BACKFILL_DAY_TASK, TI.map_index >= 0)
+        .group_by(TI.dag_id, TI.run_id, TI.state)
+    )
+    for dag_id, run_id, state, count in session.execute(query):
+        if (run := running.get((dag_id, run_id))) is not None:
+            progress = run.setdefault("progress", {"done": 0, "total": 0})
+            progress["total"] += count
+            if str(state) in ("success", "skipped"):
+                progress["done"] += count
+
+
+def axis_ticks(peak: int, steps: int = 4) -> list[int]:
+    """Round tick values from 0 to at least `peak` (1, 2 or 5 times a power of ten apart): a chart's scale."""
+    if peak <= 0:
+        return [0, 1]
+    raw = peak / steps
+    power = 10 ** max(0, len(str(int(raw))) - 1)
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    top = -(-peak // step) * step
+    return list(range(0, top + 1, step))
+
+
+def progress_text(progress: dict | None, started: datetime | None, now: datetime) -> str | None:
+    """ "5 of 28 days done, about 12 min left" (the estimate: the pace so far), or None before the days exist."""
+    if not progress or not progress.get("total"):
+        return None
+    done, total = progress["done"], progress["total"]
+    text = f"{done} of {total} day{'s' if total != 1 else ''} done"
+    if done and started is not None and done < total:
+        left = (now - started).total_seconds() / done * (total - done)
+        text += f", about {_duration(left)} left"
+    return text
 
 
 def _default_auth_type(provider: str) -> str | None:

@@ -90,6 +90,7 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     out: dict[str, dict] = {
         i: {
             "agents": 0,
+            "agents_deleted": 0,
             "interactions_open": 0,
             "interactions_closed": 0,
             "messages": 0,
@@ -103,10 +104,15 @@ def integration_counts(conn: sa.Connection, ids: list[str], now: datetime, prese
     if not ids or t.interactions.name not in present:
         return out
     a = t.agents
-    for integration_id, count in conn.execute(
-        sa.select(a.c.integration_id, sa.func.count()).where(a.c.integration_id.in_(ids)).group_by(a.c.integration_id)
+    deleted = sa.func.sum(sa.case((a.c.is_deleted.is_(True), 1), else_=0))
+    for integration_id, count, gone in conn.execute(
+        sa.select(a.c.integration_id, sa.func.count(), deleted)
+        .where(a.c.integration_id.in_(ids))
+        .group_by(a.c.integration_id)
     ):
         out[integration_id]["agents"] = count
+        # kept, marked deleted: why the card counts more agents than the Test button (the provider's list)
+        out[integration_id]["agents_deleted"] = int(gone or 0)
     by_status, by_day = totals_and_days(conn.engine, ids, now)
     first_day = (now - timedelta(days=settings.UI_CHART_DAYS - 1)).strftime("%Y-%m-%d")
     for integration_id in ids:
@@ -280,4 +286,54 @@ def reconciliation(conn: sa.Connection, ids: list[str], present: set[str], limit
             .limit(limit)
         ).mappings()
         out[integration_id] = [{**row, "differs": bool(row["differs"])} for row in rows]
+    return out
+
+
+def agent_analytics(
+    conn: sa.Connection, ids: list[str], now: datetime, present: set[str], limit: int = 10
+) -> dict[str, list[dict]]:
+    """Per integration with conversation analytics, its busiest agents of the last four weeks from
+    `cx_agent_daily_metrics` (the analytics DAG's table): conversations open and closed, flagged ones, and the
+    conversation-weighted mean of the daily median first response. Empty: no analytics (yet)."""
+    out: dict[str, list[dict]] = {i: [] for i in ids}
+    if not ids or t.agent_daily_metrics.name not in present:
+        return out
+    dm, ag = t.agent_daily_metrics, t.agents
+    since = (now - timedelta(days=settings.UI_CHART_DAYS)).date()
+    weighted = sa.func.sum(dm.c.median_first_response_seconds * dm.c.conversations)
+    answered = sa.func.sum(sa.case((dm.c.median_first_response_seconds.is_not(None), dm.c.conversations), else_=0))
+    rows = conn.execute(
+        sa.select(
+            dm.c.integration_id,
+            dm.c.agent_id,
+            sa.func.max(ag.c.display_name).label("name"),
+            sa.func.sum(dm.c.conversations).label("conversations"),
+            sa.func.sum(dm.c.closed_conversations).label("closed"),
+            sa.func.sum(dm.c.flagged_conversations).label("flagged"),
+            weighted.label("weighted"),
+            answered.label("answered"),
+        )
+        .select_from(
+            dm.outerjoin(ag, sa.and_(ag.c.integration_id == dm.c.integration_id, ag.c.agent_id == dm.c.agent_id))
+        )
+        .where(dm.c.integration_id.in_(ids), dm.c.day >= since)
+        .group_by(dm.c.integration_id, dm.c.agent_id)
+    ).mappings()
+    for row in rows:
+        conversations, closed = int(row["conversations"] or 0), int(row["closed"] or 0)
+        answered_n = int(row["answered"] or 0)
+        out[row["integration_id"]].append(
+            {
+                "agent_id": row["agent_id"],
+                "name": row["name"] or row["agent_id"],
+                "conversations": conversations,
+                "closed": closed,
+                "open": max(0, conversations - closed),
+                "flagged": int(row["flagged"] or 0),
+                "first_response_seconds": (float(row["weighted"]) / answered_n) if answered_n else None,
+            }
+        )
+    for integration_id, agents in out.items():
+        agents.sort(key=lambda a: (-a["conversations"], a["name"]))
+        out[integration_id] = agents[:limit]
     return out

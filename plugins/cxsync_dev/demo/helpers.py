@@ -82,8 +82,7 @@ def sandbox_admin(demo: Demo, method: str, path: str, body: Any = None) -> Any:
 
 
 def retention_text(integration: Integration) -> str:
-    value, unit = integration.retention.value, integration.retention.unit
-    return f"{value} {unit[:-1] if value == 1 else unit}"
+    return str(integration.retention)
 
 
 def clock_text(value: datetime | str | None) -> str:

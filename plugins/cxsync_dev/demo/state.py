@@ -55,12 +55,12 @@ SANDBOX_OPTIONS: dict[str, Any] = {
     "lp_bots": 1,
     "lp_deleted_agents": 2,
     "lp_conversations_per_day": 24,
-    "lp_days": 10,
+    "lp_days": 29,  # the 4-week backfill of `make airflow` finds a history on every day
     "lp_messages": "4:14",
     "hd_agents": 8,
     "hd_teams": 3,
     "hd_tickets_per_day": 12,
-    "hd_days": 21,
+    "hd_days": 29,
     "hd_messages_mean": 5,
     "hd_archive_idle_days": 4,  # so the week's backfill meets tickets of the archive silo
 }

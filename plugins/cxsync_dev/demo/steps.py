@@ -307,8 +307,8 @@ def show_where(demo: Demo) -> None:
     demo.out(f'  sqlite3 {db} "{query}"')
     demo.out(f"  {python} -c \"import sqlite3; print(sqlite3.connect('{db}').execute('{query}').fetchall())\"")
     demo.out(
-        f"the log of every run is in {demo.show(demo.logs)}/; the DAGs run the same way in the Airflow UI "
-        "(airflow standalone) once the connections exist there (README.md, docs/sandbox.md)"
+        f"the log of every run is in {demo.show(demo.logs)}/; `make airflow` starts this Airflow, on this demo's "
+        "state, in a browser (README.md, docs/sandbox.md)"
     )
 
 
