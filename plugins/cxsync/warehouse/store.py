@@ -666,6 +666,14 @@ class Warehouse:
                 sorted(rows, key=lambda r: (r["integration_id"], r["day"])),
             )
 
+    def last_reconciled_until(self, integration_id: str) -> datetime | None:
+        """The provider time the newest reconciliation pass of this integration checked up to (None: never)."""
+        table = t.reconciliation
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(table.c.checked_until)).where(table.c.integration_id == integration_id)
+            ).scalar()
+
     # ---- reading --------------------------------------------------------------------------------
 
     def table_counts(self, integration_id: str | None = None) -> dict[str, int]:
