@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cxsync import registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
+from cxsync.ui import freshness as fresh
 from cxsync.ui import warehouse_reads as reads
 from cxsync.warehouse import parse_watermark
 
@@ -92,6 +93,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
         retention = reads.last_retention(conn, ids, present)
         completeness = reads.reconciliation(conn, ids, present)
         requests = reads.request_stats(conn, ids, now, present)
+        newest = fresh.newest_changes(conn, ids, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
     pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
@@ -116,6 +118,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
             completeness[integration.id],
             requests[integration.id],
             airflow_root,
+            newest[integration.id],
         )
         for integration in integrations
     ]
@@ -140,6 +143,7 @@ def _integration_row(
     completeness: list[dict],
     requests: dict | None,
     airflow_root: str,
+    newest_change: datetime | None = None,
 ) -> dict[str, Any]:
     warnings: list[str] = []
     connection = facts.connections.get(integration.conn_id) or {"found": False}
@@ -175,11 +179,15 @@ def _integration_row(
             incremental_mark = (moment, age)
     if incremental_mark is None:
         warnings.append("No incremental watermark yet: run the backfill DAG once, then the incremental loads follow.")
-    elif interval and incremental_mark[1] is not None and incremental_mark[1] > 2 * interval.total_seconds():
-        warnings.append(
-            f"The watermark is {_duration(incremental_mark[1])} old, more than two schedule intervals "
-            f"({integration.schedule}): the incremental loads are not keeping up or not running."
-        )
+    freshness = fresh.freshness(
+        integration,
+        now,
+        loaded_through=incremental_mark[0] if incremental_mark else None,
+        newest_change=newest_change,
+        interval=interval,
+    )
+    if freshness["warning"]:
+        warnings.append(freshness["warning"])
     if counts["rejected_last_24h"]:
         warnings.append(
             f"Rejected records are growing: {counts['rejected_last_24h']} new in the last 24 hours "
@@ -217,6 +225,7 @@ def _integration_row(
         "retention_policy": str(integration.retention),
         "dags": dags,
         "watermarks": watermark_rows,
+        "freshness": freshness,
         "rows": {k: v for k, v in counts.items() if k != "per_day"},
         "per_day": per_day,
         "last_retention": retention,
@@ -337,11 +346,3 @@ def _repaired(record: dict) -> bool:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{seconds / 60:.0f} minutes"
