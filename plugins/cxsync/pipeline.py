@@ -7,6 +7,7 @@ watermark behind committed rows and logs progress (pages, conversations, message
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import queue
@@ -150,6 +151,8 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     new_watermark = format_watermark(until)
     wrote_any = False
     with spared_heap():
+        # The source may skip what its list shows unchanged since we stored it (its overlap, listed every run).
+        source.stored_since = functools.partial(warehouse.updated_since, integration.id)
         pages = read_ahead(_prepared(integration, warehouse, source.changes(since, until)))
         for (page, ready), is_last in _with_last(pages):
             stats = warehouse.write_interactions(

@@ -666,6 +666,18 @@ class Warehouse:
                 sorted(rows, key=lambda r: (r["integration_id"], r["day"])),
             )
 
+    def updated_since(self, integration_id: str, moment: datetime) -> dict[str, datetime | None]:
+        """The stored `updated_at` of this integration's interactions updated at or after `moment` (what an
+        incremental run's overlap lists again)."""
+        it = t.interactions
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(it.c.interaction_id, it.c.updated_at).where(
+                    it.c.integration_id == integration_id, it.c.updated_at >= moment
+                )
+            )
+            return dict(rows.tuples().all())
+
     def last_reconciled_until(self, integration_id: str) -> datetime | None:
         """The provider time the newest reconciliation pass of this integration checked up to (None: never)."""
         table = t.reconciliation
