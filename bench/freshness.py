@@ -255,4 +255,12 @@ The clock moves {TICK.total_seconds() / 60:.0f} minutes per tick ({DAY_TICKS} ti
 (the cron trigger), {STARTUP_SECONDS:.0f} s for the scheduler and the task's start, and the load's measured time.
 Reconciliation keeps its 48-hour look-back and runs when the last pass ended 6 hours ago or more
 (`reconcile_every_hours`), so the nightly run reconciles once and the 15-minute day four times.
+
+Why the 15-minute day costs more requests than one nightly run: HelpDesk fetches a ticket whole each time it
+changed since the run before (tickets get events for days, so one ticket is fetched on several runs a day
+where the nightly run fetches it once; a ticket the warehouse holds as listed is not fetched again), and each
+run asks for the provider's time and the first list page; LivePerson's search pages hold only what changed,
+so most of its day is the four reconciliation passes. The p95 misses 15 minutes by the visibility lag: with
+runs 15 minutes apart, a record closing at a uniform time waits up to 15 minutes for the next run, plus the lag
+(LivePerson: "usually within a minute"); a record closing in the last lag-minute before a run waits one run more.
 """
