@@ -1,5 +1,5 @@
-"""cxsync DAG factory: four DAGs per integration of the integrations file, five with conversation analytics
-(docs/architecture.md, "DAG ids").
+"""cxsync DAG factory: four DAGs per integration of the integrations file, one more with conversation analytics
+and one more with PII redaction (docs/architecture.md, "DAG ids").
 
 Parsing reads only the integrations file: no network, no database, no provider code. A bad entry
 is reported in the Airflow UI (the `cxsync_config_errors` DAG and the parse log) and never hides
@@ -205,6 +205,31 @@ def build_retention(integration: Integration) -> DAG:
     return dag
 
 
+def build_redact(integration: Integration) -> DAG:
+    with _dag(
+        integration,
+        "redact",
+        "Re-redacts the rows already stored under the integration's current pii_redaction rules, in place, in "
+        "batches with a checkpoint (a stopped run resumes); trigger it after turning redaction on or changing its "
+        "rules. No provider request; nothing else changes.",
+        schedule=None,
+        max_active_runs=1,
+        default_args=_default_args(None),
+        params={
+            "batch_size": Param(
+                200, type="integer", minimum=1, maximum=5000, title="Batch size", description="Interactions a batch."
+            )
+        },
+    ) as dag:
+
+        @task
+        def redact_stored(params=None, integration_id: str = integration.id) -> dict:
+            return tasks.reredact(integration_id, int(params["batch_size"]))
+
+        redact_stored()
+    return dag
+
+
 BUILDERS = {
     "roster_sync": build_roster_sync,
     "backfill": build_backfill,
@@ -221,6 +246,8 @@ def build_all(config: IntegrationsConfig) -> dict[str, DAG]:
             built = [builder(integration) for builder in BUILDERS.values()]
             if integration.conversation_analytics:
                 built.append(build_analytics(integration, _dag, _default_args(None)))
+            if integration.pii_redaction is not None:
+                built.append(build_redact(integration))
         except Exception as exc:
             config.errors.append(f"{config.path}: integration {integration.id!r}: Airflow refused its DAGs: {exc}")
             continue

@@ -54,7 +54,7 @@ warehouse_conn_id: cxsync_warehouse
 integrations:
   - {id: lp_one, provider: liveperson, conn_id: sandbox_liveperson_main, label: LP One,
      retention: {value: 30, unit: days}}
-  - {id: hd_one, provider: helpdesk, conn_id: sandbox_helpdesk_main, label: HD One}
+  - {id: hd_one, provider: helpdesk, conn_id: sandbox_helpdesk_main, label: HD One, pii_redaction: true}
   - {id: lp_real, provider: liveperson, conn_id: liveperson_prod, label: not a sandbox connection}
 """
 
@@ -270,6 +270,18 @@ def test_demo_runs_every_dag_of_each_sandbox_integration_around_one_sandbox_day(
     assert f'sqlite3 {warehouse_file} "SELECT' in out
     assert "sandbox stopped" in out and "all succeeded" in out
     assert not port_open(sandbox_port(out))
+
+    # hd_one redacts PII: the summary says how much, and the requesters' e-mails (its customer ids) are not stored.
+    redaction = re.search(r"PII redaction of hd_one: ([\d,]+) messages scanned, ([\d,]+) with PII; replaced (.*)", out)
+    assert redaction, out
+    assert int(redaction[1].replace(",", "")) > 0 and "<EMAIL>" in redaction[3] and "<NAME>" in redaction[3]
+    assert "PII redaction of lp_one" not in out
+    with engine.connect() as conn:
+        customers = conn.execute(
+            sa.select(t.interactions.c.customer_id).where(t.interactions.c.integration_id == "hd_one")
+        ).scalars()
+        assert {c for c in customers if c and "@" in c} == set()
+    engine.dispose()
 
     # The QA step: every agent matched (or not) against the sample staff file, the list per evaluator.
     with engine.connect() as conn:

@@ -18,6 +18,7 @@ DISTRIBUTIONS = {
     "dateutil": "python-dateutil",
     "requests_oauthlib": "requests-oauthlib",
     "psycopg2": "psycopg2-binary",
+    "stdnum": "python-stdnum",
 }
 
 

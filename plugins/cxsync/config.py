@@ -18,6 +18,7 @@ import yaml
 from cxsync import options as declared
 from cxsync import registry, safe_yaml, settings
 from cxsync.analytics.options import ThresholdOptions
+from cxsync.redaction.options import RedactionPolicy, parse_pii_redaction
 
 _ID_RE = re.compile(settings.INTEGRATION_ID_PATTERN)
 _KNOWN_KEYS = {
@@ -31,6 +32,7 @@ _KNOWN_KEYS = {
     "conversation_analytics",
     "schedule",
     "options",
+    "pii_redaction",
 }
 _TOP_LEVEL_KEYS = {"warehouse_conn_id", "integrations"}
 # Airflow's cron presets (airflow.utils.dates.cron_presets); anything else must be a 5-field cron line.
@@ -80,6 +82,8 @@ class Integration:
     # every provider (`cxsync.options.CommonOptions`, the analytics thresholds) and the provider's own
     # (`ProviderSpec.options`); each reader takes its values through its declaration.
     options: dict[str, Any] = field(default_factory=dict)
+    # PII redaction before storage (`pii_redaction`: cxsync.redaction.options); None: stored as the provider sends.
+    pii_redaction: RedactionPolicy | None = None
 
     @property
     def common_options(self) -> declared.CommonOptions:
@@ -243,6 +247,8 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
     else:
         problems.extend(option_problems(provider, options))
 
+    pii_redaction = parse_pii_redaction(entry.get("pii_redaction", False), problems)
+
     if problems:
         return None
     return Integration(
@@ -256,6 +262,7 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         conversation_analytics=analytics,
         schedule=schedule,
         options=dict(options),
+        pii_redaction=pii_redaction,
     )
 
 

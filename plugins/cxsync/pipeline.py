@@ -22,6 +22,7 @@ from dateutil.relativedelta import relativedelta
 
 from cxsync import settings
 from cxsync.config import Integration, Retention
+from cxsync.redaction import runtime as redaction
 from cxsync.sources.base import Page, Source
 from cxsync.warehouse import Warehouse, WriteStats, format_watermark, parse_watermark
 from cxsync.warehouse.store import PreparedInteractions
@@ -124,13 +125,34 @@ def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) 
     return result
 
 
+def task_identity() -> dict:
+    """The Airflow task try running this (dag, run, task, map index, try), for per-run statistics; {} outside one."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # outside an Airflow task (tests, the demo's helpers)
+        return {}
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", None),
+        "try_number": getattr(ti, "try_number", None),
+    }
+
+
 def load_window(integration: Integration, source: Source, warehouse: Warehouse, window: Window) -> dict:
     progress = Progress(f"window {window}")
+    redactor = redaction.redactor_for(integration)
+    pages = redaction.redacted(source.window(window.start, window.end), redactor, source)
     with spared_heap():
-        for page, ready in read_ahead(_prepared(integration, warehouse, source.window(window.start, window.end))):
+        for page, ready in read_ahead(_prepared(integration, warehouse, pages)):
             stats = warehouse.write_interactions(integration.id, page.records, rejected=page.rejected, prepared=ready)
             progress.page_done(page, stats)
     result = progress.summary()
+    if redactor is not None:
+        result["redaction"] = redaction.record_stats(integration, warehouse, redactor, task_identity())
     log.info("window %s finished: %s", window, result)
     return result
 
@@ -150,10 +172,12 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     progress = Progress(f"incremental {integration.id}")
     new_watermark = format_watermark(until)
     wrote_any = False
+    redactor = redaction.redactor_for(integration)
     with spared_heap():
         # The source may skip what its list shows unchanged since we stored it (its overlap, listed every run).
         source.stored_since = functools.partial(warehouse.updated_since, integration.id)
-        pages = read_ahead(_prepared(integration, warehouse, source.changes(since, until)))
+        changed = redaction.redacted(source.changes(since, until), redactor, source)
+        pages = read_ahead(_prepared(integration, warehouse, changed))
         for (page, ready), is_last in _with_last(pages):
             stats = warehouse.write_interactions(
                 integration.id,
@@ -169,6 +193,8 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
         warehouse.set_watermark(integration.id, INTERACTIONS_STREAM, new_watermark)
     # `since`: the watermark this run read from (reconciliation skips what this run's read already covered).
     result = progress.summary() | {"watermark": new_watermark, "since": committed}
+    if redactor is not None:
+        result["redaction"] = redaction.record_stats(integration, warehouse, redactor, task_identity())
     log.info("incremental %s finished: %s", integration.id, result)
     return result
 
@@ -288,7 +314,7 @@ def _prepared(
     integration: Integration, warehouse: Warehouse, pages: Iterable[Page]
 ) -> Iterator[tuple[Page, PreparedInteractions]]:
     """Each page with its rows made ready for the warehouse (no database yet): run by `read_ahead`'s thread,
-    so mapping, hashing and encoding overlap with writing the page before."""
+    so mapping, redaction, hashing and encoding overlap with writing the page before."""
     for page in pages:
         yield page, warehouse.prepare_interactions(integration.id, page.records, rejected=page.rejected)
 

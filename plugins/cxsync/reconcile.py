@@ -28,7 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cxsync.config import Integration
-from cxsync.pipeline import Progress, read_ahead, spared_heap
+from cxsync.pipeline import Progress, read_ahead, spared_heap, task_identity
+from cxsync.redaction import runtime as redaction
 from cxsync.sources.base import Listed, Source
 from cxsync.warehouse import Warehouse, parse_watermark
 from cxsync.warehouse.store import HeldInteraction
@@ -108,9 +109,10 @@ def reconcile(
 
     wanted = missing + sorted(stale)
     progress = Progress(f"reconciliation {integration.id}")
+    redactor = redaction.redactor_for(integration) if wanted else None
     if wanted:
         with spared_heap():
-            for page in read_ahead(source.fetch(wanted)):
+            for page in read_ahead(redaction.redacted(source.fetch(wanted), redactor, source)):
                 stats = warehouse.write_interactions(
                     integration.id, page.records, rejected=page.rejected, authoritative=True
                 )
@@ -140,6 +142,8 @@ def reconcile(
         "days_differing": [str(d["day"]) for d in days if d["status"] == DIFFERS],
         "pages": summary["pages"],
     }
+    if redactor is not None:
+        result["redaction"] = redaction.record_stats(integration, warehouse, redactor, task_identity())
     log.info(
         "%s h checked: %s listed, %s missing, %s stale, %s loaded, %s marked deleted at the provider",
         f"{hours:g}",

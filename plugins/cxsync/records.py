@@ -56,6 +56,9 @@ class MessageRecord:
     # Metadata of files sent with the message, each {"name", "type", "size"}: never the file itself.
     attachments: list[dict[str, Any]] = field(default_factory=list)
     raw: Any = None
+    # Set by PII redaction (cxsync.redaction): how many values of each entity type it replaced in this message's
+    # text, attachments and raw JSON (`{}`: scanned, nothing found); None: not redacted.
+    pii_counts: dict[str, int] | None = None
 
 
 @dataclass
@@ -86,6 +89,9 @@ class InteractionRecord:
     # Agents the record names (ticket event authors, assignees): the warehouse adds those it does not know, so
     # agents deleted before the first roster sync still get a row that matching can see.
     agents_seen: list[AgentRecord] = field(default_factory=list)
+    # The redaction rules this record was redacted with (`RedactionPolicy.version`); None: stored as the provider
+    # sent it. Part of the content hash, so changing the rules changes every redacted interaction's hash.
+    redaction_version: str | None = None
 
     @property
     def message_count(self) -> int:

@@ -82,20 +82,7 @@ def _seconds_left() -> float | None:
     return max(0.0, timeout.total_seconds() - elapsed)
 
 
-def _task_identity() -> dict:
-    try:
-        from airflow.sdk import get_current_context
-
-        ti = get_current_context()["ti"]
-    except Exception:  # outside an Airflow task (tests, the demo's helpers)
-        return {}
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": getattr(ti, "map_index", None),
-        "try_number": getattr(ti, "try_number", None),
-    }
+_task_identity = pipeline.task_identity
 
 
 def roster_sync(integration_id: str) -> dict:
@@ -161,3 +148,26 @@ def retention(integration_id: str, dry_run: bool, cutoff: str | None = None) -> 
         return pipeline.apply_retention(
             integration, warehouse, dry_run=dry_run, cutoff=datetime.fromisoformat(cutoff) if cutoff else None
         )
+
+
+def reredact(integration_id: str, batch_size: int | None = None) -> dict:
+    """Re-redact the integration's stored rows under its current `pii_redaction` rules (cxsync.redaction.rerun)."""
+    from cxsync.redaction import rerun, runtime
+
+    with _context(integration_id) as (integration, source, warehouse):
+        redactor = runtime.redactor_for(integration)
+        if redactor is None:
+            raise ConfigError(
+                f"integration {integration_id!r} has no pii_redaction: turn it on in the integrations file first "
+                "(re-redaction applies its rules to the rows already stored)"
+            )
+        done = rerun.reredact(
+            integration.id,
+            warehouse,
+            redactor,
+            runtime.identity_reader(source),
+            batch_size=batch_size or rerun.DEFAULT_BATCH,
+        )
+        done["redaction"] = runtime.record_stats(integration, warehouse, redactor, _task_identity())
+        log.info("re-redaction of %s finished: %s", integration_id, {k: v for k, v in done.items() if k != "redaction"})
+        return done

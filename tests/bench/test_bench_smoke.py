@@ -41,6 +41,7 @@ def test_every_benchmark_module_is_found():
         "reconciliation",
         "latency",
         "freshness",
+        "helpdesk_requests",
     }
 
 

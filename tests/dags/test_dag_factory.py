@@ -21,6 +21,8 @@ DAGS = ROOT / "dags"
 SHIPPED = ROOT / "include" / "integrations.yaml"
 KINDS = ("roster_sync", "backfill", "incremental", "retention")
 # Global DAGs of the QA layer, whatever the integrations: agent matching and one per shipped QA list.
+# The shipped file redacts PII on these two integrations: each has a re-redaction DAG.
+REDACT_DAGS = {"cxsync_lp_main_redact", "cxsync_hd_main_redact"}
 QA_DAGS = {"cxsync_agent_matching"} | {
     f"cxsync_qa_list_{q.id}" for q in load_qa_lists(ROOT / "include/qa_lists.yaml").lists
 }
@@ -64,7 +66,10 @@ def test_shipped_file_gives_exactly_four_dags_per_integration_and_no_import_erro
     assert shipped_bag.import_errors == {}
     expected = {f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS}
     assert len(expected) == 4 * len(shipped.integrations) == 16
-    assert set(shipped_bag.dag_ids) == expected | QA_DAGS
+    # One more, the re-redaction DAG, for each integration with pii_redaction.
+    redact = {f"cxsync_{i.id}_redact" for i in shipped.integrations if i.pii_redaction is not None}
+    assert redact == REDACT_DAGS
+    assert set(shipped_bag.dag_ids) == expected | redact | QA_DAGS
     assert "cxsync_config_errors" not in shipped_bag.dag_ids
 
 
@@ -323,7 +328,7 @@ def test_parsing_touches_no_network_and_no_database(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["touched"] == []
-    assert len(result["dags"]) == 16 + len(QA_DAGS)
+    assert len(result["dags"]) == 16 + len(REDACT_DAGS) + len(QA_DAGS)
     # provider code loads only when a task runs (sources.base is the contract, not provider code)
     assert [m for m in result["provider_code"] if m != "cxsync.sources.base"] == []
     assert not (tmp_path / "warehouse.db").exists()
@@ -353,7 +358,9 @@ def test_airflow_dags_list_shows_exactly_four_dags_per_integration(tmp_path, shi
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
     dag_ids = sorted(d["dag_id"] for d in json.loads(listed.stdout.strip().splitlines()[-1]))
-    assert dag_ids == sorted({f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS} | QA_DAGS)
+    assert dag_ids == sorted(
+        {f"cxsync_{i.id}_{kind}" for i in shipped.integrations for kind in KINDS} | REDACT_DAGS | QA_DAGS
+    )
     assert "Failed to load" not in listed.stdout + listed.stderr  # how the command reports import errors
 
 
@@ -368,3 +375,15 @@ def test_the_retention_dag_asks_for_approval_only_on_its_branch(shipped_bag):
     delete = dag.task_dict["delete_expired"]
     assert delete.upstream_task_ids == {"assess", "approve_deletion", "no_approval_needed"}
     assert delete.trigger_rule == "none_failed_min_one_success"
+
+
+def test_the_redact_dag_runs_by_hand_with_a_batch_size(shipped_bag):
+    from airflow.exceptions import ParamValidationError
+
+    dag = shipped_bag.dags["cxsync_hd_main_redact"]
+    assert dag.schedule is None  # by hand only
+    assert [task.task_id for task in dag.tasks] == ["redact_stored"]
+    params = serialized(dag).params
+    assert params.validate() == {"batch_size": 200}
+    with pytest.raises(ParamValidationError):
+        params.deep_merge({"batch_size": 0}).validate()

@@ -16,6 +16,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 TICKET_FIELDS = {
     "ID", "shortID", "subject", "status", "priority", "requester", "assignment", "teamIDs", "tagIDs",
     "createdAt", "updatedAt", "lastMessageAt", "source", "spam", "customFields", "events",
+    "rating", "ratingRequestSent",
 }  # fmt: skip
 
 
@@ -243,7 +244,7 @@ def test_ticket_detail_has_every_kind_of_event(sandbox_server):
                 if m["isPrivate"]:
                     kind = "private note"
                     assert event["author"]["type"] == "agent"
-                elif not m["text"] and m["attachments"]:
+                elif not m["text"] and event.get("attachments", {}).get("files"):
                     kind = "attachment only"
             elif kind == "status":
                 assert set(event["status"]) == {"old", "new"}
@@ -275,3 +276,30 @@ def test_ticket_fields_follow_the_events(sandbox_server):
         assert t["teamIDs"] == [t["assignment"]["team"]["ID"]]
         assert UUID.match(t["ID"]) and t["shortID"] != t["ID"]
         assert isinstance(t["priority"], int) and {"email", "name"} <= set(t["requester"])
+
+
+# ------------------------------------------------------------------------------------------- QA signals
+def test_tags_list_names_every_tag_id_tickets_carry(sandbox_server):
+    tags = get(sandbox_server, "/v1/tags").json()
+    assert tags and all(set(t) == {"ID", "name"} for t in tags)
+    known = {t["ID"] for t in tags}
+    carried = {tag for record in truth(sandbox_server) for tag in record["ticket"]["tagIDs"]}
+    assert carried and carried <= known
+
+
+def test_rating_comes_once_the_ticket_is_solved_and_attachments_are_files(sandbox_server):
+    records = truth(sandbox_server)
+    seen = {"good": 0, "bad": 0, None: 0}
+    for record in records:
+        ticket = record["ticket"]
+        solved = any(e["type"] == "status" and e["status"]["new"] in ("solved", "closed") for e in ticket["events"])
+        assert ticket["rating"] in ("good", "bad", None)
+        if not solved:
+            assert ticket["rating"] is None and ticket["ratingRequestSent"] is False
+        elif ticket["ratingRequestSent"]:
+            seen[ticket["rating"]] += 1
+        else:
+            assert ticket["rating"] is None
+    assert all(seen.values()), seen  # good, bad, and asked but never answered
+    files = [f for r in records for e in r["ticket"]["events"] for f in e.get("attachments", {}).get("files", [])]
+    assert files and all({"name", "url", "type", "size"} <= set(f) for f in files)

@@ -8,15 +8,20 @@ truth, field for field and message for message, and re-running anything changes 
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from cxsync import pipeline
 from cxsync.config import ConfigError
-from cxsync.hooks.helpdesk import HelpDeskHook
-from cxsync.sources.helpdesk import HelpDeskSource
+from cxsync.errors import FatalError
+from cxsync.hooks.helpdesk import HelpDeskHook, PagingRunaway
+from cxsync.sources.helpdesk import CALIBRATION_ROWS, HelpDeskSource, row_is_whole
 from support.helpdesk import (
     HelpDeskAdmin,
     expected_from_truth,
@@ -375,3 +380,238 @@ def test_tickets_fetched_side_by_side_give_the_pages_of_one_at_a_time_in_order(h
             source.close()
     assert hd.fault_count("5xx") > 0
     assert len(runs[1]) >= 4 and runs[8] == runs[1]
+
+
+# ---- a list that never ends -----------------------------------------------------------------------------------
+
+
+class _EndlessTicketList(BaseHTTPRequestHandler):
+    """Every list page full of new tickets, all created in one second inside the window: the cursor moves every
+    time (new IDs), so the stalled-cursor check never fires, and the list never ends."""
+
+    served = 0
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        size = int(query["pageSize"][0])
+        type(self).served += 1
+        first = type(self).served * size
+        at = "2025-03-01T00:30:00Z"
+        rows = [{"ID": f"t{first + i:08d}", "createdAt": at, "updatedAt": at, "status": "open"} for i in range(size)]
+        body = json.dumps(rows).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        return
+
+
+@pytest.mark.parametrize("listing", ["window", "changes"])
+def test_a_window_whose_cursor_keeps_changing_is_stopped_at_what_the_window_can_hold(monkeypatch, listing):
+    _EndlessTicketList.served = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessTicketList)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = {
+            "conn_type": "helpdesk",
+            "host": "127.0.0.1",
+            "port": server.server_address[1],
+            "schema": "http",
+            "login": "acc",
+            "password": "dal:x",
+            "extra": {"requests_per_second": 0, "allow_plain_http_loopback": True},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_HD_ENDLESS", json.dumps(conn))
+        source = HelpDeskSource(integration("hd_endless", page_size=10, max_tickets_per_hour=100))
+        start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, 1, tzinfo=UTC)
+        # Listing only (no ticket fetches): the rows of each page as the load sees them. The window reads from its
+        # end back to the first row; the changes scan from the first (newest) row down to its floor, an hour
+        # before: 30 minutes either way.
+        if listing == "window":
+            pages, named = (
+                source._created_listing(start, end),
+                "the window 2025-03-01T00:00:00Z to 2025-03-01T01:00:00Z",
+            )
+        else:
+            pages, named = source._updated_listing(start), "the changes since 2025-03-01T00:00:00Z"
+        with pytest.raises(PagingRunaway) as runaway:
+            for number, _ in enumerate(pages):
+                assert number < 100, "paging did not stop"
+        message = str(runaway.value)
+        assert isinstance(runaway.value, FatalError)
+        assert named in message
+        assert "max_tickets_per_hour" in message and "Retrying does not help" in message
+        # 30 minutes to the window's end hold 50 tickets at 100 an hour: 5 pages of 10, plus the first and the last.
+        assert _EndlessTicketList.served == 7
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- QA signals -------------------------------------------------------------------------------------------------
+
+
+class TagLosingHook(HelpDeskHook):
+    """A tag deleted from the account's list while tickets still carry its ID."""
+
+    lost = "refund"
+
+    def tags(self):
+        return [t for t in super().tags() if t["name"] != self.lost]
+
+
+def test_tags_are_read_once_a_run_and_an_unknown_id_is_logged(hd, caplog):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    tagged = [t for t in truth if t["tags"] and t["silo"] in ("tickets", "archive")]
+    assert tagged, "the sandbox must tag some tickets"
+    names = [name for t in truth if start <= datetime.fromisoformat(t["started_at"]) < end for name in t["tags"]]
+    lost = max(set(names), key=names.count)  # the tag most tickets of the window carry
+    hd.reset_counters()
+    hook = TagLosingHook("sandbox_helpdesk_main")
+    hook.lost = lost
+    source = HelpDeskSource(integration(), hook=hook)
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    assert hd.requests_to("helpdesk_tags") == 1
+    lost_id = next(x["ID"] for x in hd.info_tags() if x["name"] == lost)
+    for ticket in (t for t in truth if t["interaction_id"] in records):
+        expected = [lost_id if name == lost else name for name in ticket["tags"]]
+        assert records[ticket["interaction_id"]].tags == expected
+    assert sum(lost_id in r.tags for r in records.values()) >= 2  # several tickets carry the lost tag
+    assert f"tag ID {lost_id}" in caplog.text and "stored as the ID" in caplog.text
+    assert caplog.text.count(f"tag ID {lost_id}") == 1  # once a run, not once a ticket
+
+
+def test_qa_signals_of_a_window_match_the_ground_truth(hd):
+    truth = {t["interaction_id"]: t for t in hd.truth()}
+    source = HelpDeskSource(integration())
+    records, _ = load(source, source.window(T0 - timedelta(days=7), T0))
+    rated = [r for r in records.values() if r.csat_score is not None]
+    assert {r.csat_score for r in rated} == {1.0, 5.0}
+    attached = [x for r in records.values() for x in r.messages if x.attachments]
+    assert attached and all(set(a) == {"name", "type", "size"} for x in attached for a in x.attachments)
+    for rec in records.values():
+        t = truth[rec.interaction_id]
+        assert (rec.csat_score, rec.tags, rec.priority, rec.display_id, rec.agent_group) == (
+            t["csat_score"],
+            t["tags"],
+            t["priority"],
+            t["display_id"],
+            t["agent_group"],
+        )
+
+
+# ---- list rows used as tickets when they prove themselves whole --------------------------------------------------
+
+
+def _week(hd, **options):
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    hd.reset_counters()
+    source = HelpDeskSource(integration(**options))
+    records, rejected = load(source, source.window(start, end))
+    assert rejected == [] and set(records) == created_in(truth, start, end)
+    expected = expected_from_truth(truth)
+    for iid, rec in records.items():  # every event of every ticket, whichever way it came
+        assert [m.message_id for m in rec.messages] == [m["message_id"] for m in expected[iid]["messages"]]
+        assert rec.raw["events"] == expected[iid]["raw"]["events"]
+    return truth, records
+
+
+def test_whole_list_rows_are_not_fetched_again(hd_sandbox):
+    hd = hd_sandbox(hd_list_events=-1)  # every list row carries every event
+    _, records = _week(hd)
+    assert len(records) > 20
+    # Only the run's first rows, checked against their tickets until CALIBRATION_ROWS with a middle event matched.
+    assert CALIBRATION_ROWS <= hd.requests_to("helpdesk_ticket") <= CALIBRATION_ROWS + 8
+
+
+def test_list_rows_cut_short_are_fetched_by_id(hd_sandbox):
+    hd = hd_sandbox(hd_list_events=1)  # only the newest event on each row
+    truth, records = _week(hd)
+    events = {t["interaction_id"]: len(t["ticket"]["events"]) for t in truth}
+    assert all(events[i] > 1 for i in records)
+    assert hd.requests_to("helpdesk_ticket") == len(records)
+
+
+def test_whole_and_cut_rows_of_one_listing(hd):
+    """The default sandbox: rows carry their newest 3 events, so short tickets are whole and long ones cut."""
+    truth, records = _week(hd)
+    events = {t["interaction_id"]: len(t["ticket"]["events"]) for t in truth}
+    long_ones = sum(events[i] > 3 for i in records)
+    assert 0 < long_ones < len(records)
+    assert long_ones + CALIBRATION_ROWS <= hd.requests_to("helpdesk_ticket") <= long_ones + CALIBRATION_ROWS + 8
+
+
+class MiddleCuttingHook(HelpDeskHook):
+    """A server whose list rows keep a ticket's first and last events only: the ends prove nothing then."""
+
+    def ticket_pages(self, **kwargs):
+        for page in super().ticket_pages(**kwargs):
+            yield [{**row, "events": row["events"][:1] + row["events"][-1:]} for row in page]
+
+
+def test_a_server_that_cuts_the_middle_is_caught_by_the_first_rows_and_every_ticket_is_fetched(hd_sandbox, caplog):
+    hd = hd_sandbox(hd_list_events=-1)
+    truth = hd.truth()
+    start, end = T0 - timedelta(days=7), T0
+    hd.reset_counters()
+    source = HelpDeskSource(integration(), hook=MiddleCuttingHook("sandbox_helpdesk_main"))
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    expected = expected_from_truth(truth)
+    for iid, rec in records.items():
+        assert [m.message_id for m in rec.messages] == [m["message_id"] for m in expected[iid]["messages"]]
+    assert "every ticket of this run is fetched by ID" in caplog.text
+    assert hd.requests_to("helpdesk_ticket") == len(records)  # rows with two events never prove the middle
+
+
+@pytest.mark.parametrize(
+    ("change", "whole"),
+    [
+        ({}, True),
+        ({"events": []}, False),
+        ({"events": None}, False),
+        ({"updatedAt": "2025-03-10T12:00:01Z"}, False),  # something newer than the newest event: cut at the end
+        ({"createdAt": "2025-03-10T09:59:59Z"}, False),  # something older than the oldest: cut at the start
+        ({"lastMessageAt": "2025-03-10T11:00:00Z"}, False),
+        ({"lastMessageAt": None}, False),
+    ],
+)
+def test_a_row_is_whole_only_when_its_events_reach_both_ends(change, whole):
+    row = {
+        "ID": "t1",
+        "createdAt": "2025-03-10T10:00:00Z",
+        "updatedAt": "2025-03-10T12:00:00Z",
+        "lastMessageAt": "2025-03-10T11:30:00Z",
+        "events": [
+            {"ID": 1, "type": "message", "date": "2025-03-10T10:00:00Z"},
+            {"ID": 4, "type": "message", "date": "2025-03-10T11:30:00Z"},
+            {"ID": 5, "type": "status", "date": "2025-03-10T12:00:00Z"},
+        ],
+    }
+    assert row_is_whole({**row, **change}) is whole
+
+
+class FieldDroppingHook(HelpDeskHook):
+    """List rows with every event but without a field the ticket itself has."""
+
+    def ticket_pages(self, **kwargs):
+        for page in super().ticket_pages(**kwargs):
+            yield [{k: v for k, v in row.items() if k != "customFields"} for row in page]
+
+
+def test_rows_lacking_a_field_of_the_ticket_are_not_used(hd_sandbox, caplog):
+    hd = hd_sandbox(hd_list_events=-1)
+    start, end = T0 - timedelta(days=2), T0
+    source = HelpDeskSource(integration(), hook=FieldDroppingHook("sandbox_helpdesk_main"))
+    hd.reset_counters()
+    with caplog.at_level("WARNING", logger="cxsync.sources.helpdesk"):
+        records, _ = load(source, source.window(start, end))
+    assert records and all("customFields" in r.raw for r in records.values())
+    assert "the row lacks customFields" in caplog.text
+    assert hd.requests_to("helpdesk_ticket") == len(records)

@@ -350,3 +350,97 @@ def interaction_as_truth(rec) -> dict:
             for x in rec.messages
         ],
     }
+
+
+# ---- HTML to text: the old regex's output, in linear time -------------------------------------------------------
+
+_OLD_TAG = __import__("re").compile(r"<[^>]+>")  # what the tag removal must still give, on inputs it is fast on
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>Fish &amp; chips</p><p>line one<br>line two</p>",
+        "a < b and c > d",
+        "<<b>bold</b>",
+        "<> empty <>x</>",
+        "tail <unclosed",
+        "<!-- note --><div class='x'>hi</div>",
+        "OK, I will wait &lt;3 <br/>",
+        "<p>one</p  ><BR >two",
+        "",
+    ],
+)
+def test_html_to_text_gives_what_the_regex_gave(markup):
+    import html
+    import random
+
+    def old(text: str) -> str:
+        text = m._BREAK.sub("\n", text)
+        text = m._PARAGRAPH_END.sub("\n\n", text)
+        return html.unescape(_OLD_TAG.sub("", text)).strip()
+
+    assert m.html_to_text(markup) == old(markup)
+    rng = random.Random(markup)
+    for _ in range(200):  # small random mixes of the characters that matter
+        sample = "".join(rng.choice("<>/pbr a&;") for _ in range(rng.randrange(0, 30)))
+        assert m.html_to_text(sample) == old(sample), sample
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<", "<a", "<br", "<br ", "</p", "<!--", "&", "&#", "<<>", "<p>"],
+)
+def test_html_to_text_is_fast_on_hostile_input(unit):
+    import time
+
+    markup = unit * (200_000 // len(unit))
+    started = time.process_time()
+    m.html_to_text(markup)
+    # The regex took 14 s for 80 KB of `<`; linear parsing takes milliseconds. 1 s of CPU is generous on a busy
+    # machine (process time: other processes' load does not count).
+    assert time.process_time() - started < 1.0
+
+
+# ---- QA signals -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rating", "score"),
+    [("good", 5.0), ("bad", 1.0), ("Rated_Good", 5.0), ("rated_bad", 1.0), (None, None), ("", None), ("meh", None)],
+)
+def test_rating_is_the_csat_score_good_5_bad_1(rating, score):
+    rec = m.map_ticket(_ticket(rating=rating, ratingRequestSent=True)).record
+    assert rec.csat_score == score
+    assert rec.raw["rating"] == rating  # the provider's own value stays
+
+
+def test_tags_are_names_and_an_unknown_id_stays_as_it_is():
+    rec = m.map_ticket(_ticket(tagIDs=["g1", "g2", "g1", "gone"]), {"g1": "refund", "g2": "vip"}).record
+    assert rec.tags == ["refund", "vip", "gone"]
+    assert m.map_ticket(_ticket(tagIDs=["g1"])).record.tags == ["g1"]  # no tag list at all: the IDs
+
+
+def test_priority_short_id_and_team_name_fill_their_fields():
+    rec = m.map_ticket(_ticket()).record
+    assert (rec.priority, rec.display_id, rec.agent_group) == ("1", "ABC1", "Support")
+    rec = m.map_ticket(_ticket(priority=None, assignment={"team": {"ID": "t9"}, "agent": None})).record
+    assert (rec.priority, rec.agent_group) == (None, "t9")
+    assert m.map_ticket(_ticket(priority=0)).record.priority == "0"
+    assert (rec.close_reason, rec.skill, rec.sentiment_score) == (None, None, None)  # HelpDesk has none
+
+
+def test_attachment_metadata_from_either_place_never_the_url():
+    documented = _message(1, "2025-03-10T10:00:00Z", "see photo")
+    documented["attachments"] = {
+        "files": [{"name": "photo.jpg", "url": "https://files.example/p.jpg", "type": "image/jpeg", "size": 2048}]
+    }
+    older = _message(
+        2, "2025-03-10T10:01:00Z", "", attachments=[{"name": "log.txt", "contentType": "text/plain", "size": 10}]
+    )
+    rec = m.map_ticket(_ticket(events=[documented, older])).record
+    assert [x.attachments for x in rec.messages] == [
+        [{"name": "photo.jpg", "type": "image/jpeg", "size": 2048}],
+        [{"name": "log.txt", "type": "text/plain", "size": 10}],
+    ]
+    assert m.map_ticket(_ticket()).record.messages[0].attachments == []

@@ -102,6 +102,18 @@ class HelpDeskAdmin:
         params = {"at": at.isoformat()} if at else None
         return self._call("GET", "/_sandbox/truth/helpdesk", params=params)["interactions"]
 
+    def info_tags(self) -> list[dict[str, Any]]:
+        """The account's tags as `GET /v1/tags` answers them."""
+        conn = self.connection("sandbox_helpdesk_main")
+        answer = requests.get(
+            f"{self.url}/v1/tags",
+            auth=(conn["login"], conn["password"]),
+            headers={"User-Agent": "cxsync-tests/1"},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
     def set_role(self, credential: str, role: str) -> None:
         self._call("PUT", "/_sandbox/helpdesk/role", json={"credential": credential, "role": role})
 
@@ -209,6 +221,10 @@ def play_browser(authorize_url: str, decision: str = "approve") -> requests.Resp
 LOADED_SILOS = ("tickets", "archive")  # spam and trash are not conversations
 
 
+QA_SIGNALS = ("csat_score", "tags", "priority", "display_id", "agent_group")
+MESSAGE_FIELDS = ("message_id", "seq", "sent_at", "sender_type", "sender_id", "text", "is_private", "attachments")
+
+
 def expected_from_truth(truth: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What the warehouse must hold for the sandbox's ground truth: every ticket of the loaded silos, with
     its messages, and every other event (status, assignment, unknown types) kept in `raw`."""
@@ -229,11 +245,9 @@ def expected_from_truth(truth: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             "agent_id": t["agent_id"],
             "customer_id": t["customer_id"],
             "message_count": t["message_count"],
+            **{k: t[k] for k in QA_SIGNALS},
             "raw": {**ticket, "events": [e for e in ticket["events"] if e["type"] != "message"]},
-            "messages": [
-                {k: m[k] for k in ("message_id", "seq", "sent_at", "sender_type", "sender_id", "text", "is_private")}
-                for m in t["messages"]
-            ],
+            "messages": [{k: m[k] for k in MESSAGE_FIELDS} for m in t["messages"]],
         }
     return out
 
@@ -263,6 +277,11 @@ def warehouse_view(warehouse: Any, integration_id: str) -> dict[str, dict[str, A
                 "agent_id": row.agent_id,
                 "customer_id": row.customer_id,
                 "message_count": row.message_count,
+                "csat_score": row.csat_score,
+                "tags": json.loads(row.tags) if row.tags else [],
+                "priority": row.priority,
+                "display_id": row.display_id,
+                "agent_group": row.agent_group,
                 "raw": json.loads(row.raw),
                 "messages": [],
             }
@@ -281,6 +300,7 @@ def warehouse_view(warehouse: Any, integration_id: str) -> dict[str, dict[str, A
                     "sender_id": m.sender_id,
                     "text": m.text,
                     "is_private": bool(m.is_private),
+                    "attachments": json.loads(m.attachments) if m.attachments else [],
                 }
             )
     return out

@@ -263,3 +263,36 @@ def test_request_statistics_of_the_last_day_per_integration(warehouse):
     assert shown["none"] is None
     hd = shown["hd"]
     assert (hd["tasks"], hd["requests"], hd["retries"], hd["rate_limited"], hd["waited_seconds"]) == (2, 150, 2, 2, 3.0)
+
+
+def test_redaction_statistics_per_integration_sum_the_last_days_counts(warehouse):
+    from cxsync.ui.warehouse_reads import redaction_stats
+
+    def tally(scanned: int, redacted: int, **by_entity: int) -> dict:
+        return {"interactions": 1, "messages_scanned": scanned, "messages_redacted": redacted, "by_entity": by_entity}
+
+    warehouse.record_redaction_stats("hd", tally(10, 3, EMAIL=2, CARD=1), version="r1-a", mode="redact", at=NOW)
+    warehouse.record_redaction_stats(
+        "hd", tally(5, 1, EMAIL=1), version="r1-b", mode="redact", at=NOW - timedelta(days=2)
+    )
+    warehouse.record_redaction_stats(
+        "hd", tally(99, 99, IP=9), version="r1-a", mode="redact", at=NOW - timedelta(days=31)
+    )
+    with warehouse.engine.connect() as conn:
+        shown = redaction_stats(conn, ["hd", "none"], NOW, existing_tables(conn))
+    assert shown["none"] is None
+    hd = shown["hd"]
+    assert (hd["tasks"], hd["messages_scanned"], hd["messages_redacted"]) == (2, 15, 4)
+    assert hd["by_entity"] == {"CARD": 1, "EMAIL": 3}
+    assert hd["version"] == "r1-a"  # the newest row's rules
+
+
+def test_the_status_page_lists_the_redact_dag_of_integrations_that_redact():
+    from cxsync.config import Integration
+    from cxsync.redaction.options import RedactionPolicy
+    from cxsync.ui.status import dag_kinds
+
+    plain = Integration("a", "helpdesk", "c", "A")
+    redacting = Integration("b", "helpdesk", "c", "B", pii_redaction=RedactionPolicy())
+    assert "redact" not in dag_kinds(plain)
+    assert dag_kinds(redacting)[-1] == "redact"

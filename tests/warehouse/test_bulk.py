@@ -33,6 +33,7 @@ def message(integration: str, n: int, **changes) -> tuple:
         "raw": f'{{"n":{n}}}',
         "dialog_type": "post_survey" if n % 7 == 0 else "main",
         "attachments": '[{"name":"a.png","type":"image/png","size":12}]' if n % 6 == 0 else None,
+        "pii_counts": '{"EMAIL":1}' if n % 4 == 0 else None,
     } | changes
     return tuple(row[c] for c in MESSAGE_COLUMNS)
 

@@ -369,6 +369,44 @@ def test_version_4_warehouse_gets_the_qa_signal_columns_and_its_messages_are_of_
         wh.dispose()
 
 
+def test_version_6_warehouse_gets_the_redaction_columns_and_stats_table_its_rows_unredacted(warehouse_url):
+    """Version 7 adds `cx_interactions.redaction_version`, `cx_messages.pii_counts` and `cx_redaction_stats`; rows
+    stored before it read as not redacted (null), and keep their content hash (a reload writes nothing)."""
+    wh = Warehouse.from_url(warehouse_url)
+    try:
+        wh.ensure_schema()
+        _seed(wh)
+        with wh.engine.begin() as conn:
+            hashes = conn.execute(sa.select(t.interactions.c.content_hash)).scalars().all()
+            conn.execute(sa.text("ALTER TABLE cx_interactions DROP COLUMN redaction_version"))
+            conn.execute(sa.text("ALTER TABLE cx_messages DROP COLUMN pii_counts"))
+            conn.execute(sa.text("DROP TABLE cx_redaction_stats"))
+            conn.execute(t.schema_version.delete())
+            conn.execute(t.schema_version.insert().values(version=6, applied_at=T0))
+        before = wh.table_counts()
+
+        assert wh.ensure_schema() == t.SCHEMA_VERSION == 7
+        assert _versions(wh) == [6, 7]
+        assert wh.table_counts() == before
+        with wh.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            assert "redaction_version" in {c["name"] for c in inspector.get_columns("cx_interactions")}
+            assert "pii_counts" in {c["name"] for c in inspector.get_columns("cx_messages")}
+            assert inspector.has_table("cx_redaction_stats")
+            assert conn.execute(sa.select(t.interactions.c.redaction_version)).scalars().all() == [None]
+            assert conn.execute(sa.select(t.messages.c.pii_counts)).scalars().all() == [None]
+            assert conn.execute(sa.select(t.interactions.c.content_hash)).scalars().all() == hashes
+        wh.record_redaction_stats(
+            "lp",
+            {"interactions": 1, "messages_scanned": 1, "messages_redacted": 0, "by_entity": {}},
+            version="r1-x",
+            mode="redact",
+        )
+        assert wh.ensure_schema() == 7  # idempotent
+    finally:
+        wh.dispose()
+
+
 def test_the_loads_write_every_column_the_schema_has_but_reconciliations():
     from cxsync.warehouse import schema as t
     from cxsync.warehouse.store import INTERACTION_COLUMNS, MESSAGE_COLUMNS

@@ -14,8 +14,10 @@ words for 401/403 failures and the Test button are in `cxsync.hooks.helpdesk_dia
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -24,14 +26,14 @@ from oauthlib.oauth2 import WebApplicationClient
 from cxsync.errors import AuthenticationError, FatalError
 from cxsync.hooks import helpdesk_diagnostics as diagnostics
 from cxsync.hooks.base import ConnectionSettings, ProviderHook, extra_text, list_answer, reading
-from cxsync.hooks.paginators import KeysetPaginator, PagingStalled
+from cxsync.hooks.paginators import KeysetPaginator, PagingRunaway, PagingStalled
 from cxsync.hooks.test_button import speaks_to_the_form
 from cxsync.http import ApiClient, AuthStrategy, BasicAuth, ClientTunables, Token
 from cxsync.http.endpoints import check_helpdesk_accounts_url, warn_if_plain_http
 from cxsync.http.oauth2 import OAuth2Grant
 from cxsync.providers.helpdesk import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # the ticket list's largest pageSize
 
-__all__ = ["HelpDeskConnection", "HelpDeskHook", "NotATicket", "PagingStalled", "token_grant"]
+__all__ = ["HelpDeskConnection", "HelpDeskHook", "NotATicket", "PagingRunaway", "PagingStalled", "token_grant"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ DEFAULT_API_HOST = "api.helpdesk.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.livechat.com"
 # No published limit; production clients pace themselves at about 5 requests/s (docs/provider-apis.md).
 DEFAULT_REQUESTS_PER_SECOND = 5.0
+# A listing with no far end in its order (the trash silo) holds at most this span of tickets: HelpDesk purges
+# trash after about 30 days.
+UNBOUNDED_SPAN = timedelta(days=31)
 
 
 class NotATicket(FatalError):
@@ -183,6 +188,10 @@ class HelpDeskHook(ProviderHook):
     def teams(self) -> list[dict[str, Any]]:
         return self._list("/teams", "teams")
 
+    def tags(self) -> list[dict[str, Any]]:
+        """The account's tags, `{ID, name}` each: what a ticket's `tagIDs` mean."""
+        return self._list("/tags", "tags")
+
     def licenses(self) -> Any:
         return self.get("/licenses")
 
@@ -208,14 +217,44 @@ class HelpDeskHook(ProviderHook):
         order: str,
         page_size: int = MAX_PAGE_SIZE,
         filters: Mapping[str, Any] | None = None,
+        bound: datetime | None = None,
+        max_tickets_per_hour: float | None = None,
+        scope: str = "the listing",
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of `GET /v1/tickets`, following the keyset cursor (`next.value`, `next.ID`: the sort field and
         ID of the last row) until an empty or short page. A cursor seen before means the server is not
-        advancing: `PagingStalled` instead of an endless loop. Stop early by not asking for the next page."""
+        advancing: `PagingStalled` instead of an endless loop. Stop early by not asking for the next page.
+
+        With `max_tickets_per_hour`, a listing whose cursor keeps moving but never ends is stopped too
+        (`PagingRunaway`): the rows from the first one to `bound` (where the caller stops reading in this order:
+        a window's end, a scan's floor; None: `UNBOUNDED_SPAN`) can be no more tickets than that span holds at
+        that rate, so more full pages than that (plus two: the first page and the last) mean a broken cursor.
+        `scope` names the window in the error."""
         if silo not in TICKET_SILOS:
             raise ValueError(f"silo must be one of {TICKET_SILOS}")
         page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
         base = {"silo": silo, "sortBy": sort_by, "order": order, "pageSize": page_size, **(filters or {})}
+        held: dict[str, Any] = {}
+
+        def limit(first: tuple[str, str]) -> int:
+            start = _instant(first[0])
+            span = abs(bound - start) if bound is not None and start is not None else UNBOUNDED_SPAN
+            held.update(first=first[0], span=span, tickets=math.ceil(span.total_seconds() / 3600 * rate))
+            return math.ceil(held["tickets"] / page_size) + 2
+
+        def runaway(pages_read: int, most: int) -> str:
+            return (
+                f"HelpDesk: the ticket list of {scope} (silo {silo}, sorted by {sort_by} {order}) answered "
+                f"{pages_read} full pages of {page_size} ({pages_read * page_size} tickets), each with a new "
+                f"cursor, and still did not end. From the first row ({sort_by} {held['first']}) to "
+                f"{bound.isoformat() if bound is not None else 'the end of the silo'} ({held['span']}) there can "
+                f"be at most {held['tickets']} tickets at {rate:g} tickets per hour, i.e. {most} pages, so paging "
+                "stopped here. If the account really creates or changes more tickets per hour than that, raise "
+                "`max_tickets_per_hour` in this integration's `options:` in the integrations file; otherwise the "
+                "provider's cursor is broken: report it to HelpDesk. Retrying does not help."
+            )
+
+        rate = max_tickets_per_hour or 0.0
 
         def stalled(cursor: tuple[str, str], page_no: int) -> str:
             return (
@@ -225,7 +264,13 @@ class HelpDeskHook(ProviderHook):
                 "retry later or report it."
             )
 
-        pages = KeysetPaginator(page_size, lambda row: _cursor(row, sort_by, silo, pages.pages), stalled)
+        pages = KeysetPaginator(
+            page_size,
+            lambda row: _cursor(row, sort_by, silo, pages.pages),
+            stalled,
+            limit=limit if rate > 0 else None,
+            runaway=runaway,
+        )
         while not pages.finished:
             params = dict(base)
             if pages.cursor is not None:
@@ -278,3 +323,12 @@ def _cursor(row: Any, sort_by: str, silo: str, page_no: int) -> tuple[str, str]:
             "so the next page cannot be asked for"
         )
     return str(value), str(ident)
+
+
+def _instant(value: str) -> datetime | None:
+    """An ISO 8601 cursor value as aware UTC (naive is UTC); None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

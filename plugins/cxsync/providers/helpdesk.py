@@ -58,6 +58,9 @@ class HelpDeskOptions:
     first_run_lookback_hours: float = option(24, minimum=0)
     # Tickets per list page.
     page_size: int = option(MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+    # The most tickets the account creates or changes in one hour: a ticket list that pages on past what its
+    # span can hold at this rate is stopped as broken (1 a second, far above any HelpDesk account we know of).
+    max_tickets_per_hour: float = option(3600, minimum=1)
 
     @property
     def overlap(self) -> timedelta:

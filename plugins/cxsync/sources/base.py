@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, RejectedRecord, SkillRecord
+from cxsync.redaction.identity import CustomerIdentity
 
 if TYPE_CHECKING:
     from cxsync.config import Integration
@@ -103,6 +104,11 @@ class Source(ABC):
         """These interactions whole (as `window` gives them), page by page; ids the provider no longer has
         are left out."""
         raise NotImplementedError(f"{type(self).__name__} cannot fetch interactions by id")
+
+    def customer_identity(self, raw: Any) -> CustomerIdentity | None:
+        """The customer's name, e-mail and phone as a raw record (an interaction's `raw`, stored or fresh, or a
+        rejected record's) names them: what PII redaction matches in free text. None: the source cannot say."""
+        return None
 
     def request_stats(self) -> Any:
         """The request layer's counts of this source's requests (a `RequestStats`), or None: recorded per task in

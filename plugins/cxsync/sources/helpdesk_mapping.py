@@ -18,6 +18,19 @@ Choices where the notes leave room:
 - `text` is the message's `text` as sent (empty for attachment-only messages); only when it is missing
   or empty and `richTextHtml` has content is the plain text derived from the HTML.
 
+QA signals (docs/metrics.md, docs/provider-apis.md):
+- `csat_score` from the ticket's `rating`: `good` is 5 and `bad` is 1 (the 1-5 scale LivePerson's CSAT uses, so
+  "CSAT at most 2" means the same on both); `rated_good`/`rated_bad` and any letter case are read alike; no
+  rating, or a value we do not know, is no score (the value stays in raw).
+- `tags` are names: `tagIDs` looked up in the account's `GET /v1/tags` (the source fetches it once a run); an
+  id missing from that list is kept as the id (the source logs it).
+- `priority` as sent, as text (an integer in the notes; no names for its values are documented).
+- `display_id` is `shortID`; `agent_group` the assigned team's name (`assignment.team.name`), its ID when the
+  ticket names none.
+- A message's `attachments` are each file's `name`, `type` and `size`, never the file or its URL: from the
+  event's `attachments.files[]` as the notes give it, or a list there or under `message.attachments`
+  (`contentType`/`mimeType` read as `type`).
+
 A ticket without a usable `ID` or `createdAt` raises `MappingError` with the reason (`cxsync.sources.helpers`,
 the convention of every mapping; the source stores it as a rejected record); one bad message event is
 rejected on its own and the ticket still loads, its rejection handed back with the record. A message event
@@ -29,11 +42,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, RejectedRecord
+from cxsync.redaction.identity import CustomerIdentity
 from cxsync.sources.helpers import (
     INTERACTIONS_STREAM,
     MappingError,
@@ -49,6 +64,8 @@ CLOSED_STATUSES = frozenset({"solved", "closed"})
 SENDER_TYPES = {"agent": "agent", "client": "customer", "customer": "customer", "system": "system"}
 # Highest privilege first: an agent with several roles is stored with the strongest one (all in raw).
 ROLE_ORDER = ("owner", "admin", "normal", "viewer")
+# `rating` to `csat_score`, on a 1-5 scale (docs/metrics.md).
+RATING_SCORES = {"good": 5.0, "rated_good": 5.0, "bad": 1.0, "rated_bad": 1.0}
 
 
 @dataclass
@@ -68,8 +85,9 @@ parse_time = parse_iso_time
 # ---- tickets ---------------------------------------------------------------------------------------------
 
 
-def map_ticket(ticket: Any) -> MappedTicket:
-    """One ticket (with its `events[]`) to an `InteractionRecord`; `MappingError` says why not."""
+def map_ticket(ticket: Any, tag_names: Mapping[str, str] | None = None) -> MappedTicket:
+    """One ticket (with its `events[]`) to an `InteractionRecord`; `MappingError` says why not. `tag_names` maps
+    tag IDs to names (`GET /v1/tags`); an ID it lacks is kept as it is."""
     if not isinstance(ticket, dict):
         raise MappingError(f"a ticket must be a JSON object, got {type(ticket).__name__}")
     ticket_id = ticket.get("ID")
@@ -128,8 +146,63 @@ def map_ticket(ticket: Any) -> MappedTicket:
         messages=messages,
         raw={**ticket, "events": kept_events},
         agents_seen=agents_named(ticket),
+        csat_score=rating_score(ticket.get("rating")),
+        agent_group=_text(_get(ticket, "assignment", "team", "name"))
+        or _text(_get(ticket, "assignment", "team", "ID")),
+        tags=tag_list(ticket.get("tagIDs"), tag_names or {}),
+        priority=_priority(ticket.get("priority")),
+        display_id=_text(ticket.get("shortID")),
     )
     return MappedTicket(record, refused)
+
+
+def rating_score(rating: Any) -> float | None:
+    """`good` 5, `bad` 1 (docs/metrics.md); anything else (unrated, unknown) no score."""
+    if isinstance(rating, dict):  # an object form is not documented; read its value if it has one
+        rating = rating.get("rate", rating.get("value"))
+    return RATING_SCORES.get(rating.strip().lower()) if isinstance(rating, str) else None
+
+
+def tag_ids(value: Any) -> list[str]:
+    """The ticket's `tagIDs` as text, in order, each once."""
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(str(t) for t in value if isinstance(t, str | int) and not isinstance(t, bool) and str(t)))
+
+
+def tag_list(value: Any, names: Mapping[str, str]) -> list[str]:
+    """Tag names for `tagIDs`; an ID the account's tag list lacks stays as the ID."""
+    return list(dict.fromkeys(names.get(t, t) for t in tag_ids(value)))
+
+
+def _priority(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    return str(value).strip() or None if isinstance(value, str | int | float) else None
+
+
+def attachments_of(event: dict[str, Any], message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each attached file's `name`, `type` and `size` (never the file, never its URL)."""
+    found: list[Any] = []
+    for holder in (event.get("attachments"), message.get("attachments")):
+        if isinstance(holder, dict):
+            holder = holder.get("files")
+        if isinstance(holder, list):
+            found.extend(holder)
+    out = []
+    for item in found:
+        if not isinstance(item, dict):
+            continue
+        size = item.get("size")
+        kind = item.get("type", item.get("contentType", item.get("mimeType")))
+        out.append(
+            {
+                "name": _text(item.get("name")),
+                "type": _text(kind),
+                "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
+            }
+        )
+    return out
 
 
 def agents_named(ticket: dict[str, Any]) -> list[AgentRecord]:
@@ -194,6 +267,7 @@ def map_message_event(event: dict[str, Any], seq: int) -> MessageRecord:
         text=_message_text(message),
         is_private=private,
         message_type="note" if private else "message",
+        attachments=attachments_of(event, message),
         raw=event,
     )
 
@@ -211,15 +285,37 @@ def _message_text(message: dict[str, Any]) -> str | None:
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _PARAGRAPH_END = re.compile(r"</p\s*>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]+>")
 
 
 def html_to_text(markup: str) -> str:
-    """Rich text to plain: line breaks and paragraphs kept, tags dropped, entities decoded."""
+    """Rich text to plain: line breaks and paragraphs kept, tags dropped, entities decoded. Linear in the input
+    (a message is whatever a customer sent: 200 KB of `<` must not stall a load)."""
     text = _BREAK.sub("\n", markup)
     text = _PARAGRAPH_END.sub("\n\n", text)
-    text = html.unescape(_TAG.sub("", text))
-    return text.strip()
+    return html.unescape(_drop_tags(text)).strip()
+
+
+def _drop_tags(text: str) -> str:
+    """What `re.sub(r"<[^>]+>", "", text)` gives, in one pass: that regex retries from every `<` and scans to the
+    end each time when no `>` follows, which is quadratic. A tag runs from a `<` to the first `>` after it (other
+    `<` inside included) and holds at least one character; `<>` and a `<` with no `>` after it are text."""
+    out: list[str] = []
+    at = 0
+    while True:
+        opening = text.find("<", at)
+        if opening < 0:
+            break
+        closing = text.find(">", opening + 1)
+        if closing < 0:
+            break  # no `>` anywhere after: no later `<` can open a tag either
+        if closing == opening + 1:
+            out.append(text[at : opening + 1])  # `<>` is not a tag: keep the `<`, look again after it
+            at = opening + 1
+            continue
+        out.append(text[at:opening])
+        at = closing + 1
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _in_event_order(events: list[Any]) -> list[tuple[int, Any]]:
@@ -294,3 +390,18 @@ def map_team(team: Any) -> GroupRecord:
 
 _get = dig
 _text = as_text
+
+
+def customer_identity(raw: Any) -> CustomerIdentity | None:
+    """The requester's name and e-mail, and those of the ticket's client authors (a ticket's events are its raw)."""
+    if not isinstance(raw, dict):
+        return None
+    people = [raw.get("requester")]
+    for event in raw.get("events") or []:
+        author = event.get("author") if isinstance(event, dict) else None
+        if isinstance(author, dict) and str(author.get("type", "")).lower() == "client":
+            people.append(author)
+    if isinstance(raw.get("author"), dict) and str(raw["author"].get("type", "")).lower() == "client":
+        people.append(raw["author"])  # a message event alone (a refused one, as a rejected record)
+    people = [p for p in people if isinstance(p, dict)]
+    return CustomerIdentity.of([p.get("name") for p in people], [p.get("email") for p in people])

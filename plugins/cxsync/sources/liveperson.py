@@ -34,6 +34,7 @@ from cxsync.providers import liveperson as provider  # MAX_SEARCH_PAGES read at 
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
 from cxsync.records import InteractionRecord, RejectedRecord
+from cxsync.redaction.identity import CustomerIdentity
 from cxsync.sources import liveperson_mapping as mapping
 from cxsync.sources.base import Listed, Page, Roster
 from cxsync.sources.helpers import (
@@ -103,6 +104,9 @@ class LivePersonSource(HookSource):
         self._bot_ids: set[str] | None = None
 
     # ---- roster -----------------------------------------------------------------------------------
+
+    def customer_identity(self, raw: Any) -> CustomerIdentity | None:
+        return mapping.customer_identity(raw)
 
     def roster(self) -> Roster:
         users = self.hook.users()  # a missing "Users" permission fails here, in plain words

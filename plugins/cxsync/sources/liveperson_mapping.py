@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxsync.records import AgentRecord, GroupRecord, InteractionRecord, MessageRecord, SkillRecord
+from cxsync.redaction.identity import CustomerIdentity
 from cxsync.sources.helpers import MappingError as MappingError  # the shared convention (sources.helpers)
 from cxsync.sources.helpers import as_list, as_text, keyed_object
 
@@ -461,3 +462,35 @@ def map_skill(skill: Any) -> SkillRecord:
 def bot_ids_of(users: Collection[Mapping[str, Any]]) -> set[str]:
     """Agent ids the Users API marks as bots."""
     return {as_text(u.get("id")) for u in users if isinstance(u, Mapping) and user_type(u) == 2 and u.get("id")}
+
+
+def customer_identity(raw: Any) -> CustomerIdentity | None:
+    """The consumer participants' names, e-mail and phone, and those the `personalInfo` SDEs carry."""
+    if not isinstance(raw, Mapping):
+        return None
+    names: list[Any] = []
+    emails: list[Any] = []
+    phones: list[Any] = []
+    for consumer in as_list(raw.get("consumerParticipants")):
+        if isinstance(consumer, Mapping):
+            names += [consumer.get("firstName"), consumer.get("lastName"), consumer.get("consumerName")]
+            emails.append(consumer.get("email"))
+            phones.append(consumer.get("phone"))
+    sdes = raw.get("sdes")
+    for event in as_list(sdes.get("events")) if isinstance(sdes, Mapping) else []:
+        info = _get_path(event, "personalInfo", "personalInfo")
+        if isinstance(info, Mapping):
+            names += [info.get("firstname"), info.get("lastname")]
+            for contact in as_list(info.get("contacts")):
+                if isinstance(contact, Mapping):
+                    emails.append(contact.get("email"))
+                    phones.append(contact.get("phone"))
+    return CustomerIdentity.of(names, emails, phones)
+
+
+def _get_path(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _config_cache: dict[str, tuple[tuple[int, int], IntegrationsConfig]] = {}
 _config_lock = threading.Lock()
 
-DAG_KINDS = ("roster_sync", "backfill", "incremental", "retention", "analytics")
+DAG_KINDS = ("roster_sync", "backfill", "incremental", "retention", "analytics", "redact")
 
 
 def integrations_config() -> IntegrationsConfig:
@@ -45,7 +45,8 @@ def integrations_config() -> IntegrationsConfig:
 
 
 def dag_kinds(integration: Integration) -> list[str]:
-    return [k for k in DAG_KINDS if k != "analytics" or integration.conversation_analytics]
+    optional = {"analytics": integration.conversation_analytics, "redact": integration.pii_redaction is not None}
+    return [k for k in DAG_KINDS if optional.get(k, True)]
 
 
 def describe_warehouse(url: sa.URL | str, *, show_option_names: bool = False) -> dict[str, Any]:
@@ -93,6 +94,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
         retention = reads.last_retention(conn, ids, present)
         completeness = reads.reconciliation(conn, ids, present)
         requests = reads.request_stats(conn, ids, now, present)
+        redactions = reads.redaction_stats(conn, ids, now, present)
         newest = fresh.newest_changes(conn, ids, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
@@ -118,7 +120,8 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
             completeness[integration.id],
             requests[integration.id],
             airflow_root,
-            newest[integration.id],
+            redactions[integration.id],
+            newest_change=newest[integration.id],
         )
         for integration in integrations
     ]
@@ -143,6 +146,7 @@ def _integration_row(
     completeness: list[dict],
     requests: dict | None,
     airflow_root: str,
+    redacted: dict | None = None,
     newest_change: datetime | None = None,
 ) -> dict[str, Any]:
     warnings: list[str] = []
@@ -208,6 +212,14 @@ def _integration_row(
             f"The provider answered {requests['rate_limited']} of {requests['requests']} requests of the last 24 "
             f"hours with 429 (rate limited): lower the connection's requests_per_second or the pool's slots."
         )
+    policy = integration.pii_redaction
+    redaction = {"on": policy is not None, "rules": policy.describe() if policy else None, "stats": redacted}
+    if policy is not None and redacted is not None and redacted.get("version") != policy.version:
+        warnings.append(
+            f"PII redaction rules changed (now {policy.version}, last load {redacted.get('version')}): rows stored "
+            f"earlier are redacted under the old rules until the {settings.dag_id(integration.id, 'redact')} DAG "
+            "re-redacts them."
+        )
     per_day = [
         {"day": day, "interactions": counts["per_day"].get(day, 0)}
         for day in ((now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(settings.UI_CHART_DAYS - 1, -1, -1))
@@ -231,6 +243,7 @@ def _integration_row(
         "last_retention": retention,
         "reconciliation": completeness,
         "requests": requests,
+        "redaction": redaction,
         "warnings": warnings,
     }
 

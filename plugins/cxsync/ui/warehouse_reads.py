@@ -6,6 +6,7 @@ reconciliation table only once that DAG is installed: a page reads a table only 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -202,6 +203,53 @@ def request_stats(conn: sa.Connection, ids: list[str], now: datetime, present: s
             "waited_seconds": round(float(row["waited_seconds"] or 0), 1),
             "last_at": row["last_at"],
         }
+    return out
+
+
+def redaction_stats(
+    conn: sa.Connection, ids: list[str], now: datetime, present: set[str], days: int = 30
+) -> dict[str, dict | None]:
+    """Per integration, what PII redaction scanned and replaced in the last `days` days' task tries
+    (`cx_redaction_stats`): messages scanned and redacted, replacements by entity type, the newest rules version.
+    None: nothing redacted in that time. Counts only: the table holds no values."""
+    out: dict[str, dict | None] = {i: None for i in ids}
+    if not ids or t.redaction_stats.name not in present:
+        return out
+    rs = t.redaction_stats
+    rows = conn.execute(
+        sa.select(
+            rs.c.integration_id,
+            rs.c.messages_scanned,
+            rs.c.messages_redacted,
+            rs.c.by_entity,
+            rs.c.redaction_version,
+            rs.c.recorded_at,
+        )
+        .where(rs.c.integration_id.in_(ids), rs.c.recorded_at >= now - timedelta(days=days))
+        .order_by(rs.c.integration_id, rs.c.recorded_at)
+    ).mappings()
+    for row in rows:
+        entry = out[row["integration_id"]] or {
+            "days": days,
+            "tasks": 0,
+            "messages_scanned": 0,
+            "messages_redacted": 0,
+            "by_entity": {},
+        }
+        entry["tasks"] += 1
+        entry["messages_scanned"] += int(row["messages_scanned"])
+        entry["messages_redacted"] += int(row["messages_redacted"])
+        try:
+            counts = json.loads(row["by_entity"] or "{}")
+        except ValueError:
+            counts = {}
+        for entity, n in counts.items():
+            entry["by_entity"][entity] = entry["by_entity"].get(entity, 0) + int(n)
+        entry["version"], entry["last_at"] = row["redaction_version"], row["recorded_at"]
+        out[row["integration_id"]] = entry
+    for entry in out.values():
+        if entry is not None:
+            entry["by_entity"] = dict(sorted(entry["by_entity"].items()))
     return out
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -137,6 +137,9 @@ interactions = sa.Table(
     sa.Column("deleted_at", UTCDateTime),
     # QA signals (version 5).
     *(sa.Column(name, column_type) for name, column_type in _QA_SIGNAL_COLUMNS),
+    # The PII redaction rules the row was redacted with (cxsync.redaction `RedactionPolicy.version`); null: stored
+    # as the provider sent it (version 7).
+    sa.Column("redaction_version", sa.String(32)),
     sa.Index("ix_cx_interactions_started", "integration_id", "started_at"),
     # The newest load of an integration in one index lookup: the UI status page's totals are recomputed
     # only when it moved (cx_status_totals).
@@ -161,6 +164,9 @@ messages = sa.Table(
     # list of {name, type, size} (null when none).
     sa.Column("dialog_type", sa.String(32), nullable=False, server_default="main"),
     sa.Column("attachments", sa.Text),
+    # Version 7: values PII redaction replaced in this message, by entity type, as JSON ({"EMAIL": 1}); `{}`:
+    # scanned, none found; null: not redacted. Counts only, never values.
+    sa.Column("pii_counts", sa.Text),
 )
 
 sync_state = sa.Table(
@@ -344,6 +350,30 @@ reconciliation = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
+# ---- PII redaction (cxsync.redaction) -----------------------------------------------------------------------
+# One row per task try that redacted (a load, a reconciliation, a re-redaction batch run): what it scanned and
+# replaced, by entity type (`by_entity`, JSON of counts). Evidence without values.
+redaction_stats = sa.Table(
+    "cx_redaction_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration_id", sa.String(KEY_LENGTH), nullable=False),
+    sa.Column("dag_id", sa.String(KEY_LENGTH)),
+    sa.Column("run_id", sa.String(KEY_LENGTH)),
+    sa.Column("task_id", sa.String(KEY_LENGTH)),
+    sa.Column("map_index", sa.Integer),
+    sa.Column("try_number", sa.Integer),
+    sa.Column("redaction_version", sa.String(32), nullable=False),
+    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("interactions", sa.Integer, nullable=False),
+    sa.Column("messages_scanned", sa.Integer, nullable=False),
+    sa.Column("messages_redacted", sa.Integer, nullable=False),
+    sa.Column("rejected_scanned", sa.Integer, nullable=False),
+    sa.Column("by_entity", sa.Text, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_cx_redaction_stats_recorded", "integration_id", "recorded_at"),
+)
+
 # ---- conversation analytics (cxsync.analytics) ----------------------------------------------------------
 # One row per interaction, computed from the interaction and its messages as `content_hash` says they were;
 # `agent_id` and `day` (UTC day of `started_at`) say which agent day the row counts towards.
@@ -501,12 +531,21 @@ def _v6_analytics_signals(conn: Connection) -> None:
         _add_missing_columns(conn, table, names)
 
 
+def _v7_pii_redaction(conn: Connection) -> None:
+    """Version 7: `cx_interactions.redaction_version` and `cx_messages.pii_counts` (null on stored rows: not
+    redacted until the re-redaction DAG or a reload redacts them); `cx_redaction_stats`."""
+    _add_missing_columns(conn, interactions, ["redaction_version"])
+    _add_missing_columns(conn, messages, ["pii_counts"])
+    redaction_stats.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_dedupe_rejected_records,
     3: _v3_loaded_index,
     4: _v4_interaction_deleted_at,
     5: _v5_qa_signals,
     6: _v6_analytics_signals,
+    7: _v7_pii_redaction,
 }
 _MIGRATION_LOCK_KEY = 0x6378_7379_6E63  # "cxsync"
 

@@ -467,6 +467,39 @@ class Warehouse:
                 )
             )
 
+    def record_redaction_stats(
+        self,
+        integration_id: str,
+        tally: Mapping[str, Any],
+        *,
+        version: str,
+        mode: str,
+        task: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """One `cx_redaction_stats` row: what one task try's redaction scanned and replaced (`tally` is
+        `RedactionTally.as_dict()`): counts by entity type, never values."""
+        task = task or {}
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.redaction_stats.insert().values(
+                    integration_id=integration_id,
+                    dag_id=task.get("dag_id"),
+                    run_id=task.get("run_id"),
+                    task_id=task.get("task_id"),
+                    map_index=task.get("map_index"),
+                    try_number=task.get("try_number"),
+                    redaction_version=version,
+                    mode=mode,
+                    interactions=int(tally.get("interactions", 0)),
+                    messages_scanned=int(tally.get("messages_scanned", 0)),
+                    messages_redacted=int(tally.get("messages_redacted", 0)),
+                    rejected_scanned=int(tally.get("rejected_scanned", 0)),
+                    by_entity=to_json(dict(sorted(tally.get("by_entity", {}).items()))),
+                    recorded_at=at or datetime.now(UTC),
+                )
+            )
+
     def reject(self, integration_id: str, rejected: Sequence[RejectedRecord]) -> int:
         if rejected:
             with self.engine.begin() as conn:
@@ -803,6 +836,7 @@ def _interaction_row(
         "tags": to_json(rec.tags) if rec.tags else None,
         "priority": storable(rec.priority),
         "display_id": storable(rec.display_id),
+        "redaction_version": rec.redaction_version,
     }
     row["content_hash"] = content_hash(row, rec.messages, message_raws)
     row["loaded_at"] = now
@@ -818,7 +852,10 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
     each raw JSON spliced in as already encoded for its row (`msgspec.Raw`), never encoded twice.
     """
     digest = hashlib.sha256()
-    head = {k: (str(v) if isinstance(v, datetime) else v) for k, v in row.items() if k != "integration_id"}
+    head = {k: (str(v) if isinstance(v, datetime) else v) for k, v in row.items() if k not in _NOT_HASHED}
+    if head.get("redaction_version") is None:
+        # Unredacted rows hash as before redaction existed: turning it on changes hashes, an upgrade does not.
+        head.pop("redaction_version", None)
     digest.update(_canonical_bytes(head))
     try:
         digest.update(
@@ -833,6 +870,9 @@ def content_hash(row: dict[str, Any], messages: Sequence[MessageRecord], message
         for m, raw in zip(messages, message_raws, strict=True):
             digest.update(_canonical_bytes(_hashed_message_fields(m, raw)))
     return digest.hexdigest()
+
+
+_NOT_HASHED = frozenset({"integration_id"})
 
 
 def _hashed_message_fields(m: MessageRecord, raw: Any) -> list[Any]:
@@ -873,6 +913,7 @@ def _message_row(integration_id: str, interaction_id: str, m: MessageRecord, raw
         raw,
         m.dialog_type,
         to_json(m.attachments) if m.attachments else None,
+        None if m.pii_counts is None else to_json(m.pii_counts),
     )
 
 

@@ -120,6 +120,29 @@ def count_rows(warehouse: Warehouse, integration_ids: Sequence[str]) -> list[tup
     ]
 
 
+def redaction_totals(warehouse: Warehouse, integration_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per integration that redacted: messages scanned and redacted, replacements by entity (cx_redaction_stats)."""
+    import json
+
+    import sqlalchemy as sa
+
+    from cxsync.warehouse import schema as t
+
+    rs = t.redaction_stats
+    out: dict[str, dict[str, Any]] = {}
+    query = sa.select(rs.c.integration_id, rs.c.messages_scanned, rs.c.messages_redacted, rs.c.by_entity).where(
+        rs.c.integration_id.in_(integration_ids)
+    )
+    with warehouse.engine.connect() as conn:
+        for iid, scanned, redacted, by_entity in conn.execute(query):
+            entry = out.setdefault(iid, {"scanned": 0, "redacted": 0, "by_entity": {}})
+            entry["scanned"] += scanned
+            entry["redacted"] += redacted
+            for entity, n in json.loads(by_entity or "{}").items():
+                entry["by_entity"][entity] = entry["by_entity"].get(entity, 0) + n
+    return out
+
+
 def latest_retention(warehouse: Warehouse, integration_id: str) -> Mapping[str, Any] | None:
     import sqlalchemy as sa
 

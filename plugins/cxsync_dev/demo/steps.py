@@ -20,7 +20,7 @@ from cxsync.config import IntegrationsConfig, load_integrations
 from cxsync_dev.demo.browser import play_browser
 from cxsync_dev.demo.helpers import _read_lines, airflow, child_environment, clock_text, sandbox_admin, uses_oauth
 from cxsync_dev.demo.qa_step import match_and_list
-from cxsync_dev.demo.reads import agent_figures, count_rows, last_watermark
+from cxsync_dev.demo.reads import agent_figures, count_rows, last_watermark, redaction_totals
 from cxsync_dev.demo.runs import run_dag
 from cxsync_dev.demo.state import (
     ANALYTICS_AGENTS_SHOWN,
@@ -282,6 +282,20 @@ def show_counts(demo: Demo) -> None:
     demo.out(f"{'':<{width}}  {'total':>{col}}" + "".join(f"  {i:>{col}}" for i in ids))
     for label, per in rows:
         demo.out(f"{label:<{width}}  {sum(per.values()):>{col}}" + "".join(f"  {per.get(i, 0):>{col}}" for i in ids))
+    redacted = redaction_totals(demo.warehouse, ids)
+    for integration in demo.config.integrations:
+        policy = integration.pii_redaction
+        if policy is None:
+            continue
+        figures = redacted.get(integration.id)
+        if figures is None:
+            demo.out(f"PII redaction of {integration.id} ({policy.describe()}): nothing loaded yet")
+            continue
+        replaced = ", ".join(f"{n:,} <{entity}>" for entity, n in sorted(figures["by_entity"].items())) or "nothing"
+        demo.out(
+            f"PII redaction of {integration.id}: {figures['scanned']:,} messages scanned, {figures['redacted']:,} "
+            f"with PII; replaced {replaced} (raw JSON and subjects included)"
+        )
 
 
 def show_where(demo: Demo) -> None:

@@ -19,14 +19,20 @@ API (base `/v1`, as `api.helpdesk.com/v1`), checked in this order:
    `{"error": "not_found", "message": ...}`.
 
 Endpoints:
-- `GET /v1/agents`, `GET /v1/teams`, `GET /v1/licenses`: bare JSON arrays.
+- `GET /v1/agents`, `GET /v1/teams`, `GET /v1/licenses`, `GET /v1/tags` (`{ID, name}`: what `tagIDs` mean; any
+  role that reads tickets): bare JSON arrays.
 - `GET /v1/tickets`: `silo` (tickets|archive|spam|trash, default tickets), `pageSize` (default 20; outside
   1..100 -> 422, never clamped), `sortBy` (createdAt|updatedAt|lastMessageAt, default createdAt), `order`
   (asc|desc, default desc), keyset cursor `next.value` (ISO date of the sort field of the last row) + `next.ID`
   (its ID): the page holds rows strictly after (value, ID) in the order, where ties on the value are ordered
   by ID in the same direction; `next.value` alone means strictly after the value. `createdDateFrom` /
   `createdDateTo`: half-open `[from, to)`, ISO dates/date-times or relative to the sandbox clock (`-7d`,
-  `-12h`, `-30m`, `-2w`). Answers a bare array; each row carries only its newest `hd_list_events` events.
+  `-12h`, `-30m`, `-2w`). Answers a bare array; each row carries only its newest `hd_list_events` events
+  (default 3: a ticket with more is cut short, one with fewer is whole; -1: every row whole), so both kinds of
+  row a real account may send are served.
+- Tickets carry `rating` (`good` | `bad` | null) and `ratingRequestSent` once first solved, `priority` (an
+  integer), `shortID`, `tagIDs`; a message event with files carries `attachments.files[]` (`name`, `url`, `type`,
+  `size`).
 - `GET /v1/tickets/{ID}`: the ticket (any silo) with every event; by UUID only (a `shortID` is a 404).
 - `DELETE /v1/tickets/{ID}`: moves the ticket to `trash` (204); needs owner or normal.
 
@@ -128,7 +134,7 @@ _CLI_HELP = {
     "deleted_agents": "share of agents deleted, some before the start and some after",
     "spam_rate": "share of spam tickets",
     "trash_rate": "share of tickets deleted into trash",
-    "list_events": "events a ticket list row carries (the newest; the detail has all)",
+    "list_events": "events a ticket list row carries (the newest; the detail has all); -1: all of them",
     "token_ttl": "OAuth access token lifetime, seconds of the sandbox clock",
     "code_ttl": "OAuth authorization code lifetime, seconds of the sandbox clock",
     "role": "role of both credentials: viewer lacks agents/teams, none lacks tickets too",
@@ -427,6 +433,12 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         if (denied := guarded(request, NEED_MANAGE)) is not None:
             return denied
         return JSONResponse(state().world.teams_api())
+
+    @router.get("/v1/tags")
+    def helpdesk_tags(request: Request) -> Response:
+        if (denied := guarded(request, NEED_READ)) is not None:
+            return denied
+        return JSONResponse(state().world.tags_api())
 
     @router.get("/v1/tickets")
     def helpdesk_tickets(request: Request) -> Response:

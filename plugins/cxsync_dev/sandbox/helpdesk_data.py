@@ -20,7 +20,10 @@ Rules the generator follows (the traps clients must survive):
 - a ticket with no event for `archive_idle_days` moves to the `archive` silo and never changes again;
   spam tickets live in `spam`; some tickets are deleted into `trash` and purged `trash_purge_days` later;
 - agents get deleted: they vanish from `/v1/agents`, their IDs stay in old events and assignments, and
-  they never act after their deletion (their tickets are reassigned first).
+  they never act after their deletion (their tickets are reassigned first);
+- once first solved, most tickets carry `ratingRequestSent: true` and a `rating` (`good`, `bad`, or null when
+  the customer never answered), kept if the ticket is reopened; files sent with a message are on the event as
+  `attachments.files[]` (`name`, `url`, `type`, `size`).
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ class HelpDeskSettings:
         for name in ("deleted_agents", "spam_rate", "trash_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"hd_{name} must be between 0 and 1")
-        if self.list_events < 0:
-            problems.append("hd_list_events must be >= 0")
+        if self.list_events < -1:
+            problems.append("hd_list_events must be >= 0, or -1 for every event")
         if self.token_ttl < 1 or self.code_ttl < 1:
             problems.append("hd_token_ttl and hd_code_ttl must be >= 1 second")
         if self.role not in ("owner", "normal", "viewer", "none"):
@@ -554,24 +557,21 @@ class HelpDeskWorld:
                 private, n_attach, has_text = payload
                 author_kind = "agent" if author_code >= 0 else "client"
                 body = text.message_text(rng, author_kind, private, name) if has_text else ""
-                attachments = []
+                files = []
                 for j in range(n_attach):
                     fname, ctype = rng.choice(text.ATTACHMENT_KINDS)
-                    attachments.append(
+                    files.append(
                         {
                             "ID": _hash_uuid(f"{tid}:{eid}:{j}"),
                             "name": fname,
                             "url": f"https://files.helpdesk.sandbox.invalid/{tid}/{eid}/{fname}",
                             "size": rng.randrange(2_000, 4_000_000),
-                            "contentType": ctype,
+                            "type": ctype,
                         }
                     )
-                ev["message"] = {
-                    "text": body,
-                    "richTextHtml": text.rich_html(body),
-                    "isPrivate": private,
-                    "attachments": attachments,
-                }
+                ev["message"] = {"text": body, "richTextHtml": text.rich_html(body), "isPrivate": private}
+                if files:  # on the event, as `attachments.files[]` (the notes' field names)
+                    ev["attachments"] = {"files": files}
             elif kind == STATUS:
                 ev["status"] = {"old": payload[0], "new": payload[1]}
             elif kind == ASSIGNMENT:
@@ -597,8 +597,17 @@ class HelpDeskWorld:
             "team0": p["team0"],
             "created": p["created"],
             "events": events,
+            **self._rating(d, k),
         }
         return self._rendered.put(key, rendered)
+
+    def _rating(self, d: int, k: int) -> dict[str, Any]:
+        """Whether the customer is asked to rate once the ticket is solved, and the answer (good, bad or none).
+        A separate random stream: adding it changed nothing else the world generates."""
+        rng = Random(f"{self.seed}:hd:{d}:{k}:rating")
+        asked = rng.random() < 0.8
+        answer = rng.choices(("good", "bad", None), weights=(6, 2, 2))[0] if asked else None
+        return {"rating_asked": asked, "rating_answer": answer}
 
     def as_of(self, d: int, k: int, at: int, last_events: int | None = None) -> dict[str, Any]:
         """The API's ticket object at `at`; `last_events` keeps only the newest few events (list rows)."""
@@ -608,6 +617,7 @@ class HelpDeskWorld:
         assignment = self._assignee(r["team0"], None)
         tag_ids: list[str] = []
         updated = last_msg = r["created"]
+        solved_once = False
         for ts, ev in r["events"]:
             if ts > at:
                 break
@@ -615,13 +625,14 @@ class HelpDeskWorld:
             kind = ev["type"]
             if kind == STATUS:
                 status = ev["status"]["new"]
+                solved_once = solved_once or status in ("solved", "closed")
             elif kind == ASSIGNMENT:
                 assignment = ev["assignment"]["new"]
             elif kind == TAGS:
                 tag_ids += [t for t in ev["tags"]["added"] if t not in tag_ids]
             elif kind == MESSAGE:
                 last_msg = ts
-        if last_events is not None:
+        if last_events is not None and last_events >= 0:  # -1: the list row carries every event
             events = events[-last_events:] if last_events else []
         return {
             "ID": r["ID"],
@@ -639,6 +650,9 @@ class HelpDeskWorld:
             "source": dict(r["source"]),
             "spam": r["spam"],
             "customFields": dict(r["customFields"]),
+            # The rating request goes out when the ticket is first solved; the answer stays, even if reopened.
+            "ratingRequestSent": solved_once and r["rating_asked"],
+            "rating": r["rating_answer"] if solved_once and r["rating_asked"] else None,
             "events": events,
         }
 
@@ -663,9 +677,11 @@ class HelpDeskWorld:
         Shape (neutral, mapped as docs/architecture.md says for HelpDesk):
         `{"interaction_id", "provider": "helpdesk", "silo", "status": "open"|"closed", "provider_status",
           "subject", "started_at", "updated_at", "last_message_at", "ended_at", "agent_id", "team_id",
-          "customer_id", "customer_name", "message_count",
+          "customer_id", "customer_name", "message_count", "csat_score", "tags", "priority", "display_id",
+          "agent_group",
           "messages": [{"message_id", "seq", "sent_at", "sender_type": "agent"|"customer"|"system",
-                        "sender_id", "sender_name", "text", "is_private", "attachments"}],
+                        "sender_id", "sender_name", "text", "is_private",
+                        "attachments": [{"name", "type", "size"}]}],
           "ticket": <the API's ticket object, every event included>}`.
         Times are ISO 8601 UTC with `Z`; `ended_at` is the date of the latest solved/closed status
         change while the ticket is solved or closed, else null; `message_id` is the event ID as text.
@@ -675,8 +691,10 @@ class HelpDeskWorld:
         rows = sorted(snap.rows, key=lambda r: (r[3], r[0]))
         return [self.truth_record(self.as_of(d, k, ts), silo) for _, d, k, _, _, _, silo in rows]
 
-    @staticmethod
-    def truth_record(ticket: dict[str, Any], silo: str) -> dict[str, Any]:
+    def tags_api(self) -> list[dict[str, Any]]:
+        return [{"ID": tid, "name": name} for tid, name in self.tags]
+
+    def truth_record(self, ticket: dict[str, Any], silo: str) -> dict[str, Any]:
         messages = []
         ended_at = None
         for ev in ticket["events"]:
@@ -695,7 +713,10 @@ class HelpDeskWorld:
                     "sender_name": author["name"],
                     "text": ev["message"]["text"],
                     "is_private": ev["message"]["isPrivate"],
-                    "attachments": len(ev["message"]["attachments"]),
+                    "attachments": [
+                        {"name": f["name"], "type": f["type"], "size": f["size"]}
+                        for f in ev.get("attachments", {}).get("files", [])
+                    ],
                 }
             )
         agent = ticket["assignment"]["agent"]
@@ -717,5 +738,11 @@ class HelpDeskWorld:
             "customer_name": ticket["requester"]["name"],
             "message_count": len(messages),
             "messages": messages,
+            # QA signals: rating good 5 / bad 1, tag names, priority as text, the short ID, the team's name.
+            "csat_score": {"good": 5.0, "bad": 1.0}.get(ticket["rating"]),
+            "tags": [dict(self.tags).get(t, t) for t in ticket["tagIDs"]],
+            "priority": str(ticket["priority"]),
+            "display_id": ticket["shortID"],
+            "agent_group": ticket["assignment"]["team"]["name"],
             "ticket": ticket,
         }
