@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,12 +28,14 @@ TITLE = "Throughput: backfill through cxsync vs the thinnest loader (floor)"
 TARGET_RATIO = 1.3
 LP_PER_DAY = scaled(1000, 5)
 HD_PER_DAY = scaled(1000, 5)
-DAYS = 20 if not is_smoke() else 2
+# CXSYNC_BENCH_DAYS and CXSYNC_BENCH_BACKENDS ("postgresql") narrow a run to what one change needs (a busy machine).
+DAYS = int(os.environ.get("CXSYNC_BENCH_DAYS") or (20 if not is_smoke() else 2))
+BACKENDS = {b.strip().lower() for b in (os.environ.get("CXSYNC_BENCH_BACKENDS") or "sqlite,postgresql").split(",")}
 LP_MESSAGES = "20"
 HD_MESSAGES_MEAN = 6
 # Runs of each loader per provider and backend, which goes first alternating; the best of each counts (the work
 # is the same every time: other load on the machine only ever adds time).
-REPEATS = 2 if not is_smoke() else 1
+REPEATS = int(os.environ.get("CXSYNC_BENCH_REPEATS") or (2 if not is_smoke() else 1))
 
 Window = tuple[datetime, datetime]
 
@@ -178,8 +181,8 @@ def run() -> str:
         def sqlite_db() -> Iterator[str]:
             yield f"sqlite:///{tmp}/run{next(serial)}.db"
 
-        backends: list[tuple[str, Callable]] = [("SQLite", sqlite_db)]
-        if pg_available():
+        backends: list[tuple[str, Callable]] = [("SQLite", sqlite_db)] if "sqlite" in BACKENDS else []
+        if "postgresql" in BACKENDS and pg_available():
             backends.append(("PostgreSQL", pg_database))
         for provider in ("liveperson", "helpdesk"):
             _floor.warm_up(sandbox, provider, windows)
@@ -199,7 +202,8 @@ def run() -> str:
                     f"{ours.messages_per_second:,.0f} msg/s**) | **{ratio:.2f}** {verdict(ratio <= TARGET_RATIO)} | "
                     f"{floor.cpu_seconds:.1f} s / {ours.cpu_seconds:.1f} s |"
                 )
-    pg_note = "" if len(backends) > 1 else "\nPostgreSQL was not reachable at 127.0.0.1:5432: its rows are missing.\n"
+    pg_missing = "postgresql" in BACKENDS and not any(name == "PostgreSQL" for name, _ in backends)
+    pg_note = "\nPostgreSQL was not reachable at 127.0.0.1:5432: its rows are missing.\n" if pg_missing else ""
     return f"""
 Target: cxsync time / floor time <= {TARGET_RATIO} for every provider and backend (wall-clock time of the whole
 backfill; the two loaders run one after the other against the same sandbox, each into a fresh database, best of

@@ -520,3 +520,20 @@ def test_a_retention_of_one_unit_reads_singular():
 
     assert str(Retention(1, "years")) == "1 year" and str(Retention(13, "months")) == "13 months"
     assert str(Retention(1, "days")) == "1 day"
+
+
+def test_the_freshness_preset_is_a_15_minute_cron(tmp_path):
+    config = load_entries(tmp_path, {**GOOD, "schedule": "@every_15_minutes"})
+    assert config.errors == []
+    assert config.integrations[0].schedule == "*/15 * * * *"
+    error = only_error(load_entries(tmp_path, {**GOOD, "schedule": "@every_5_minutes"}))
+    assert "@every_15_minutes" in error  # the message lists the preset
+
+
+def test_reconcile_every_hours_and_freshness_warn_hours_are_checked(tmp_path):
+    config = load_entries(tmp_path, {**GOOD, "options": {"reconcile_every_hours": 1, "freshness_warn_hours": 0.5}})
+    assert config.errors == []
+    options = config.integrations[0].common_options
+    assert (options.reconcile_every_hours, options.freshness_warn_hours) == (1, 0.5)
+    error = only_error(load_entries(tmp_path, {**GOOD, "options": {"reconcile_every_hours": -1}}))
+    assert "reconcile_every_hours" in error

@@ -292,3 +292,34 @@ def test_reconciliation_off_does_nothing(warehouse):
     source = ScriptedSource(datetime(2025, 3, 14, tzinfo=UTC), [Listed("c1", None)], {})
     assert rc.reconcile(integ, source, warehouse) == {"hours": 0, "skipped": True}
     assert source.fetched == []
+
+
+def test_after_frequent_loads_the_pass_runs_only_when_due(warehouse):
+    """Freshness mode: the incremental DAG's reconcile task (`only_if_due`) lists the look-back again only when
+    the last pass ended `reconcile_every_hours` ago; the look-back itself is unchanged."""
+    from cxsync.config import Integration
+
+    now = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    integ = Integration(id="lp_fresh", provider="liveperson", conn_id="x", label="x")
+    listed = [Listed("c1", now - timedelta(hours=1), status="closed")]
+
+    first = rc.reconcile(integ, ScriptedSource(now, listed, {}), warehouse, only_if_due=True)
+    assert first["hours"] == 48 and "skipped" not in first  # never reconciled: due
+    assert warehouse.last_reconciled_until(integ.id) == now
+
+    soon = ScriptedSource(now + timedelta(minutes=15), listed, {})
+    assert rc.reconcile(integ, soon, warehouse, only_if_due=True) == {
+        "hours": 48,
+        "skipped": True,
+        "last_until": now.isoformat(),
+        "every_hours": 6,
+    }
+    assert soon.fetched == []
+    # Without `only_if_due` (a person's call, the benchmarks) it always runs.
+    assert "skipped" not in rc.reconcile(integ, soon, warehouse)
+
+    later = now + timedelta(minutes=15) + timedelta(hours=6)
+    assert "skipped" not in rc.reconcile(integ, ScriptedSource(later, listed, {}), warehouse, only_if_due=True)
+    every_load = Integration(id="lp_fresh", provider="liveperson", conn_id="x", label="x",
+                             options={"reconcile_every_hours": 0})  # fmt: skip
+    assert "skipped" not in rc.reconcile(every_load, ScriptedSource(later, listed, {}), warehouse, only_if_due=True)

@@ -87,9 +87,13 @@ class Integration:
     pii_redaction: RedactionPolicy | None = None
 
     @property
+    def common_options(self) -> declared.CommonOptions:
+        return declared.parse(declared.CommonOptions, self.options, f"integration {self.id!r}")
+
+    @property
     def reconcile_hours(self) -> float:
         """The look-back reconciled with the provider after each incremental load (option `reconcile_hours`); 0: off."""
-        return float(declared.parse(declared.CommonOptions, self.options, f"integration {self.id!r}").reconcile_hours)
+        return float(self.common_options.reconcile_hours)
 
 
 @dataclass
@@ -229,10 +233,13 @@ def _parse_entry(entry: Any, problems: list[str]) -> Integration | None:
         problems.append(f"field `conversation_analytics`: {_show(analytics)} must be true or false")
 
     schedule = entry.get("schedule", settings.DEFAULT_SCHEDULE)
+    if isinstance(schedule, str):
+        schedule = settings.SCHEDULE_PRESETS.get(schedule.strip(), schedule)
     if not isinstance(schedule, str) or not _valid_cron(schedule):
+        presets = sorted(_CRON_PRESETS | set(settings.SCHEDULE_PRESETS))
         problems.append(
             f'field `schedule`: {_show(schedule)} is not a valid 5-field cron expression (e.g. "0 2 * * *") '
-            f"or preset ({', '.join(sorted(_CRON_PRESETS))})"
+            f"or preset ({', '.join(presets)})"
         )
 
     options = entry.get("options", {}) or {}

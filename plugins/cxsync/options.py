@@ -58,6 +58,17 @@ class CommonOptions:
         help="hours",
         minimum_means="no reconciliation",
     )
+    # Reconcile only when the last pass ended at least this long ago (by the provider's clock); 0: after every load.
+    reconcile_every_hours: float = option(
+        settings.DEFAULT_RECONCILE_EVERY_HOURS,
+        minimum=0,
+        maximum=settings.MAX_RECONCILE_HOURS,
+        help="hours",
+        minimum_means="after every incremental load",
+    )
+    # The status page warns when the integration's data is older than this; 0: automatic (two schedule intervals,
+    # at least the interval plus two hours).
+    freshness_warn_hours: float = option(0, minimum=0, maximum=24 * 366, help="hours", minimum_means="automatic")
 
 
 def names(schema: type) -> list[str]:

@@ -7,6 +7,7 @@ watermark behind committed rows and logs progress (pages, conversations, message
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import queue
@@ -175,6 +176,8 @@ def load_changes(integration: Integration, source: Source, warehouse: Warehouse)
     wrote_any = False
     redactor = redaction.redactor_for(integration)
     with spared_heap():
+        # The source may skip what its list shows unchanged since we stored it (its overlap, listed every run).
+        source.stored_since = functools.partial(warehouse.updated_since, integration.id)
         changed = redaction.redacted(source.changes(since, until), redactor, source)
         pages = read_ahead(_prepared(integration, warehouse, changed))
         for (page, ready), is_last in _with_last(pages):

@@ -46,14 +46,28 @@ def reconcile(
     *,
     hours: float | None = None,
     incremental: dict[str, Any] | None = None,
+    only_if_due: bool = False,
 ) -> dict[str, Any]:
-    """`incremental`: the result of the incremental load just before (its `since` watermark), if any."""
+    """`incremental`: the result of the incremental load just before (its `since` watermark), if any.
+    `only_if_due` (the incremental DAG's task): skip the pass when the last one ended less than the option
+    `reconcile_every_hours` ago by the provider's clock, so a load every 15 minutes does not list the whole
+    look-back every time; the look-back itself stays `reconcile_hours`."""
     covered_since = _since(incremental)
     hours = integration.reconcile_hours if hours is None else hours
     if hours <= 0:
         log.info("reconciliation of %s is off (option reconcile_hours: 0)", integration.id)
         return {"hours": 0, "skipped": True}
     end = source.server_now()
+    every = float(integration.common_options.reconcile_every_hours)
+    last = warehouse.last_reconciled_until(integration.id) if only_if_due and every > 0 else None
+    if last is not None and end - last < timedelta(hours=every):
+        log.info(
+            "reconciliation of %s: not due, the last pass checked up to %s (option reconcile_every_hours: %s)",
+            integration.id,
+            last.isoformat(),
+            f"{every:g}",
+        )
+        return {"hours": hours, "skipped": True, "last_until": last.isoformat(), "every_hours": every}
     start = end - timedelta(hours=hours)
     log.info(
         "reconciliation %s: listing %s h (%s..%s) at the provider",

@@ -17,11 +17,19 @@ DEFAULT_BACKFILL_WEEKS = 1
 MIN_BACKFILL_WEEKS = 1
 MAX_BACKFILL_WEEKS = 4
 DEFAULT_SCHEDULE = "0 2 * * *"
+# cxsync's own schedule presets (docs/architecture.md, "Freshness mode"), written as `schedule:` in the integrations
+# file and turned into the cron line Airflow gets. `@every_15_minutes`: the freshness mode (today's conversations in
+# the warehouse within minutes); reconciliation then runs at most every `reconcile_every_hours`, not after each load.
+SCHEDULE_PRESETS = {"@every_15_minutes": "*/15 * * * *"}
 DEFAULT_RETENTION = {"value": 13, "unit": "months"}
 # Reconciliation (integration option `reconcile_hours`): the look-back compared with the provider's lists after
 # every incremental load; 0 turns it off. At most the longest backfill.
 DEFAULT_RECONCILE_HOURS = 48
 MAX_RECONCILE_HOURS = MAX_BACKFILL_WEEKS * 7 * 24
+# Reconciliation lists the whole look-back: after a frequent incremental load (every 15 minutes) it runs only when
+# its last pass ended at least this many hours ago (integration option `reconcile_every_hours`; 0: every load).
+# A nightly schedule reconciles after every load, as before.
+DEFAULT_RECONCILE_EVERY_HOURS = 6
 RETENTION_UNITS = ("days", "weeks", "months", "quarters", "years")
 # Scheduled retention asks for approval before deleting more than this share of an integration's interactions.
 RETENTION_APPROVAL_SHARE = 0.10
@@ -112,6 +120,11 @@ def qa_list_asset_uri(list_id: str) -> str:
 
 # Airflow UI plugin (cxsync.ui): pages under /cxsync/.
 UI_CHART_DAYS = 28
+# Freshness (status page): warn when the loaded-through time is older than this many schedule intervals, and at
+# least the interval plus this grace (a nightly schedule warns after 26 hours). Option `freshness_warn_hours` sets
+# the threshold of one integration instead.
+UI_FRESHNESS_INTERVALS = 2
+UI_FRESHNESS_GRACE_SECONDS = 2 * 3600
 # The status page warns when more than this share of the last day's provider requests were answered 429.
 UI_RATE_LIMITED_SHARE = 0.01
 # The status page's totals (cx_status_totals) are recomputed when an integration is loaded or trimmed, and at

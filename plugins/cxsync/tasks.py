@@ -135,7 +135,7 @@ def reconcile(integration_id: str, incremental: dict | None = None) -> dict:
     from cxsync.reconcile import reconcile as run
 
     with _context(integration_id) as (integration, source, warehouse):
-        return run(integration, source, warehouse, incremental=incremental)
+        return run(integration, source, warehouse, incremental=incremental, only_if_due=True)
 
 
 def retention_dry_run(requested: bool, run_type: str | None) -> bool:

@@ -40,6 +40,7 @@ def test_every_benchmark_module_is_found():
         "status_page",
         "reconciliation",
         "latency",
+        "freshness",
         "helpdesk_requests",
     }
 

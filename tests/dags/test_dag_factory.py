@@ -126,6 +126,20 @@ def test_schedules(shipped_bag, shipped):
         assert get(f"cxsync_{integration.id}_retention").timetable.summary in {"@daily", "0 0 * * *"}
 
 
+def test_the_shipped_file_runs_one_integration_in_freshness_mode(shipped_bag, shipped):
+    from croniter import croniter
+
+    fresh = [i for i in shipped.integrations if i.schedule == settings.SCHEDULE_PRESETS["@every_15_minutes"]]
+    assert [i.id for i in fresh] == ["lp_oauth2"]
+    timetable = serialized(shipped_bag.dags["cxsync_lp_oauth2_incremental"]).timetable
+    assert timetable.summary == "*/15 * * * *"
+    it = croniter(timetable.summary)
+    assert it.get_next() + 15 * 60 == it.get_next()
+    # Reconciliation stays in the DAG, after the load: its task decides whether a pass is due.
+    dag = shipped_bag.dags["cxsync_lp_oauth2_incremental"]
+    assert dag.get_task("reconcile").upstream_task_ids == {"load_changes"}
+
+
 def test_backfill_weeks_param_is_validated(shipped_bag):
     from airflow.exceptions import ParamValidationError
 

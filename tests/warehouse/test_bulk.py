@@ -165,3 +165,178 @@ def test_the_fast_sqlite_datetime_processor_writes_what_sqlalchemy_writes(moment
     aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
     assert fast(aware) == slow(aware)
     assert fast(aware.astimezone(UTC)) == slow(aware.astimezone(UTC))
+
+
+# ---- PostgreSQL's COPY path (batches of PG_COPY_MIN_ROWS and more); SQLite keeps executemany ----------------
+
+HARD_TEXTS = [
+    "tab\there",
+    "new\nline and\r\ncrlf",
+    "back\\slash \\N \\t literally",
+    "\\",
+    "",
+    " leading and trailing ",
+    "unicode: héllo ✓ 日本語 🙂 \u2028 \u00a0",
+    '{"json": "with \\"quotes\\" and \\\\ and \\n escaped", "nested": {"a": [1, 2.5, null, true]}}',
+    "\\.",  # COPY's end-of-data marker, on a line of its own
+    "N",
+]
+
+
+def hard_message(integration: str, n: int, **changes) -> tuple:
+    """Row `n` with the values COPY's text format must escape or spell: NULLs, tabs, newlines, backslashes, its
+    end-of-data marker, unicode, JSON text, timestamps at several offsets, booleans."""
+    offsets = [PARIS, UTC, timezone(timedelta(hours=-9, minutes=-30)), timezone(timedelta(hours=5, minutes=45))]
+    row = dict(zip(MESSAGE_COLUMNS, message(integration, n % 60), strict=True))
+    row.update(
+        interaction_id=f"c{n // 3}",
+        message_id=f"m{n:05d}",
+        seq=n,
+        text=HARD_TEXTS[n % len(HARD_TEXTS)] if n % 11 else None,
+        raw=HARD_TEXTS[(n + 3) % len(HARD_TEXTS)],
+        sender_id=None if n % 4 == 0 else f"p\t{n}\n",
+        sent_at=datetime(2026, 3, 1, 23, 59, n % 60, n * 997 % 1_000_000, tzinfo=offsets[n % 4]) if n % 5 else None,
+        is_private=n % 2 == 0,
+    )
+    row.update(changes)
+    return tuple(row[c] for c in MESSAGE_COLUMNS)
+
+
+@pytest.fixture
+def copies(monkeypatch):
+    """Counts the batches that went through COPY."""
+    from cxsync.warehouse import bulk
+
+    calls = []
+    original = bulk.BulkUpsert._copy
+
+    def spy(self, conn, rows):
+        calls.append(len(rows))
+        return original(self, conn, rows)
+
+    monkeypatch.setattr(bulk.BulkUpsert, "_copy", spy)
+    return calls
+
+
+def test_the_copy_path_stores_exactly_what_sqlalchemy_stores(warehouse, copies):
+    from cxsync.warehouse.bulk import PG_COPY_MIN_ROWS
+
+    engine = warehouse.engine
+    upsert = BulkUpsert(engine.dialect, t.messages, MESSAGE_COLUMNS, KEYS)
+    count = PG_COPY_MIN_ROWS + 37
+    with engine.begin() as conn:
+        upsert.execute(conn, [hard_message("bulk", n) for n in range(count)])
+    core_upsert(engine, [hard_message("core", n) for n in range(count)])
+    assert stored(engine, "bulk") == stored(engine, "core")
+    assert len(stored(engine, "bulk")) == count
+    # PostgreSQL took COPY; SQLite (no COPY) its executemany, with the same result.
+    assert copies == ([count] if engine.dialect.name == "postgresql" else [])
+
+
+def test_copy_batches_in_one_transaction_upsert_each_other(warehouse, copies):
+    """Two batches of one transaction: the temporary table is empty again for the second, which updates rows
+    of the first; the next transaction (same pooled session) starts empty too."""
+    from cxsync.warehouse.bulk import PG_COPY_MIN_ROWS
+
+    engine = warehouse.engine
+    upsert = BulkUpsert(engine.dialect, t.messages, MESSAGE_COLUMNS, KEYS)
+    first = [hard_message("x", n) for n in range(PG_COPY_MIN_ROWS)]
+    second = [hard_message("x", n, text="edited") for n in range(PG_COPY_MIN_ROWS // 2, PG_COPY_MIN_ROWS * 3 // 2)]
+    with engine.begin() as conn:
+        upsert.execute(conn, first)
+        upsert.execute(conn, second)
+    with engine.begin() as conn:
+        upsert.execute(conn, first[:PG_COPY_MIN_ROWS])  # back to the first texts
+    core_upsert(engine, [("core", *r[1:]) for r in first + second + first[:PG_COPY_MIN_ROWS]])
+    assert stored(engine, "x") == stored(engine, "core")
+    assert len(stored(engine, "x")) == PG_COPY_MIN_ROWS * 3 // 2
+    assert len(copies) == (3 if engine.dialect.name == "postgresql" else 0)
+
+
+def test_the_copy_path_skips_unchanged_rows(warehouse, copies):
+    from cxsync.warehouse.bulk import PG_COPY_MIN_ROWS
+
+    engine = warehouse.engine
+    keys = ["integration_id", "interaction_id"]
+    upsert = BulkUpsert(engine.dialect, t.interactions, INTERACTION_COLUMNS, keys, only_if_changed="content_hash")
+    first = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def rows(loaded_at: datetime, changed: set[int]) -> list[list]:
+        out = []
+        for n in range(PG_COPY_MIN_ROWS):
+            values = dict.fromkeys(INTERACTION_COLUMNS)
+            digest = f"h{n}-{'b' if n in changed else 'a'}"
+            values.update(integration_id="x", interaction_id=f"c{n}", provider="liveperson", status="closed",
+                          started_at=first, message_count=n, loaded_at=loaded_at, content_hash=digest,
+                          subject=f"s{n}\t{loaded_at:%d}")  # fmt: skip
+            out.append([values[c] for c in INTERACTION_COLUMNS])
+        return out
+
+    with engine.begin() as conn:
+        upsert.execute(conn, rows(first, set()))
+    later = first + timedelta(days=1)
+    with engine.begin() as conn:
+        upsert.execute(conn, rows(later, {3, 7}))
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.select(t.interactions.c.interaction_id, t.interactions.c.loaded_at)).all())
+    assert {i for i, loaded in found.items() if loaded == later} == {"c3", "c7"}
+    assert len(found) == PG_COPY_MIN_ROWS and len(copies) == (2 if engine.dialect.name == "postgresql" else 0)
+
+
+def test_a_refused_copy_batch_is_an_sqlalchemy_error_and_rolls_back(warehouse):
+    from cxsync.warehouse.bulk import PG_COPY_MIN_ROWS
+
+    upsert = BulkUpsert(warehouse.engine.dialect, t.messages, MESSAGE_COLUMNS, KEYS)
+    rows = [hard_message("x", n) for n in range(PG_COPY_MIN_ROWS)] + [hard_message("x", 999, sender_type=None)]
+    with pytest.raises(sa.exc.IntegrityError), warehouse.engine.begin() as conn:
+        upsert.execute(conn, rows)
+    assert stored(warehouse.engine, "x") == []
+    with warehouse.engine.begin() as conn:  # the session is usable again, its temporary table empty
+        upsert.execute(conn, rows[:-1])
+    assert len(stored(warehouse.engine, "x")) == PG_COPY_MIN_ROWS
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_text_survives_copy_as_sqlalchemy_stores_it(pg_engine_for_copy, texts):
+    from cxsync.warehouse.bulk import PG_COPY_MIN_ROWS
+
+    engine = pg_engine_for_copy
+    with engine.begin() as conn:
+        conn.execute(t.messages.delete())
+    upsert = BulkUpsert(engine.dialect, t.messages, MESSAGE_COLUMNS, KEYS)
+    rows = [
+        hard_message("bulk", n, text=texts[n % len(texts)], raw=texts[-1 - n % len(texts)])
+        for n in range(PG_COPY_MIN_ROWS)
+    ]
+    with engine.begin() as conn:
+        upsert.execute(conn, rows)
+    core_upsert(engine, [("core", *r[1:]) for r in rows])
+    assert stored(engine, "bulk") == stored(engine, "core")
+
+
+@pytest.fixture(scope="module")
+def pg_engine_for_copy(pg_admin_engine):
+    """One PostgreSQL database for the property test's many examples (a fixture per example would be one per
+    test, not per example, anyway)."""
+    import uuid
+
+    from tests.conftest import PG_ADMIN_URL
+
+    from cxsync.warehouse import Warehouse
+
+    name = f"cxsync_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    wh = Warehouse.from_url(sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    wh.ensure_schema()
+    yield wh.engine
+    wh.dispose()
+    with pg_admin_engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

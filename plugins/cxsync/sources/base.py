@@ -8,7 +8,7 @@ watermarks, progress logs and the warehouse.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -59,6 +59,10 @@ class Source(ABC):
     """Turns a provider's API into normalized records. Built per task run, from the integration."""
 
     provider: ClassVar[str]
+    # Set by the incremental load (`pipeline.load_changes`): the `updated_at` the warehouse holds for each
+    # interaction it holds updated at or after a time. A source whose change list re-lists its overlap on every
+    # run (HelpDesk) skips fetching a listed record whose list stamp is not newer; None: fetch all it lists.
+    stored_since: Callable[[datetime], dict[str, datetime | None]] | None = None
 
     def __init__(self, integration: Integration):
         self.integration = integration

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cxsync import failure, registry, settings
 from cxsync.config import ConfigError, Integration, IntegrationsConfig, integrations_path, load_integrations
 from cxsync.pools import wanted_pools
+from cxsync.ui import freshness as fresh
 from cxsync.ui import warehouse_reads as reads
 from cxsync.warehouse import parse_watermark
 
@@ -100,6 +101,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
         requests = reads.request_stats(conn, ids, now, present)
         redactions = reads.redaction_stats(conn, ids, now, present)
         analytics = reads.agent_analytics(conn, [i.id for i in integrations if i.conversation_analytics], now, present)
+        newest = fresh.newest_changes(conn, ids, present)
 
     warnings = [f"Integrations file: {error}" for error in config.errors]
     pools = [{"name": p.name, "slots": p.slots, "exists": p.name in facts.pools} for p in wanted_pools()]
@@ -125,6 +127,7 @@ def collect(now: datetime | None = None, airflow_root: str = "", *, show_option_
             requests[integration.id],
             airflow_root,
             redactions[integration.id],
+            newest_change=newest[integration.id],
         )
         for integration in integrations
     ]
@@ -156,6 +159,7 @@ def _integration_row(
     requests: dict | None,
     airflow_root: str,
     redacted: dict | None = None,
+    newest_change: datetime | None = None,
 ) -> dict[str, Any]:
     warnings: list[str] = []
     fixes: list[dict] = []  # actions the card offers as buttons, from the failures
@@ -205,11 +209,15 @@ def _integration_row(
             incremental_mark = (moment, age)
     if incremental_mark is None:
         warnings.append("No incremental watermark yet: run the backfill DAG once, then the incremental loads follow.")
-    elif interval and incremental_mark[1] is not None and incremental_mark[1] > 2 * interval.total_seconds():
-        warnings.append(
-            f"The watermark is {_duration(incremental_mark[1])} old, more than two schedule intervals "
-            f"({integration.schedule}): the incremental loads are not keeping up or not running."
-        )
+    freshness = fresh.freshness(
+        integration,
+        now,
+        loaded_through=incremental_mark[0] if incremental_mark else None,
+        newest_change=newest_change,
+        interval=interval,
+    )
+    if freshness["warning"]:
+        warnings.append(freshness["warning"])
     if counts["rejected_last_24h"]:
         warnings.append(
             f"Rejected records are growing: {counts['rejected_last_24h']} new in the last 24 hours "
@@ -255,6 +263,7 @@ def _integration_row(
         "retention_policy": str(integration.retention),
         "dags": dags,
         "watermarks": watermark_rows,
+        "freshness": freshness,
         "rows": {k: v for k, v in counts.items() if k != "per_day"},
         "per_day": per_day,
         "last_retention": retention,
@@ -372,7 +381,7 @@ def progress_text(progress: dict | None, started: datetime | None, now: datetime
     text = f"{done} of {total} day{'s' if total != 1 else ''} done"
     if done and started is not None and done < total:
         left = (now - started).total_seconds() / done * (total - done)
-        text += f", about {_duration(left)} left"
+        text += f", about {fresh.duration(left)} left"
     return text
 
 
@@ -450,11 +459,3 @@ def _repaired(record: dict) -> bool:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{seconds / 60:.0f} minutes"
