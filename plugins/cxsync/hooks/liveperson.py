@@ -83,7 +83,7 @@ class LivePersonConnection(ConnectionSettings):
     """A `liveperson` connection, validated: host is the CSDS host, login/secret the App Key or client."""
 
     account_id: str = ""
-    auth_type: str = "oauth1"
+    auth_type: str = "oauth2"
     access_token: str | None = None
     access_token_secret: str | None = None
     source: str = DEFAULT_SOURCE
@@ -105,17 +105,19 @@ class LivePersonConnection(ConnectionSettings):
         if not account_id:
             raise fail("extra `account_id` is required: set it to your LivePerson account (site) number")
         scheme = scheme_of(conn.schema, fail)
-        auth_type = extra_text(extra, "auth_type", "oauth1").lower()
+        access_token = extra_text(extra, "access_token") or None
+        access_token_secret = extra_text(extra, "access_token_secret") or None
+        # OAuth 2.0 is the default; a connection carrying both OAuth 1.0 token values is an old app key.
+        inferred = "oauth1" if access_token and access_token_secret else "oauth2"
+        auth_type = extra_text(extra, "auth_type", inferred).lower()
         if auth_type not in AUTH_TYPES:
-            raise fail(f"extra `auth_type` must be oauth1 or oauth2, got {auth_type!r}")
+            raise fail(f"extra `auth_type` must be oauth1 or oauth2 (client credentials, the default), got {auth_type!r}")
         key, secret = conn.login or "", conn.password or ""
         names = ("App Key", "App Secret") if auth_type == "oauth1" else ("client_id", "client_secret")
         if not key:
             raise fail(f"field `login` must hold the {names[0]}")
         if not secret:
             raise fail(f"field `password` must hold the {names[1]}")
-        access_token = extra_text(extra, "access_token") or None
-        access_token_secret = extra_text(extra, "access_token_secret") or None
         if auth_type == "oauth1" and not (access_token and access_token_secret):
             missing = [
                 n for n, v in (("access_token", access_token), ("access_token_secret", access_token_secret)) if not v
@@ -127,6 +129,8 @@ class LivePersonConnection(ConnectionSettings):
         source = extra_text(extra, "source", DEFAULT_SOURCE)
         if len(source) > MAX_SOURCE_LENGTH:
             raise fail(f"extra `source` must be at most {MAX_SOURCE_LENGTH} characters, got {len(source)}")
+        if auth_type == "oauth1":
+            log.warning(diagnostics.oauth1_end_of_life(conn_id))
         csds_host = (conn.host or "").strip() or DEFAULT_CSDS_HOST
         warn_if_plain_http(scheme, csds_host, conn_id=conn_id)
         return cls(
@@ -314,6 +318,10 @@ class LivePersonHook(ProviderHook):
 
     def skills(self) -> list[dict[str, Any]]:
         return self.account_config("skills")
+
+    def profiles(self) -> list[dict[str, Any]]:
+        """The Profiles API: each profile's `name` and `roleTypeId` (users carry only `profileIds`)."""
+        return self.account_config("profiles")
 
     # ---- Messaging Interactions (msgHist) --------------------------------------------------------------------
 

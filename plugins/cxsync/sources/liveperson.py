@@ -20,6 +20,7 @@ Integration options (`options:` in the integrations file), all optional, declare
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxsync import canonical
 from cxsync import options as declared
-from cxsync.errors import FatalError, RetriableError, RetriesExhausted
+from cxsync.errors import AuthenticationError, FatalError, PermissionDenied, RetriableError, RetriesExhausted
 from cxsync.providers import liveperson as provider  # MAX_SEARCH_PAGES read at each use (tests lower it)
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
@@ -106,13 +107,40 @@ class LivePersonSource(HookSource):
 
     def roster(self) -> Roster:
         users = self.hook.users()  # a missing "Users" permission fails here, in plain words
-        agents, refused_users = map_all(mapping.map_user, users, AGENTS_STREAM, _id_or_none)
-        groups, refused_groups = map_all(mapping.map_group, self.hook.agent_groups(), GROUPS_STREAM, _id_or_none)
-        skills, refused_skills = map_all(mapping.map_skill, self.hook.skills(), SKILLS_STREAM, _id_or_none)
+        warnings: list[str] = []
+        # Privileges are per API: a key made by the vendor's guide reads users but not groups, skills or
+        # profiles. The agents are what the loads need; the rest is named as missing and left out.
+        profiles = self._optional("profiles", self.hook.profiles, warnings)
+        roles = mapping.profile_roles(profiles) if profiles is not None else None
+        agents, refused_users = map_all(
+            functools.partial(mapping.map_user, roles=roles), users, AGENTS_STREAM, _id_or_none
+        )
+        group_list = self._optional("agentGroups", self.hook.agent_groups, warnings) or []
+        skill_list = self._optional("skills", self.hook.skills, warnings) or []
+        groups, refused_groups = map_all(mapping.map_group, group_list, GROUPS_STREAM, _id_or_none)
+        skills, refused_skills = map_all(mapping.map_skill, skill_list, SKILLS_STREAM, _id_or_none)
         self._bot_ids = mapping.bot_ids_of(users)
         return Roster(
-            agents=agents, groups=groups, skills=skills, rejected=refused_users + refused_groups + refused_skills
+            agents=agents,
+            groups=groups,
+            skills=skills,
+            rejected=refused_users + refused_groups + refused_skills,
+            warnings=warnings,
         )
+
+    def _optional(
+        self, resource: str, call: Callable[[], list[dict[str, Any]]], warnings: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """One account API the roster can do without: None (and a warning) when its privilege is missing."""
+        from cxsync.hooks.liveperson_diagnostics import TokenRefused, first_line, privilege_missing
+
+        try:
+            return call()
+        except TokenRefused:
+            raise
+        except (AuthenticationError, PermissionDenied) as exc:
+            warnings.append(privilege_missing(self.hook.conn_id, resource, first_line(exc)))  # the task logs them
+            return None
 
     # ---- conversations ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ mapping) with a reason a person can act on; the source turns it into a `Rejected
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -403,21 +403,41 @@ def user_type(user: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
-def role_of(user: Mapping[str, Any]) -> str:
-    """bot / system by user type; for people, the profile's name when the answer carries one, else
-    agent_manager for managers of groups, else agent."""
+# The Profiles API's `roleTypeId`s, and the role cxsync stores for each.
+ROLE_TYPES = {1: "admin", 2: "agent", 3: "agent_manager", 4: "campaign_manager"}
+# A user with several profiles takes the first of these it holds: an admin who may also chat is an admin, not
+# one of the agents whose conversations are scored.
+ROLE_PRECEDENCE = ("admin", "agent_manager", "campaign_manager", "agent")
+
+
+def profile_roles(profiles: Sequence[Any]) -> dict[str, str]:
+    """Profile id -> role, from the Profiles API (`id`, `roleTypeId`); unknown role types are skipped."""
+    out: dict[str, str] = {}
+    for profile in profiles:
+        if not isinstance(profile, Mapping) or not as_text(profile.get("id")):
+            continue
+        kind = _number(profile.get("roleTypeId"))
+        if kind is not None and int(kind) in ROLE_TYPES:
+            out[as_text(profile["id"])] = ROLE_TYPES[int(kind)]
+    return out
+
+
+def role_of(user: Mapping[str, Any], roles: Mapping[str, str] | None = None) -> str:
+    """bot / system by user type; for people, the role of their `profileIds` (through the Profiles API's
+    `roleTypeId`, `roles`); without the Profiles API, agent_manager for managers of groups, else agent."""
     kind = user_type(user)
     if kind in USER_TYPE_ROLES:
         return USER_TYPE_ROLES[kind]
-    for profile in as_list(user.get("profiles")):
-        if isinstance(profile, Mapping) and as_text(profile.get("name")):
-            return "_".join(str(profile["name"]).lower().split())
+    held = {roles[p] for p in (as_text(x) for x in as_list(user.get("profileIds"))) if roles and p in roles}
+    for role in ROLE_PRECEDENCE:
+        if role in held:
+            return role
     if user.get("managerOf"):
         return "agent_manager"
     return "agent"
 
 
-def map_user(user: Any) -> AgentRecord:
+def map_user(user: Any, roles: Mapping[str, str] | None = None) -> AgentRecord:
     agent_id = keyed_object(user, "a user", "id")
     try:
         deleted = bool(_bool(user.get("deleted")))
@@ -437,7 +457,7 @@ def map_user(user: Any) -> AgentRecord:
         login_name=as_text(user.get("loginName")),
         display_name=display,
         email=as_text(user.get("email")),
-        role=role_of(user),
+        role=role_of(user, roles),
         is_enabled=enabled,
         is_deleted=deleted,
         group_ids=[g for g in groups if g],

@@ -4,7 +4,7 @@ docs/provider-apis.md (LivePerson). Data comes from `liveperson_world`, credenti
 Endpoints (every service resolves to the sandbox's own host; clients add the connection's port):
 - `GET  /api/account/{id}/service/{name}/baseURI.json?version=1.0` and `.../service/baseURI.json?version=1.0`
 - `POST /sentinel/api/v2/account/{id}/app/token` (form: client_id, client_secret, grant_type=client_credentials)
-- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills}?v=4.0[&include_deleted=true][&select=]`
+- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills|profiles}?v=4.0[&include_deleted=true][&select=]`
 - `POST /messaging_history/api/account/{id}/conversations/search?offset&limit&sort&v&source`
 - `POST /messaging_history/api/account/{id}/conversations/conversation/search?source`
 Choices where the notes leave room: `sort` defaults to `start:asc`; `start.to` of -1 means "now"; the
@@ -24,6 +24,9 @@ from fastapi.responses import Response
 
 from cxsync_dev.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox, from_ms, to_ms
 from cxsync_dev.sandbox.liveperson_auth import (
+    GUIDE_CLIENT,
+    GUIDE_MISSING,
+    MAIN_CLIENT,
     MAIN_KEY,
     NOUSERS_KEY,
     OAUTH2_CLIENT,
@@ -100,12 +103,16 @@ def init_world(sandbox: Sandbox) -> None:
     sandbox.liveperson = world
     # The built-in key without "Administration > Users": the most common first-setup failure.
     sandbox.set_switch(PROVIDER, NOUSERS_KEY.app_key, "users_permission", False)
+    # The client made by LivePerson's guide (Users + Conversation History): refused on the other account APIs.
+    for switch in GUIDE_MISSING:
+        sandbox.set_switch(PROVIDER, GUIDE_CLIENT.client_id, switch, False)
 
 
 def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[str, Any]]:
     account = str(sandbox.options.get("lp_account_id", DEFAULT_OPTIONS["lp_account_id"]))
 
     def oauth1(key: Any, description: str) -> dict[str, Any]:
+        # No `auth_type`: the two token values make it an OAuth 1.0 connection, as for a user's old key.
         return {
             "conn_type": "liveperson",
             "description": description,
@@ -116,7 +123,6 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             "password": key.app_secret,
             "extra": {
                 "account_id": account,
-                "auth_type": "oauth1",
                 "access_token": key.access_token,
                 "access_token_secret": key.access_token_secret,
                 "source": "cxsync",
@@ -124,23 +130,27 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             },
         }
 
-    return {
-        "sandbox_liveperson_main": oauth1(MAIN_KEY, "Sandbox LivePerson, OAuth 1.0 key with every permission"),
-        "sandbox_liveperson_oauth2": {
+    def oauth2(client: Any, description: str, **extra: Any) -> dict[str, Any]:
+        return {
             "conn_type": "liveperson",
-            "description": "Sandbox LivePerson, OAuth 2.0 client credentials",
+            "description": description,
             "host": host,
             "schema": "http",
             "port": port,
-            "login": OAUTH2_CLIENT.client_id,
-            "password": OAUTH2_CLIENT.client_secret,
-            "extra": {
-                "account_id": account,
-                "auth_type": "oauth2",
-                "source": "cxsync",
-                "allow_plain_http_loopback": True,
-            },
-        },
+            "login": client.client_id,
+            "password": client.client_secret,
+            "extra": {"account_id": account, **extra, "source": "cxsync", "allow_plain_http_loopback": True},
+        }
+
+    return {
+        "sandbox_liveperson_main": oauth2(MAIN_CLIENT, "Sandbox LivePerson, OAuth 2.0 client with every privilege"),
+        "sandbox_liveperson_oauth2": oauth2(
+            OAUTH2_CLIENT, "Sandbox LivePerson, OAuth 2.0 client credentials", auth_type="oauth2"
+        ),
+        "sandbox_liveperson_oauth1": oauth1(MAIN_KEY, "Sandbox LivePerson, legacy OAuth 1.0 key with every privilege"),
+        "sandbox_liveperson_guide": oauth2(
+            GUIDE_CLIENT, "Sandbox LivePerson, OAuth 2.0 client with only Users + Conversation History (the guide's)"
+        ),
         "sandbox_liveperson_nousers": oauth1(
             NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"
         ),
@@ -278,10 +288,14 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return _json(200, token, headers={"cache-control": "no-store"})
 
     # ------------------------------------------------------------------------------ Users API
-    async def config_call(account_id: str, request: Request) -> tuple[Principal, bool]:
+    async def config_call(
+        account_id: str, request: Request, privilege: tuple[str, str] | None = None
+    ) -> tuple[Principal, bool]:
         check_account(account_id)
         principal = await authenticate(request)
         require(principal, "users_permission", "Administration > Users")
+        if privilege is not None:  # privileges are per API: Agent Groups, Skills and Profiles each have theirs
+            require(principal, *privilege)
         if not request.query_params.get("v"):
             raise bad_request("the query parameter v is required (e.g. v=4.0)")
         return principal, request.query_params.get("include_deleted", "false").lower() == "true"
@@ -309,15 +323,25 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/api/account/{account_id}/configuration/le-users/agentGroups")
     async def agent_groups(account_id: str, request: Request) -> Response:
         try:
-            _, include_deleted = await config_call(account_id, request)
+            _, include_deleted = await config_call(
+                account_id, request, ("agent_groups_permission", "Agent Groups API Read")
+            )
         except LPError as exc:
             return _error(exc)
         return config_answer(request, world().agent_groups(world().now_ms()), include_deleted)
 
+    @router.get("/api/account/{account_id}/configuration/le-users/profiles")
+    async def profiles(account_id: str, request: Request) -> Response:
+        try:
+            _, include_deleted = await config_call(account_id, request, ("profiles_permission", "Profiles API Read"))
+        except LPError as exc:
+            return _error(exc)
+        return config_answer(request, world().profiles(world().now_ms()), include_deleted)
+
     @router.get("/api/account/{account_id}/configuration/le-users/skills")
     async def skills(account_id: str, request: Request) -> Response:
         try:
-            _, include_deleted = await config_call(account_id, request)
+            _, include_deleted = await config_call(account_id, request, ("skills_permission", "Skills API Read"))
         except LPError as exc:
             return _error(exc)
         return config_answer(request, world().skills(world().now_ms()), include_deleted)

@@ -276,6 +276,12 @@ class Agent:
         }
 
 
+# The Profiles API's answer: (id, name, roleTypeId); roleTypeId 1 Admin, 2 Agent, 3 Agent Manager,
+# 4 Campaign Manager. Users carry only `profileIds`.
+PROFILES = ((1, "Administrator", 1), (2, "Campaign Manager", 4), (3, "Agent", 2), (4, "Agent Manager", 3))
+ADMIN_PROFILE_ID = 1
+
+
 def build_agents(seed: Any, humans: int, bots: int, deleted: int, genesis_ms: int, days: int) -> list[Agent]:
     rng = random.Random(f"{seed}:lp:agents")
     created_base = genesis_ms - (days + 60) * DAY_MS
@@ -328,6 +334,22 @@ def build_agents(seed: Any, humans: int, bots: int, deleted: int, genesis_ms: in
                 deleted_ms=None,
             )
         )
+    # An account administrator: a human user with the Admin profile only, who never takes conversations.
+    agents.append(
+        Agent(
+            index=humans + bots,
+            id=3_600_000_001,
+            login_name="account.admin@example.com",
+            nickname="Account Admin",
+            email="account.admin@example.com",
+            user_type=1,
+            group_id=GROUPS[0][0],
+            skill_ids=(),
+            profile_ids=(ADMIN_PROFILE_ID,),
+            created_ms=created_base,
+            deleted_ms=None,
+        )
+    )
     return agents
 
 
@@ -419,7 +441,8 @@ class LivePersonWorld:
             self.genesis_ms,
             self.days,
         )
-        self.humans = [a for a in self.agents if a.user_type == 1]
+        # Who takes conversations: human users with a profile other than Admin.
+        self.humans = [a for a in self.agents if a.user_type == 1 and a.profile_ids != (ADMIN_PROFILE_ID,)]
         self.bots = [a for a in self.agents if a.user_type == 2]
         self._deletions = sorted(a.deleted_ms for a in self.agents if a.deleted_ms is not None)
         self._eligible: dict[int, list[int]] = {}
@@ -454,6 +477,14 @@ class LivePersonWorld:
         return [
             {"id": gid, "deleted": False, "name": name, "isEnabled": True, "description": "", "dateUpdated": date}
             for gid, name in GROUPS
+        ]
+
+    def profiles(self, now_ms: int) -> list[dict[str, Any]]:
+        date = fmt_date(self.genesis_ms - (self.days + 90) * DAY_MS)
+        return [
+            {"id": pid, "name": name, "description": "", "roleTypeId": role, "isAssignedToLPA": False,
+             "dateUpdated": date, "deleted": False}
+            for pid, name, role in PROFILES
         ]
 
     def skills(self, now_ms: int) -> list[dict[str, Any]]:
