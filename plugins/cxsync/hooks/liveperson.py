@@ -64,8 +64,12 @@ MAX_SOURCE_LENGTH = 20
 DEFAULT_USERS_API_VERSION = "4.0"
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 AUTH_TYPES = ("oauth1", "oauth2")
-# LivePerson's retry advice for a 5xx: again at 5, 10 and 15 s, then exponentially.
-RETRY_ADVICE = RetryPolicy(base_seconds=5.0, linear_steps=3)
+# LivePerson's retry advice for a 5xx: again at 5, 10 and 15 s, then after 2, 4 and 8 minutes, so a long
+# incident is ridden out (within the task's deadline). Its `Retry-After` is honoured up to an hour, not cut
+# at a minute; the task's deadline, when nearer, ends the wait first (the try fails in words).
+RETRY_ADVICE = RetryPolicy(
+    max_attempts=7, base_seconds=5.0, linear_steps=3, then_seconds=120.0, max_seconds=480.0, retry_after_max=3600.0
+)
 
 # CSDS service names (case-sensitive).
 MSG_HIST = "msgHist"
