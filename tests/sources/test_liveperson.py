@@ -213,7 +213,7 @@ def test_nothing_changed_costs_one_search(monkeypatch):
     quiet = start_lp_sandbox(lp_conversations_per_day=0)
     try:
         export_connections(quiet, monkeypatch)
-        for conn_id, expected_requests in (("sandbox_liveperson_main", 2), ("sandbox_liveperson_oauth2", 3)):
+        for conn_id, expected_requests in (("sandbox_liveperson_oauth1", 2), ("sandbox_liveperson_main", 3)):
             src = source(conn_id)
             quiet.reset_counters()
             now = src.server_now()
@@ -233,8 +233,37 @@ def test_roster_has_every_agent_deleted_ones_too_with_groups_and_skills(lp):
     users = LivePersonHook("sandbox_liveperson_main").users()
     assert {a.agent_id for a in roster.agents} == {str(u["id"]) for u in users}
     assert any(a.is_deleted for a in roster.agents) and any(not a.is_deleted for a in roster.agents)
-    assert {a.role for a in roster.agents} == {"agent", "bot"}
+    # roles from `profileIds` through the Profiles API: the account admin is not an agent
+    roles = {str(u["id"]): a.role for u in users for a in roster.agents if a.agent_id == str(u["id"])}
+    assert roles["3600000001"] == "admin" and set(roles.values()) == {"admin", "agent", "bot"}
     assert len(roster.groups) == 3 and len(roster.skills) == 4 and roster.complete and not roster.rejected
+    assert roster.warnings == []
+
+
+def test_roster_of_a_guide_made_key_loads_agents_and_names_each_missing_privilege(lp, warehouse):
+    from cxsync.pipeline import sync_roster
+    from cxsync.ui.warehouse_reads import watermarks
+
+    src = source("sandbox_liveperson_guide")
+    roster = src.roster()
+    assert len(roster.agents) == 8 and roster.groups == [] and roster.skills == []
+    assert {a.role for a in roster.agents} == {"agent", "bot"}  # no Profiles API: managerOf and user type only
+    assert len(roster.warnings) == 3
+    for privilege, resource in (("Agent Groups", "agentGroups"), ("Skills", "skills"), ("Profiles", "profiles")):
+        assert any(f'"{privilege} API Read"' in w and resource in w for w in roster.warnings)
+    # the roster sync logs them and keeps them where the status page reads them
+    result = sync_roster(src.integration, src, warehouse)
+    assert result["agents"] == 8 and len(result["warnings"]) == 3
+    with warehouse.engine.connect() as conn:
+        rows = watermarks(conn, [src.integration.id], {"cx_sync_state"})[src.integration.id]
+    stored = json.loads(next(r["watermark"] for r in rows if r["stream"] == "roster_warnings"))
+    assert stored == roster.warnings
+    # a later sync with every privilege clears them
+    full = source()
+    sync_roster(src.integration, full, warehouse)
+    with warehouse.engine.connect() as conn:
+        rows = watermarks(conn, [src.integration.id], {"cx_sync_state"})[src.integration.id]
+    assert json.loads(next(r["watermark"] for r in rows if r["stream"] == "roster_warnings")) == []
 
 
 def test_roster_without_the_users_permission_fails_with_the_plain_message(lp):

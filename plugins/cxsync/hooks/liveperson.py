@@ -115,7 +115,9 @@ class LivePersonConnection(ConnectionSettings):
         inferred = "oauth1" if access_token and access_token_secret else "oauth2"
         auth_type = extra_text(extra, "auth_type", inferred).lower()
         if auth_type not in AUTH_TYPES:
-            raise fail(f"extra `auth_type` must be oauth1 or oauth2 (client credentials, the default), got {auth_type!r}")
+            raise fail(
+                f"extra `auth_type` must be oauth1 or oauth2 (client credentials, the default), got {auth_type!r}"
+            )
         key, secret = conn.login or "", conn.password or ""
         names = ("App Key", "App Secret") if auth_type == "oauth1" else ("client_id", "client_secret")
         if not key:

@@ -523,13 +523,18 @@ class Warehouse:
         """Replace the last roster sync's warnings (an empty list clears them); the status page shows them."""
         now = datetime.now(UTC)
         stmt = self._insert(t.sync_state).values(
-            integration_id=integration_id, stream=ROSTER_WARNINGS_STREAM, watermark=to_json(list(warnings)), updated_at=now
+            integration_id=integration_id,
+            stream=ROSTER_WARNINGS_STREAM,
+            watermark=to_json(list(warnings)),
+            updated_at=now,
         )
         with self.engine.begin() as conn:
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["integration_id", "stream"],
                     set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
+                    # an unchanged list keeps its row as it was: re-runs write nothing new
+                    where=t.sync_state.c.watermark.is_distinct_from(stmt.excluded.watermark),
                 )
             )
 

@@ -4,7 +4,8 @@ docs/provider-apis.md (LivePerson). Data comes from `liveperson_world`, credenti
 Endpoints (every service resolves to the sandbox's own host; clients add the connection's port):
 - `GET  /api/account/{id}/service/{name}/baseURI.json?version=1.0` and `.../service/baseURI.json?version=1.0`
 - `POST /sentinel/api/v2/account/{id}/app/token` (form: client_id, client_secret, grant_type=client_credentials)
-- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills|profiles}?v=4.0[&include_deleted=true][&select=]`
+- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills|profiles}?v=4.0[&include_deleted=true]`
+  (`[&select=]` too)
 - `POST /messaging_history/api/account/{id}/conversations/search?offset&limit&sort&v&source`
 - `POST /messaging_history/api/account/{id}/conversations/conversation/search?source`
 Choices where the notes leave room: `sort` defaults to `start:asc`; `start.to` of -1 means "now"; the

@@ -482,8 +482,15 @@ class LivePersonWorld:
     def profiles(self, now_ms: int) -> list[dict[str, Any]]:
         date = fmt_date(self.genesis_ms - (self.days + 90) * DAY_MS)
         return [
-            {"id": pid, "name": name, "description": "", "roleTypeId": role, "isAssignedToLPA": False,
-             "dateUpdated": date, "deleted": False}
+            {
+                "id": pid,
+                "name": name,
+                "description": "",
+                "roleTypeId": role,
+                "isAssignedToLPA": False,
+                "dateUpdated": date,
+                "deleted": False,
+            }
             for pid, name, role in PROFILES
         ]
 
