@@ -371,6 +371,9 @@ def test_msghist_content_to_retrieve(sandbox_server):
     full = search(sandbox_server, {"start": HISTORY}, limit=20).json()["conversationHistoryRecords"]
     assert {"consumerParticipants", "transfers", "messageRecords", "agentParticipants"} <= set(full[0])
     assert search(sandbox_server, {"start": HISTORY, "contentToRetrieve": ["everything"]}).status_code == 400
+    # an empty list is undocumented: the sandbox takes the costly reading (the default sections, every message)
+    empty = search(sandbox_server, {"start": HISTORY, "contentToRetrieve": []}, limit=20).json()
+    assert set(empty["conversationHistoryRecords"][0]) == set(full[0])
 
 
 def test_partial_result_switch(sandbox_server):

@@ -59,9 +59,18 @@ PAGE_LIMIT = 100
 BY_ID_BATCH = 100
 # LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards (providers.liveperson).
 MAX_RANGE = timedelta(days=MAX_RANGE_DAYS)
-# Reconciliation lists ask for no section: `info` (always sent) holds everything compared.
-LIST_CONTENT: tuple[str, ...] = ()
+# Reconciliation lists compare what `info` (always sent) holds, and need no section; but an empty
+# `contentToRetrieve` is not documented to mean "none" (one reading is "the default sections", every message
+# included), so they ask for the smallest documented section instead: `dialogs`, one or two short entries
+# per conversation (MAIN, and POST_SURVEY when a survey ran).
+LIST_CONTENT: tuple[str, ...] = ("dialogs",)
 TEN_MINUTES_MS = 10 * 60 * 1000
+
+
+def content_to_retrieve(sections: Sequence[str]) -> dict[str, list[str]]:
+    """The body's `contentToRetrieve` for `sections`; none at all when empty, because an empty list is never
+    sent (the docs leave open whether it means "no section" or "the default sections")."""
+    return {"contentToRetrieve": list(sections)} if sections else {}
 
 
 def split_range(start: datetime, end: datetime, span: timedelta = MAX_RANGE) -> list[tuple[datetime, datetime]]:
@@ -181,7 +190,7 @@ class LivePersonSource(HookSource):
     # ---- reconciliation ---------------------------------------------------------------------------
 
     def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
-        """Search pages that ask for no section beyond `info` (an empty `contentToRetrieve`: no transcripts,
+        """Search pages that ask for `info` and the small `dialogs` section only (`LIST_CONTENT`: no transcripts,
         participants or surveys): conversations that started in [start, end), and those that started within
         the open-conversation look-back before `start` and were updated since `start`."""
         seen: set[str] = set()
@@ -259,7 +268,7 @@ class LivePersonSource(HookSource):
 
     def _light_records(self, filters: Mapping[str, Any], label: str) -> Iterator[Any]:
         """Every record of one info-only search, paged by offset to `_metadata.count`."""
-        body = {"status": ["OPEN", "CLOSE"], **filters, "contentToRetrieve": list(LIST_CONTENT)}
+        body = {"status": ["OPEN", "CLOSE"], **filters, **content_to_retrieve(LIST_CONTENT)}
         horizon = [PAGE_LIMIT]
         for offset, answer in self._answers(body, label, horizon):
             records = answer.get("conversationHistoryRecords") or []
@@ -274,7 +283,7 @@ class LivePersonSource(HookSource):
         self, filters: Mapping[str, Any], label: str, keep: Callable[[Any], bool] | None = None
     ) -> Iterator[Page]:
         """Page one search to its end; page it again when its result set moved while paging."""
-        body = {**filters, "status": ["OPEN", "CLOSE"], "contentToRetrieve": list(self.options.content_to_retrieve)}
+        body = {**filters, "status": ["OPEN", "CLOSE"], **content_to_retrieve(self.options.content_to_retrieve)}
         yielded: dict[str, str] = {}  # id -> digest of the copy already yielded (dedupe, newest copy wins)
         outside = 0
         stalled_at: int | None = None

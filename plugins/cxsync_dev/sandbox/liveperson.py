@@ -367,7 +367,9 @@ def build_router(sandbox: Sandbox) -> APIRouter:
 
     def sections_of(body: dict[str, Any]) -> tuple[str, ...]:
         wanted = body.get("contentToRetrieve")
-        if wanted is None:
+        # Left out, or empty: the docs leave an empty list open ("the default sections" is one reading, and
+        # those carry every message), so the sandbox takes the costly reading and a client must never send one.
+        if wanted is None or wanted == []:
             return ALL_SECTIONS
         if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
             raise bad_request("contentToRetrieve must be a list of section names")
