@@ -80,6 +80,43 @@ def test_day_windows_load_every_conversation_exactly_once(lp, conn_id):
     assert_equal_to_truth(seen, truth)
 
 
+def test_post_survey_dialogs_are_marked_and_the_conversation_ends_with_the_main_dialog(lp):
+    src = source()
+    now = src.server_now()
+    records, rejected, _ = collect(src.window(now - timedelta(days=7), now))
+    assert not rejected
+    surveyed = [r for r in records if any(m.dialog_type == "post_survey" for m in r.messages)]
+    assert len(surveyed) > 5
+    for record in surveyed:
+        info_end = record.raw["info"]["endTimeL"]  # includes the survey dialog
+        survey_messages = [m for m in record.messages if m.dialog_type == "post_survey"]
+        assert record.ended_at is not None and record.ended_at.timestamp() * 1000 < info_end
+        assert all(m.sent_at > record.ended_at for m in survey_messages)
+        assert all(m.sent_at <= record.ended_at for m in record.messages if m.dialog_type == "main")
+        # the survey's answer is the CSAT (1-5), as `info.csat` says too
+        assert record.csat_score == float(survey_messages[-1].text) == record.raw["info"]["csat"]
+
+
+def test_qa_signals_come_from_the_record(lp):
+    src = source()
+    now = src.server_now()
+    records, _, _ = collect(src.window(now - timedelta(days=7), now))
+    for record in records:
+        info = record.raw["info"]
+        assert record.sentiment_score == info["mcs"] and 0 <= record.sentiment_score <= 100
+        assert record.skill == info["latestSkillName"]
+        assert record.agent_group == info.get("latestAgentGroupName")
+        assert record.close_reason == info.get("closeReason")
+        for message in record.messages:
+            file = (message.raw.get("messageData") or {}).get("file")
+            if file:
+                assert message.attachments == [{"name": file["caption"], "type": file["fileType"], "size": None}]
+            else:
+                assert message.attachments == []
+    assert any(m.attachments for r in records for m in r.messages)
+    assert any(r.agent_group for r in records) and any(r.close_reason for r in records)
+
+
 def test_a_window_pages_by_100_until_the_count(lp_busy, caplog):
     src = source()
     now = src.server_now()
