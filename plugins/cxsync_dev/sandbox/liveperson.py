@@ -150,7 +150,8 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
         ),
         "sandbox_liveperson_oauth1": oauth1(MAIN_KEY, "Sandbox LivePerson, legacy OAuth 1.0 key with every privilege"),
         "sandbox_liveperson_guide": oauth2(
-            GUIDE_CLIENT, "Sandbox LivePerson, OAuth 2.0 client with only Users + Conversation History (the guide's)"
+            GUIDE_CLIENT,
+            "Sandbox LivePerson, OAuth 2.0 client with only Users + Conversation History, as the vendor guide says",
         ),
         "sandbox_liveperson_nousers": oauth1(
             NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"
