@@ -293,6 +293,23 @@ def test_post_conversation_surveys_are_their_own_dialog_after_the_main_one(sandb
         assert str(record["info"]["csat"]) == answer == in_survey[-1]["messageData"]["msg"]["text"]
 
 
+@pytest.mark.parametrize("accepted", ["both", "object", "number"])
+def test_latest_update_time_readings_the_sandbox_accepts(sandbox_factory, accepted):
+    server = sandbox_factory(lp_latest_update_time=accepted)
+    since = NOW_MS - DAY_MS
+    as_object = search(server, {"start": HISTORY, "latestUpdateTime": {"from": since}})
+    as_number = search(server, {"start": HISTORY, "latestUpdateTime": since})
+    assert (as_object.status_code, as_number.status_code) == {
+        "both": (200, 200),
+        "object": (200, 400),
+        "number": (400, 200),
+    }[accepted]
+    for refused in (r for r in (as_object, as_number) if r.status_code == 400):
+        assert "latestUpdateTime" in refused.json()["message"]
+    if accepted == "both":
+        assert as_object.json()["_metadata"]["count"] == as_number.json()["_metadata"]["count"] > 0
+
+
 def test_users_permission_switch_toggles_per_credential(sandbox_server):
     switch = f"{sandbox_server.base_url}/_sandbox/switches/liveperson"
     requests.put(f"{switch}/{MAIN_KEY.app_key}", json={"users_permission": False}, timeout=5)

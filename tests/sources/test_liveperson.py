@@ -262,6 +262,35 @@ def test_nothing_changed_costs_one_search(monkeypatch):
         quiet.server.stop()
 
 
+@pytest.mark.parametrize("accepted", ["object", "number"])
+def test_latest_update_time_falls_back_to_the_other_reading_once_and_remembers_it(monkeypatch, accepted):
+    from cxsync.hooks.liveperson import LATEST_UPDATE_NUMBER, LATEST_UPDATE_OBJECT
+
+    strict = start_lp_sandbox(lp_latest_update_time=accepted)
+    both = start_lp_sandbox()
+    try:
+        export_connections(strict, monkeypatch)
+        src = source("sandbox_liveperson_oauth1")
+        now = src.server_now()
+        strict.reset_counters()
+        first = collect(src.changes(now - timedelta(hours=24), now))[0]
+        refused = strict.lp_requests("conversations_search", 400)
+        assert refused == (1 if accepted == "number" else 0)  # the object reading is tried first
+        reading = {"object": LATEST_UPDATE_OBJECT, "number": LATEST_UPDATE_NUMBER}[accepted]
+        assert src.hook.latest_update_reading() == reading
+        # remembered: the next run of this connection sends the accepted reading at once
+        again = source("sandbox_liveperson_oauth1")
+        collect(again.changes(now - timedelta(hours=12), now))
+        assert strict.lp_requests("conversations_search", 400) == refused
+        # both readings find the same changes
+        export_connections(both, monkeypatch)
+        expected = collect(source("sandbox_liveperson_oauth1").changes(now - timedelta(hours=24), now))[0]
+        assert sorted(r.interaction_id for r in first) == sorted(r.interaction_id for r in expected) != []
+    finally:
+        strict.server.stop()
+        both.server.stop()
+
+
 # ---- roster ------------------------------------------------------------------------------------------------------
 
 

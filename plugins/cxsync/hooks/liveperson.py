@@ -348,7 +348,41 @@ class LivePersonHook(ProviderHook):
         often as the connection's `max_attempts` allows), and never more than `max_attempts` tries in all."""
         params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self.connection.source}
         url = self._history_url("conversations/search")
-        return self._answer(self.post_json(url, dict(body), params, **_partial_checks(retry_partial, partial_retries)))
+        checks = _partial_checks(retry_partial, partial_retries)
+        sent = dict(body)
+        if "latestUpdateTime" not in sent:
+            return self._answer(self.post_json(url, sent, params, **checks))
+        # The docs leave the shape of `latestUpdateTime` open ({"from": ms} or a bare number): send the reading
+        # this connection last had accepted (first: the object), and on a 400 that names the field the other one.
+        since = _latest_update_ms(sent["latestUpdateTime"])
+        first = _LATEST_UPDATE_READINGS.get(self._reading_key, LATEST_UPDATE_OBJECT)
+        sent["latestUpdateTime"] = _latest_update_time(since, first)
+        try:
+            answer = self.post_json(url, sent, params, **checks)
+        except ProviderRequestError as exc:
+            if exc.status != 400 or "latestupdatetime" not in f"{exc} {exc.body or ''}".lower():
+                raise
+            other = LATEST_UPDATE_NUMBER if first == LATEST_UPDATE_OBJECT else LATEST_UPDATE_OBJECT
+            log.info(
+                "LivePerson %r refused latestUpdateTime as %s (HTTP 400); sending it as %s from now on",
+                self.conn_id,
+                first,
+                other,
+            )
+            sent["latestUpdateTime"] = _latest_update_time(since, other)
+            answer = self.post_json(url, sent, params, **checks)
+            first = other
+        _LATEST_UPDATE_READINGS[self._reading_key] = first
+        return self._answer(answer)
+
+    @property
+    def _reading_key(self) -> tuple[str, str, str]:
+        conn = self.connection
+        return (conn.conn_id, conn.origin, conn.account_id)
+
+    def latest_update_reading(self) -> str | None:
+        """The `latestUpdateTime` reading this connection's msgHist accepted (None: not asked yet)."""
+        return _LATEST_UPDATE_READINGS.get(self._reading_key)
 
     def conversations_by_id(
         self,
@@ -391,6 +425,22 @@ class LivePersonHook(ProviderHook):
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: CSDS, authentication, Users and msgHist in that order, in plain words."""
         return diagnostics.connection_test(self)
+
+
+# The two readings of `latestUpdateTime` in the search body, and the one each connection had accepted (per
+# process: one task per process, so each task finds it once at most, with one extra request).
+LATEST_UPDATE_OBJECT = '{"from": ms}'
+LATEST_UPDATE_NUMBER = "a bare number"
+_LATEST_UPDATE_READINGS: dict[tuple[str, str, str], str] = {}
+
+
+def _latest_update_ms(value: Any) -> int:
+    """The epoch ms of a `latestUpdateTime` the source wrote in either reading."""
+    return int(value["from"]) if isinstance(value, Mapping) else int(value)
+
+
+def _latest_update_time(since_ms: int, reading: str) -> Any:
+    return {"from": since_ms} if reading == LATEST_UPDATE_OBJECT else since_ms
 
 
 def partial_result(answer: Any) -> str | None:

@@ -196,6 +196,13 @@ def add_cli_options(parser: argparse.ArgumentParser) -> None:
         help="OAuth 2.0 token lifetime in seconds of the sandbox clock (default %(default)s)",
     )
     group.add_argument(
+        "--lp-latest-update-time",
+        choices=("both", "object", "number"),
+        default=d["lp_latest_update_time"],
+        help='the latestUpdateTime reading accepted: {"from": ms} (object), a bare number, or both '
+        "(default %(default)s)",
+    )
+    group.add_argument(
         "--lp-day-cache",
         type=int,
         default=d["lp_day_cache"],
@@ -420,7 +427,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             if sort not in SORTS:
                 raise bad_request(f"sort must be one of {sorted(SORTS)}")
             now_ms = view_ms()  # with a visibility lag, the search sees the world as it was that long ago
-            query = _search_filters(body, now_ms)
+            query = _search_filters(body, now_ms, world().latest_update_time)
             sections = sections_of(body)
         except LPError as exc:
             return _error(exc)
@@ -511,7 +518,7 @@ def _range(body: dict[str, Any], name: str, now_ms: int) -> tuple[int, int]:
     return ten_minutes_down(raw_low), ten_minutes_up(raw_high)
 
 
-def _search_filters(body: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
+def _search_filters(body: dict[str, Any], now_ms: int, reading: str = "both") -> tuple[Any, ...]:
     if "start" not in body:
         raise bad_request("start {from, to} is required")
     start = _range(body, "start", now_ms)
@@ -524,9 +531,18 @@ def _search_filters(body: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
     updated_from = None
     if "latestUpdateTime" in body:
         lut = body["latestUpdateTime"]
-        if not isinstance(lut, dict) or "from" not in lut:
+        # The docs leave its shape open ({"from": ms} in one public client, a bare number in another): the
+        # sandbox takes the reading it is set to (`lp_latest_update_time`), and names the field when refusing.
+        if isinstance(lut, dict) and reading in ("both", "object"):
+            if "from" not in lut:
+                raise bad_request("latestUpdateTime must be an object with from (epoch milliseconds)")
+            updated_from = ten_minutes_down(_epoch(lut["from"], "latestUpdateTime.from"))
+        elif not isinstance(lut, dict | list) and reading in ("both", "number"):
+            updated_from = ten_minutes_down(_epoch(lut, "latestUpdateTime"))
+        elif reading == "object":
             raise bad_request("latestUpdateTime must be an object with from (epoch milliseconds)")
-        updated_from = ten_minutes_down(_epoch(lut["from"], "latestUpdateTime.from"))
+        else:
+            raise bad_request("latestUpdateTime must be epoch milliseconds (a number)")
     return start, end, statuses, updated_from
 
 

@@ -47,7 +47,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "lp_messages": "5:20",
     "lp_token_ttl": 3600,
     "lp_day_cache": 128,
+    # The docs leave the shape of `latestUpdateTime` open: `object` ({"from": ms}), `number` (bare ms) or `both`.
+    "lp_latest_update_time": "both",
 }
+LATEST_UPDATE_TIME_READINGS = ("both", "object", "number")
 
 # Every section a record can carry, and what is returned without `contentToRetrieve`.
 ALL_SECTIONS = (
@@ -439,6 +442,9 @@ class LivePersonWorld:
         self.days = int(opts["lp_days"])
         self.message_spec = parse_count_spec(opts["lp_messages"])
         self.token_ttl = int(opts["lp_token_ttl"])
+        self.latest_update_time = str(opts.get("lp_latest_update_time", "both"))
+        if self.latest_update_time not in LATEST_UPDATE_TIME_READINGS:
+            raise ValueError(f"lp_latest_update_time must be one of {LATEST_UPDATE_TIME_READINGS}")
         if self.conversations_per_day < 0 or self.days < 0 or int(opts["lp_agents"]) < 1:
             raise ValueError("lp_conversations_per_day and lp_days must be >= 0, lp_agents >= 1")
         self.genesis_ms = to_ms(sandbox.genesis)
