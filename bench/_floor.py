@@ -135,7 +135,7 @@ def _sections(sections: list[str] | None) -> list[str]:
 def load_liveperson(
     sandbox: Sandbox, db: FloorDB, windows: list[tuple[datetime, datetime]], sections: list[str] | None = None
 ) -> tuple[int, int]:
-    conn = sandbox.connections["sandbox_liveperson_main"]
+    conn = sandbox.connections["sandbox_liveperson_oauth1"]  # the legacy key signs: no token round trip
     extra = conn["extra"]
     session = requests.Session()
     session.auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
@@ -297,7 +297,7 @@ def warm_up(sandbox: Sandbox, provider: str, windows: list[tuple[datetime, datet
     """One small request per day window, so the sandbox has counted each search (LivePerson) and built its
     ticket snapshot (HelpDesk) before anything is timed."""
     if provider == "liveperson":
-        conn = sandbox.connections["sandbox_liveperson_main"]
+        conn = sandbox.connections["sandbox_liveperson_oauth1"]  # the legacy key signs: no token round trip
         extra = conn["extra"]
         auth = OAuth1(conn["login"], conn["password"], extra["access_token"], extra["access_token_secret"])
         url = f"{sandbox.base_url}/messaging_history/api/account/{extra['account_id']}/conversations/search"

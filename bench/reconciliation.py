@@ -194,8 +194,8 @@ unchanged fetched whole |
 
 Conditions: records become listable {LAG_MINUTES} minutes after their update time (the sandbox's visibility lag), and
 three hourly incremental runs ran before the measurement, so reconciliation has real gaps to repair. Bytes are the
-response bodies the sandbox sent. LivePerson's reconciliation lists with an empty `contentToRetrieve` (`info`
-only) and asks open conversations' changes by `latestUpdateTime`; HelpDesk's reads ticket list rows (both
+response bodies the sandbox sent. LivePerson's reconciliation lists with `contentToRetrieve: ["dialogs"]` (`info`
+and dialogs) and asks open conversations' changes by `latestUpdateTime`; HelpDesk's reads ticket list rows (both
 silos by `updatedAt`, newest first down to the look-back's start, and the `trash` silo). Volumes: LivePerson
 {LP_PER_DAY} conversations a day (20 messages each), HelpDesk {HD_PER_DAY} tickets a day.
 

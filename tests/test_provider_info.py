@@ -97,10 +97,13 @@ def test_contract_fields_are_declared_and_secrets_are_passwords(conn_type):
 
 def test_relabeling_follows_the_contract():
     lp = connection_type("liveperson")
-    assert lp["ui-field-behaviour"]["relabeling"]["login"] == "App Key / Client ID"
-    assert lp["ui-field-behaviour"]["relabeling"]["password"] == "App Secret / Client Secret"
-    assert lp["conn-fields"]["auth_type"]["schema"]["enum"] == ["oauth1", "oauth2"]
-    assert lp["conn-fields"]["auth_type"]["schema"]["default"] == "oauth1"
+    # OAuth 2.0 client credentials lead: LivePerson ended OAuth 1.0 app keys
+    assert lp["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
+    assert lp["ui-field-behaviour"]["relabeling"]["password"] == "Client Secret"
+    assert "legacy OAuth 1.0" in lp["ui-field-behaviour"]["placeholders"]["login"]
+    assert lp["conn-fields"]["auth_type"]["schema"]["enum"] == ["oauth2", "oauth1"]
+    assert lp["conn-fields"]["auth_type"]["schema"]["default"] == "oauth2"
+    assert "legacy" in lp["conn-fields"]["access_token"]["label"]
     assert lp["conn-fields"]["source"]["schema"]["default"] == "cxsync"
     assert lp["conn-fields"]["users_api_version"]["schema"]["default"] == "4.0"
     hd = connection_type("helpdesk")
@@ -172,10 +175,10 @@ print(json.dumps({"widgets": widgets, "behaviours": behaviours, "providers": sor
             assert key in widgets, key
             assert widgets[key]["sensitive"] == (name in SECRETS[conn_type]), key
     assert widgets["extra__liveperson__account_id"]["title"] == "Account number"
-    assert widgets["extra__liveperson__auth_type"]["value"] == "oauth1"
+    assert widgets["extra__liveperson__auth_type"]["value"] == "oauth2"
     assert widgets["extra__helpdesk__auth_type"]["value"] == "token"
     lp = found["behaviours"]["liveperson"]
-    assert lp["relabeling"]["login"] == "App Key / Client ID"
+    assert lp["relabeling"]["login"] == "Client ID"
     assert lp["placeholders"]["host"] == "api.liveperson.net"
     assert found["behaviours"]["helpdesk"]["relabeling"]["password"] == "Personal Access Token / Client Secret"
 

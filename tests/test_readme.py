@@ -23,6 +23,15 @@ def conn_fields(conn_type: str) -> set[str]:
     return set(entry["conn-fields"])
 
 
+def auth_of(conn_type: str, extra: dict) -> str:
+    """The auth type a connection's extra selects, defaults included (as the hooks read it)."""
+    if "auth_type" in extra:
+        return extra["auth_type"]
+    if conn_type == "liveperson":  # OAuth 2.0 unless both OAuth 1.0 token values are there
+        return "oauth1" if {"access_token", "access_token_secret"} <= set(extra) else "oauth2"
+    return "token"
+
+
 def env_examples() -> list[dict]:
     blocks = re.findall(r"export AIRFLOW_CONN_(\w+)='(\{.*?\})'", README, flags=re.S)
     out = []
@@ -46,14 +55,21 @@ def test_the_two_commands_come_first():
 
 def test_every_auth_type_has_an_environment_example_with_declared_fields():
     examples = env_examples()
-    assert {(e["conn_type"], e["extra"]["auth_type"]) for e in examples} == AUTH_TYPES
+    assert {(e["conn_type"], auth_of(e["conn_type"], e["extra"])) for e in examples} == AUTH_TYPES
     for example in examples:
         assert set(example["extra"]) <= conn_fields(example["conn_type"]), example["conn_id"]
         assert example["login"] and example["password"]
         if example["conn_type"] == "liveperson":
             assert "account_id" in example["extra"]
-        if example["extra"]["auth_type"] == "oauth1":
+        if auth_of(example["conn_type"], example["extra"]) == "oauth1":
             assert {"access_token", "access_token_secret"} <= set(example["extra"])
+
+
+def test_the_liveperson_examples_lead_with_oauth2_by_default():
+    """LivePerson ended OAuth 1.0: the first example is OAuth 2.0 and needs no `auth_type`."""
+    first = next(e for e in env_examples() if e["conn_type"] == "liveperson")
+    assert "auth_type" not in first["extra"] and auth_of("liveperson", first["extra"]) == "oauth2"
+    assert "31 May 2026" in README and "`users.read`" in README
 
 
 def test_every_auth_type_has_a_cli_example_matching_the_environment_one():
@@ -69,7 +85,7 @@ def test_every_auth_type_has_a_cli_example_matching_the_environment_one():
         assert options["--conn-login"] == example["login"]
         assert options["--conn-password"] == example["password"]
         extra = json.loads(options["--conn-extra"])
-        assert extra["auth_type"] == example["extra"]["auth_type"]
+        assert auth_of(example["conn_type"], extra) == auth_of(example["conn_type"], example["extra"])
         assert set(extra) <= conn_fields(example["conn_type"])
 
 

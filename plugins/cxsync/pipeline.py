@@ -112,6 +112,9 @@ def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) 
     groups = warehouse.upsert_groups(integration.id, roster.groups)
     skills = warehouse.upsert_skills(integration.id, roster.skills)
     warehouse.reject(integration.id, roster.rejected)
+    for warning in roster.warnings:
+        log.warning("roster of %s: %s", integration.id, warning)
+    warehouse.set_roster_warnings(integration.id, roster.warnings)
     result = {
         "agents": stats.seen,
         "new": stats.inserted,
@@ -120,6 +123,7 @@ def sync_roster(integration: Integration, source: Source, warehouse: Warehouse) 
         "groups": groups,
         "skills": skills,
         "rejected": len(roster.rejected),
+        "warnings": list(roster.warnings),
     }
     log.info("roster of %s: %s", integration.id, result)
     return result

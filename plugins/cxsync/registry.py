@@ -89,7 +89,7 @@ register(
         connection_form="cxsync.providers.liveperson:CONNECTION_FORM",
         options="cxsync.providers.liveperson:LivePersonOptions",
         pool_slots=4,
-        default_auth_type="oauth1",
+        default_auth_type="oauth2",
         analytics_thresholds={"long_first_response_seconds": 120, "long_wait_seconds": 300, "many_agents": 3},
         doc_url="https://developers.liveperson.com/",
         sandbox="cxsync_dev.sandbox.liveperson",

@@ -62,15 +62,28 @@ def test_connection_defaults(monkeypatch):
     assert "secret-value-1" not in repr(s) and "tok-secret-1" not in repr(s)
 
 
+def test_client_credentials_without_auth_type_are_oauth2_and_old_keys_are_oauth1_with_a_warning(monkeypatch, caplog):
+    base = {"conn_type": "liveperson", "login": "client", "password": "secret-value-2", "extra": {"account_id": "1"}}
+    set_connection(monkeypatch, "lp_new", base)
+    assert LivePersonHook("lp_new").connection.auth_type == "oauth2"
+    old = {**base, "extra": {"account_id": "1", "access_token": "t", "access_token_secret": "ts"}}
+    set_connection(monkeypatch, "lp_old", old)
+    with caplog.at_level("WARNING", logger="cxsync.hooks.liveperson"):
+        assert LivePersonHook("lp_old").connection.auth_type == "oauth1"
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "read-only since 30 Sep 2025" in warned and "31 May 2026" in warned and "Move to OAuth 2.0" in warned
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (lambda c: c["extra"].pop("account_id"), "extra `account_id` is required"),
         (lambda c: c["extra"].update(auth_type="saml"), "`auth_type` must be oauth1 or oauth2"),
         (lambda c: c["extra"].update(source="x" * 21), "`source` must be at most 20 characters"),
-        (lambda c: c["extra"].pop("access_token_secret"), "`access_token_secret`"),
+        # An OAuth 1.0 connection (said so) without both token values.
+        (lambda c: c["extra"].update(auth_type="oauth1", access_token_secret=""), "`access_token_secret`"),
         # What Airflow's connection form saves for a field left empty: a null, never the text "None".
-        (lambda c: c["extra"].update(access_token=None), "`access_token`"),
+        (lambda c: c["extra"].update(auth_type="oauth1", access_token=None), "`access_token`"),
         (lambda c: c.update(schema="ftp"), "`schema` must be https or http"),
         (lambda c: c.update(password=""), "`password` must hold the App Secret"),
         (lambda c: c["extra"].update(requests_per_second="fast"), "`requests_per_second` must be a number"),
@@ -202,9 +215,9 @@ def test_an_unreachable_csds_answers_the_test_button_in_plain_words(monkeypatch)
 
 
 def test_oauth1_requests_are_signed_and_carry_user_agent_and_source(lp):
-    hook = LivePersonHook("sandbox_liveperson_main")
+    hook = LivePersonHook("sandbox_liveperson_oauth1")
     sent = recorded(hook)
-    assert len(hook.users()) == 7  # deleted agents included
+    assert len(hook.users()) == 8  # deleted agents and the account admin included
     hook.search_conversations(last_hour(lp.now()), limit=1)
     hook.conversations_by_id(["00000000-0000-4000-8000-000000000000"])
     # requests-oauthlib hands signed headers on as bytes: compare the text
@@ -218,7 +231,7 @@ def test_oauth1_requests_are_signed_and_carry_user_agent_and_source(lp):
 
 
 def test_a_wrong_app_secret_says_the_signature_was_refused(lp, monkeypatch):
-    conn = lp.connections()["sandbox_liveperson_main"]
+    conn = lp.connections()["sandbox_liveperson_oauth1"]
     conn["password"] = "not-the-app-secret"
     set_connection(monkeypatch, "lp_bad_secret", conn)
     ok, message = LivePersonHook("lp_bad_secret").test_connection()
@@ -253,7 +266,7 @@ def test_oauth2_expired_token_is_refreshed_once_on_401(lp):
     hook = LivePersonHook("sandbox_liveperson_oauth2")
     hook.users()
     lp.advance("2h")  # the sandbox clock moves past the token's expiry; the hook has not seen it yet
-    assert len(hook.users()) == 7
+    assert len(hook.users()) == 8
     assert lp.lp_requests("users", 401) == 1
     assert lp.lp_requests("sentinel_token") == 2
 
@@ -274,13 +287,35 @@ def test_a_wrong_client_secret_says_the_client_secret_was_refused(lp, monkeypatc
 
 
 @pytest.mark.parametrize(
-    ("conn_id", "method"), [("sandbox_liveperson_main", "OAuth 1.0"), ("sandbox_liveperson_oauth2", "OAuth 2.0")]
+    ("conn_id", "method"),
+    [
+        ("sandbox_liveperson_main", "OAuth 2.0"),
+        ("sandbox_liveperson_oauth1", "OAuth 1.0"),
+        ("sandbox_liveperson_oauth2", "OAuth 2.0"),
+    ],
 )
 def test_the_test_button_checks_csds_auth_users_and_history(lp, conn_id, method):
     ok, message = LivePersonHook(conn_id).test_connection()
     assert ok, message
     assert method in message and "CSDS resolved account 12345678" in message
-    assert "listed 7 user(s)" in message and "conversation history answered" in message
+    assert "listed 8 user(s)" in message and "conversation history answered" in message
+
+
+def test_the_test_button_warns_that_oauth1_has_ended(lp):
+    ok, message = LivePersonHook("sandbox_liveperson_oauth1").test_connection()
+    assert ok and "Warning:" in message and "LivePerson has ended" in message and "31 May 2026" in message
+    ok, message = LivePersonHook("sandbox_liveperson_main").test_connection()
+    assert ok and "Warning:" not in message and "Missing" not in message
+    assert "Agent Groups API answered" in message and "Profiles API answered" in message
+
+
+def test_the_test_button_names_each_privilege_a_guide_made_key_lacks(lp):
+    ok, message = LivePersonHook("sandbox_liveperson_guide").test_connection()
+    assert ok, message  # users and conversations load: the roster goes on without the rest
+    assert "listed 8 user(s)" in message and "conversation history answered" in message
+    for privilege in ("Agent Groups API Read", "Skills API Read", "Profiles API Read"):
+        assert f'lacks the "{privilege}" privilege' in message
+    assert "HTTP 403" in message
 
 
 def test_the_test_button_says_what_to_do_when_users_is_missing(lp):
@@ -327,8 +362,8 @@ def test_the_ui_test_button_path_through_airflows_connection_model(lp, monkeypat
 def test_secrets_are_registered_with_the_masker(lp):
     from airflow.sdk._shared.secrets_masker import redact
 
-    oauth1 = lp.connections()["sandbox_liveperson_main"]
-    LivePersonHook("sandbox_liveperson_main").users()
+    oauth1 = lp.connections()["sandbox_liveperson_oauth1"]
+    LivePersonHook("sandbox_liveperson_oauth1").users()
     hook2 = LivePersonHook("sandbox_liveperson_oauth2")
     sent = recorded(hook2)
     hook2.users()
@@ -366,7 +401,7 @@ def test_recovers_from_429_5xx_resets_truncated_bodies_and_timeouts(lp, monkeypa
     lp.faults(p_5xx=0.2, p_reset=0.15, p_truncate=0.15, p_slow=0.1, slow_seconds=1.0)
     for _ in range(8):
         assert hook.search_conversations(window) == clean
-        assert len(hook.users()) == 7
+        assert len(hook.users()) == 8
     faults = lp.counters()["faults"]["liveperson"]
     assert all(faults.get(kind, 0) > 0 for kind in ("5xx", "reset", "truncate", "slow")), faults
     assert hook.stats.retries >= sum(faults.values())
@@ -384,7 +419,7 @@ def test_429_waits_at_least_what_retry_after_asks(lp, monkeypatch):
     hook.users()
     lp.faults(rate_limit_rps=5)
     for _ in range(10):
-        assert len(hook.users()) == 7
+        assert len(hook.users()) == 8
     assert lp.fault_count("rate_limit") > 0
     assert hook.stats.rate_limited == lp.fault_count("rate_limit")
     assert waits and min(waits) >= 1.0  # Retry-After: 1 (the sandbox rounds up), and never under 1 s

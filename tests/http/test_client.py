@@ -286,3 +286,42 @@ def test_one_client_counts_every_request_sent_from_several_threads(stub, sleeps)
     assert api.stats.requests == sent
     assert api.stats.by_status == {200: sent}
     assert api.stats.waited_seconds == sent * 0.25  # quarters add up exactly: a lost update shows
+
+
+# ---- long incidents: waits within the task's deadline ---------------------------------------------------
+
+
+def test_a_retry_after_above_a_minute_is_slept_in_full_inside_the_task_deadline(stub, sleeps):
+    from cxsync.task_deadline import task_deadline
+
+    stub.add(Answer(503, headers={"Retry-After": "300"}), Answer(body={"n": 1}))
+    stub.add(Answer(429, headers={"Retry-After": "300"}), Answer(body={"n": 2}))
+    api = client(sleeps, retry=RetryPolicy(max_attempts=3, base_seconds=0.01, retry_after_max=3600))
+    with task_deadline(3600):
+        assert api.get_json(stub.url()) == {"n": 1}  # a 503's Retry-After is not the 429's: policy backoff
+        assert api.get_json(stub.url()) == {"n": 2}
+    assert sleeps[-1] == 300.0
+
+
+def test_a_wait_past_the_task_deadline_fails_the_try_in_words_without_sleeping(stub, sleeps):
+    from cxsync.task_deadline import TaskDeadlineExceeded, task_deadline
+
+    stub.add(Answer(429, headers={"Retry-After": "900"}), Answer(body={"n": 1}))
+    api = client(sleeps, retry=RetryPolicy(max_attempts=3, retry_after_max=3600))
+    with task_deadline(600), pytest.raises(TaskDeadlineExceeded, match=r"would wait 900\.0 s, past this task's"):
+        api.get_json(stub.url())
+    assert sleeps == [] and len(stub.received) == 1
+
+
+def test_the_backoff_steps_of_a_long_incident_stop_at_the_task_deadline(stub, sleeps):
+    from cxsync.task_deadline import TaskDeadlineExceeded, task_deadline
+
+    policy = RetryPolicy(max_attempts=7, base_seconds=5, linear_steps=3, then_seconds=120, max_seconds=480)
+    stub.add(*[Answer(503) for _ in range(7)])
+    with task_deadline(100), pytest.raises(TaskDeadlineExceeded, match="HTTP 503"):
+        client(sleeps, retry=policy).get_json(stub.url())
+    # 5, 10, 15 s fit in the 100 s left; the 2-minute step would not (the recording sleep spends no time)
+    assert len(sleeps) == 3 and all(
+        advised <= w <= advised * 1.1 for w, advised in zip(sleeps, (5, 10, 15), strict=True)
+    )
+    assert len(stub.received) == 4

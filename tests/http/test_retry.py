@@ -70,3 +70,33 @@ def test_the_sorter_names_what_an_answer_means():
     assert {sort_answer(s) for s in (500, 502, 503, 504)} == {Verdict.RETRY}
     assert sort_answer(401) is Verdict.REFRESH
     assert {sort_answer(s) for s in (307, 400, 403, 404, 422)} == {Verdict.FATAL}
+
+
+def test_liveperson_rides_out_a_long_incident_at_5_10_15_s_then_2_4_8_minutes():
+    """LivePerson's advice beyond three tries: "after 2 minutes, 4 minutes, 8 minutes"."""
+    from cxsync.hooks.liveperson import RETRY_ADVICE
+
+    rng = random.Random(5)
+    waits = [RETRY_ADVICE.backoff(attempt, rng) for attempt in range(1, RETRY_ADVICE.max_attempts)]
+    assert len(waits) == 6
+    for wait, advised in zip(waits, (5, 10, 15, 120, 240, 480), strict=True):
+        assert advised <= wait <= advised * 1.1
+
+
+def test_the_long_steps_reach_the_connection_and_stay_capped_by_its_ceiling():
+    from cxsync.hooks.liveperson import RETRY_ADVICE
+    from cxsync.http.tunables import ClientTunables
+
+    tuned = ClientTunables.from_extras(
+        {"retry_max_seconds": 200}, conn_id="lp", default_requests_per_second=None, retry_defaults=RETRY_ADVICE
+    ).retry
+    assert tuned.max_attempts == 7 and tuned.then_seconds == 120 and tuned.retry_after_max == 3600
+    assert 120 <= tuned.backoff(4, random.Random(1)) <= 132
+    assert 200 <= tuned.backoff(6, random.Random(1)) <= 220  # 8 minutes, cut to the connection's ceiling
+
+
+def test_a_long_retry_after_is_honoured_up_to_its_own_cap_instead_of_cut_at_a_minute():
+    policy = RetryPolicy(max_seconds=60, retry_after_max=3600)
+    assert policy.rate_limit_wait(1, "300") == 300.0
+    assert policy.rate_limit_wait(1, "7200") == 3600.0
+    assert RetryPolicy(max_seconds=60).rate_limit_wait(1, "300") == 60.0  # without it, as before

@@ -130,7 +130,7 @@ def test_serves_prints_connections_and_stops_on_sigterm(cli_server):
         for m in (re.match(r"export AIRFLOW_CONN_([A-Z0-9_]+)=(.*)$", line.strip()) for line in lines)
         if m
     }
-    main = exports["SANDBOX_LIVEPERSON_MAIN"]
+    main = exports["SANDBOX_LIVEPERSON_OAUTH1"]  # the legacy key: requests signed here by hand
     assert main["port"] == port and main["host"] == "127.0.0.1" and main["schema"] == "http"
     extra = main["extra"]
     auth = OAuth1(main["login"], main["password"], extra["access_token"], extra["access_token_secret"])

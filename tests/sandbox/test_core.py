@@ -296,5 +296,10 @@ def test_connection_uris_are_airflow_connection_json(sandbox_server):
     main = json.loads(uris["sandbox_liveperson_main"])
     assert main["conn_type"] == "liveperson"
     assert (main["host"], main["schema"], main["port"]) == ("127.0.0.1", "http", sandbox_server.port)
-    assert main["extra"]["auth_type"] == "oauth1" and main["extra"]["account_id"] == "12345678"
-    assert {"sandbox_liveperson_main", "sandbox_liveperson_oauth2", "sandbox_liveperson_nousers"} <= set(uris)
+    # OAuth 2.0 is the default: no `auth_type`, no OAuth 1.0 token values
+    assert "auth_type" not in main["extra"] and "access_token" not in main["extra"]
+    assert main["extra"]["account_id"] == "12345678"
+    legacy = json.loads(uris["sandbox_liveperson_oauth1"])
+    assert legacy["extra"]["access_token"] and legacy["extra"]["access_token_secret"]
+    names = {"main", "oauth1", "oauth2", "nousers", "guide"}
+    assert {f"sandbox_liveperson_{n}" for n in names} <= set(uris)

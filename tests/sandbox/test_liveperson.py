@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests_oauthlib import OAuth1
 
-from cxsync_dev.sandbox.liveperson_auth import MAIN_KEY, NOUSERS_KEY, OAUTH2_CLIENT
+from cxsync_dev.sandbox.liveperson_auth import GUIDE_CLIENT, MAIN_KEY, NOUSERS_KEY, OAUTH2_CLIENT
 
 ACCOUNT = "12345678"
 NOW_MS = int(datetime(2025, 3, 14, 9, 30, tzinfo=UTC).timestamp() * 1000)
@@ -72,12 +72,12 @@ def set_faults(server, **values) -> None:
     assert requests.put(f"{server.base_url}/_sandbox/faults/liveperson", json=values, timeout=5).status_code == 200
 
 
-def bearer(server) -> str:
+def bearer(server, client=OAUTH2_CLIENT) -> str:
     r = requests.post(
         f"{server.base_url}/sentinel/api/v2/account/{ACCOUNT}/app/token",
         data={
-            "client_id": OAUTH2_CLIENT.client_id,
-            "client_secret": OAUTH2_CLIENT.client_secret,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
             "grant_type": "client_credentials",
         },
         timeout=5,
@@ -256,6 +256,60 @@ def test_key_without_users_permission_gets_403_but_msghist_works(sandbox_server)
     assert search(sandbox_server, {"start": HISTORY}, auth=oauth1(NOUSERS_KEY)).status_code == 200
 
 
+def test_a_client_made_by_the_guide_reads_users_and_history_but_not_groups_skills_or_profiles(sandbox_server):
+    headers = {"Authorization": f"Bearer {bearer(sandbox_server, GUIDE_CLIENT)}"}
+    assert requests.get(users_url(sandbox_server), params={"v": "4.0"}, headers=headers).status_code == 200
+    for what, privilege in (("agentGroups", "Agent Groups"), ("skills", "Skills"), ("profiles", "Profiles")):
+        r = requests.get(users_url(sandbox_server, what), params={"v": "4.0"}, headers=headers, timeout=5)
+        assert r.status_code == 403 and f"{privilege} API Read" in r.json()["message"], what
+    query = {"offset": 0, "limit": 1, "v": 2, "source": "cxsync"}
+    r = requests.post(search_url(sandbox_server), params=query, json={"start": HISTORY}, headers=headers, timeout=10)
+    assert r.status_code == 200
+
+
+def test_profiles_api_names_each_profile_and_its_role_type_and_users_carry_only_profile_ids(sandbox_server):
+    profiles = requests.get(users_url(sandbox_server, "profiles"), params={"v": "4.0"}, auth=oauth1()).json()
+    assert {p["roleTypeId"] for p in profiles} == {1, 2, 3, 4} and all(p["name"] for p in profiles)
+    users = requests.get(users_url(sandbox_server), params={"v": "4.0"}, auth=oauth1()).json()
+    assert all("profiles" not in u and u["profileIds"] for u in users)
+    admin_ids = {p["id"] for p in profiles if p["roleTypeId"] == 1}
+    admins = [u for u in users if set(u["profileIds"]) <= admin_ids]
+    assert len(admins) == 1  # the account admin, who takes no conversations
+    records = search(sandbox_server, {"start": HISTORY}).json()["conversationHistoryRecords"]
+    assert admins[0]["id"] not in {r["info"].get("latestAgentId") for r in records}
+
+
+def test_post_conversation_surveys_are_their_own_dialog_after_the_main_one(sandbox_server):
+    records, _ = search_all(sandbox_server, {"start": HISTORY, "status": ["CLOSE"]})
+    surveyed = [r for r in records if len(r.get("dialogs", [])) == 2]
+    assert surveyed
+    for record in surveyed:
+        main, survey = record["dialogs"]
+        assert (main["dialogType"], survey["dialogType"]) == ("MAIN", "POST_SURVEY")
+        assert main["endTimeL"] <= survey["startTimeL"] and record["info"]["endTimeL"] == survey["endTimeL"]
+        in_survey = [m for m in record["messageRecords"] if m["dialogId"] == survey["dialogId"]]
+        assert len(in_survey) == 2 and all(m["timeL"] > main["endTimeL"] for m in in_survey)
+        answer = record["conversationSurveys"][0]["surveyData"][0]["answer"]
+        assert str(record["info"]["csat"]) == answer == in_survey[-1]["messageData"]["msg"]["text"]
+
+
+@pytest.mark.parametrize("accepted", ["both", "object", "number"])
+def test_latest_update_time_readings_the_sandbox_accepts(sandbox_factory, accepted):
+    server = sandbox_factory(lp_latest_update_time=accepted)
+    since = NOW_MS - DAY_MS
+    as_object = search(server, {"start": HISTORY, "latestUpdateTime": {"from": since}})
+    as_number = search(server, {"start": HISTORY, "latestUpdateTime": since})
+    assert (as_object.status_code, as_number.status_code) == {
+        "both": (200, 200),
+        "object": (200, 400),
+        "number": (400, 200),
+    }[accepted]
+    for refused in (r for r in (as_object, as_number) if r.status_code == 400):
+        assert "latestUpdateTime" in refused.json()["message"]
+    if accepted == "both":
+        assert as_object.json()["_metadata"]["count"] == as_number.json()["_metadata"]["count"] > 0
+
+
 def test_users_permission_switch_toggles_per_credential(sandbox_server):
     switch = f"{sandbox_server.base_url}/_sandbox/switches/liveperson"
     requests.put(f"{switch}/{MAIN_KEY.app_key}", json={"users_permission": False}, timeout=5)
@@ -371,6 +425,9 @@ def test_msghist_content_to_retrieve(sandbox_server):
     full = search(sandbox_server, {"start": HISTORY}, limit=20).json()["conversationHistoryRecords"]
     assert {"consumerParticipants", "transfers", "messageRecords", "agentParticipants"} <= set(full[0])
     assert search(sandbox_server, {"start": HISTORY, "contentToRetrieve": ["everything"]}).status_code == 400
+    # an empty list is undocumented: the sandbox takes the costly reading (the default sections, every message)
+    empty = search(sandbox_server, {"start": HISTORY, "contentToRetrieve": []}, limit=20).json()
+    assert set(empty["conversationHistoryRecords"][0]) == set(full[0])
 
 
 def test_partial_result_switch(sandbox_server):
@@ -420,7 +477,13 @@ def test_record_shape_has_the_documented_traps(sandbox_factory):
     messages = [m for r in records for m in r["messageRecords"]]
     assert {m["sentBy"] for m in messages} > {"Agent", "Consumer"}  # the case varies
     assert {m["sentBy"].lower() for m in messages} == {"agent", "consumer"}
-    assert all(m["messageId"] == f"ms::conv:{m['dialogId']}::msg:{m['messageId'].rsplit(':', 1)[1]}" for m in messages)
+    # message ids name the conversation; a post-survey message's dialogId is its survey dialog's
+    assert all(
+        m["messageId"] == f"ms::conv:{r['info']['conversationId']}::msg:{m['messageId'].rsplit(':', 1)[1]}"
+        and m["dialogId"] in {d["dialogId"] for d in r["dialogs"]}
+        for r in records
+        for m in r["messageRecords"]
+    )
     assert any(m["audience"] == "AGENTS_AND_MANAGERS" for m in messages)
     assert {"TEXT_PLAIN", "RICH_CONTENT", "HOSTED_FILE"} <= {m["type"] for m in messages}
     assert any("file" in m["messageData"] and "relativePath" in m["messageData"]["file"] for m in messages)
@@ -533,7 +596,9 @@ def test_msghist_unknown_account_and_bad_body(sandbox_server):
 def test_message_count_distribution_is_honoured(sandbox_factory, spec):
     server = sandbox_factory(lp_messages=spec, lp_conversations_per_day=30)
     advance(server, "5d")  # every conversation of the history is closed and complete
-    counts = [c["message_count"] for c in truth(server, at="2025-03-14T00:00:00Z") if c["status"] == "CLOSE"]
+    # the spec is the agent's conversation (the MAIN dialog): post-conversation survey messages come on top
+    closed = [c for c in truth(server, at="2025-03-14T00:00:00Z") if c["status"] == "CLOSE"]
+    counts = [sum(m["dialog_type"] == "main" for m in c["messages"]) for c in closed]
     if spec == "4":
         assert set(counts) == {4}
     elif spec == "2:9":

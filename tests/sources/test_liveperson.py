@@ -80,6 +80,43 @@ def test_day_windows_load_every_conversation_exactly_once(lp, conn_id):
     assert_equal_to_truth(seen, truth)
 
 
+def test_post_survey_dialogs_are_marked_and_the_conversation_ends_with_the_main_dialog(lp):
+    src = source()
+    now = src.server_now()
+    records, rejected, _ = collect(src.window(now - timedelta(days=7), now))
+    assert not rejected
+    surveyed = [r for r in records if any(m.dialog_type == "post_survey" for m in r.messages)]
+    assert len(surveyed) > 5
+    for record in surveyed:
+        info_end = record.raw["info"]["endTimeL"]  # includes the survey dialog
+        survey_messages = [m for m in record.messages if m.dialog_type == "post_survey"]
+        assert record.ended_at is not None and record.ended_at.timestamp() * 1000 < info_end
+        assert all(m.sent_at > record.ended_at for m in survey_messages)
+        assert all(m.sent_at <= record.ended_at for m in record.messages if m.dialog_type == "main")
+        # the survey's answer is the CSAT (1-5), as `info.csat` says too
+        assert record.csat_score == float(survey_messages[-1].text) == record.raw["info"]["csat"]
+
+
+def test_qa_signals_come_from_the_record(lp):
+    src = source()
+    now = src.server_now()
+    records, _, _ = collect(src.window(now - timedelta(days=7), now))
+    for record in records:
+        info = record.raw["info"]
+        assert record.sentiment_score == info["mcs"] and 0 <= record.sentiment_score <= 100
+        assert record.skill == info["latestSkillName"]
+        assert record.agent_group == info.get("latestAgentGroupName")
+        assert record.close_reason == info.get("closeReason")
+        for message in record.messages:
+            file = (message.raw.get("messageData") or {}).get("file")
+            if file:
+                assert message.attachments == [{"name": file["caption"], "type": file["fileType"], "size": None}]
+            else:
+                assert message.attachments == []
+    assert any(m.attachments for r in records for m in r.messages)
+    assert any(r.agent_group for r in records) and any(r.close_reason for r in records)
+
+
 def test_a_window_pages_by_100_until_the_count(lp_busy, caplog):
     src = source()
     now = src.server_now()
@@ -213,7 +250,7 @@ def test_nothing_changed_costs_one_search(monkeypatch):
     quiet = start_lp_sandbox(lp_conversations_per_day=0)
     try:
         export_connections(quiet, monkeypatch)
-        for conn_id, expected_requests in (("sandbox_liveperson_main", 2), ("sandbox_liveperson_oauth2", 3)):
+        for conn_id, expected_requests in (("sandbox_liveperson_oauth1", 2), ("sandbox_liveperson_main", 3)):
             src = source(conn_id)
             quiet.reset_counters()
             now = src.server_now()
@@ -225,6 +262,35 @@ def test_nothing_changed_costs_one_search(monkeypatch):
         quiet.server.stop()
 
 
+@pytest.mark.parametrize("accepted", ["object", "number"])
+def test_latest_update_time_falls_back_to_the_other_reading_once_and_remembers_it(monkeypatch, accepted):
+    from cxsync.hooks.liveperson import LATEST_UPDATE_NUMBER, LATEST_UPDATE_OBJECT
+
+    strict = start_lp_sandbox(lp_latest_update_time=accepted)
+    both = start_lp_sandbox()
+    try:
+        export_connections(strict, monkeypatch)
+        src = source("sandbox_liveperson_oauth1")
+        now = src.server_now()
+        strict.reset_counters()
+        first = collect(src.changes(now - timedelta(hours=24), now))[0]
+        refused = strict.lp_requests("conversations_search", 400)
+        assert refused == (1 if accepted == "number" else 0)  # the object reading is tried first
+        reading = {"object": LATEST_UPDATE_OBJECT, "number": LATEST_UPDATE_NUMBER}[accepted]
+        assert src.hook.latest_update_reading() == reading
+        # remembered: the next run of this connection sends the accepted reading at once
+        again = source("sandbox_liveperson_oauth1")
+        collect(again.changes(now - timedelta(hours=12), now))
+        assert strict.lp_requests("conversations_search", 400) == refused
+        # both readings find the same changes
+        export_connections(both, monkeypatch)
+        expected = collect(source("sandbox_liveperson_oauth1").changes(now - timedelta(hours=24), now))[0]
+        assert sorted(r.interaction_id for r in first) == sorted(r.interaction_id for r in expected) != []
+    finally:
+        strict.server.stop()
+        both.server.stop()
+
+
 # ---- roster ------------------------------------------------------------------------------------------------------
 
 
@@ -233,8 +299,37 @@ def test_roster_has_every_agent_deleted_ones_too_with_groups_and_skills(lp):
     users = LivePersonHook("sandbox_liveperson_main").users()
     assert {a.agent_id for a in roster.agents} == {str(u["id"]) for u in users}
     assert any(a.is_deleted for a in roster.agents) and any(not a.is_deleted for a in roster.agents)
-    assert {a.role for a in roster.agents} == {"agent", "bot"}
+    # roles from `profileIds` through the Profiles API: the account admin is not an agent
+    roles = {str(u["id"]): a.role for u in users for a in roster.agents if a.agent_id == str(u["id"])}
+    assert roles["3600000001"] == "admin" and set(roles.values()) == {"admin", "agent", "bot"}
     assert len(roster.groups) == 3 and len(roster.skills) == 4 and roster.complete and not roster.rejected
+    assert roster.warnings == []
+
+
+def test_roster_of_a_guide_made_key_loads_agents_and_names_each_missing_privilege(lp, warehouse):
+    from cxsync.pipeline import sync_roster
+    from cxsync.ui.warehouse_reads import watermarks
+
+    src = source("sandbox_liveperson_guide")
+    roster = src.roster()
+    assert len(roster.agents) == 8 and roster.groups == [] and roster.skills == []
+    assert {a.role for a in roster.agents} == {"agent", "bot"}  # no Profiles API: managerOf and user type only
+    assert len(roster.warnings) == 3
+    for privilege, resource in (("Agent Groups", "agentGroups"), ("Skills", "skills"), ("Profiles", "profiles")):
+        assert any(f'"{privilege} API Read"' in w and resource in w for w in roster.warnings)
+    # the roster sync logs them and keeps them where the status page reads them
+    result = sync_roster(src.integration, src, warehouse)
+    assert result["agents"] == 8 and len(result["warnings"]) == 3
+    with warehouse.engine.connect() as conn:
+        rows = watermarks(conn, [src.integration.id], {"cx_sync_state"})[src.integration.id]
+    stored = json.loads(next(r["watermark"] for r in rows if r["stream"] == "roster_warnings"))
+    assert stored == roster.warnings
+    # a later sync with every privilege clears them
+    full = source()
+    sync_roster(src.integration, full, warehouse)
+    with warehouse.engine.connect() as conn:
+        rows = watermarks(conn, [src.integration.id], {"cx_sync_state"})[src.integration.id]
+    assert json.loads(next(r["watermark"] for r in rows if r["stream"] == "roster_warnings")) == []
 
 
 def test_roster_without_the_users_permission_fails_with_the_plain_message(lp):

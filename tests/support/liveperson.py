@@ -171,6 +171,7 @@ def expected_interaction(truth: Mapping[str, Any]) -> dict[str, Any]:
                 "text": expected_text(m),
                 "is_private": m["is_private"],
                 "message_type": m["type"],
+                "dialog_type": m["dialog_type"],
             }
             for n, m in enumerate(ordered, 1)
         ],
@@ -199,6 +200,7 @@ def actual_interaction(record: Any) -> dict[str, Any]:
                 "text": m.text,
                 "is_private": m.is_private,
                 "message_type": m.message_type,
+                "dialog_type": m.dialog_type,
             }
             for m in record.messages
         ],
@@ -242,6 +244,7 @@ def warehouse_interactions(engine: Any, integration_id: str) -> dict[str, dict[s
                     "text": m.text,
                     "is_private": m.is_private,
                     "message_type": m.message_type,
+                    "dialog_type": m.dialog_type,
                 }
             )
     return out

@@ -64,8 +64,12 @@ MAX_SOURCE_LENGTH = 20
 DEFAULT_USERS_API_VERSION = "4.0"
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 AUTH_TYPES = ("oauth1", "oauth2")
-# LivePerson's retry advice for a 5xx: again at 5, 10 and 15 s, then exponentially.
-RETRY_ADVICE = RetryPolicy(base_seconds=5.0, linear_steps=3)
+# LivePerson's retry advice for a 5xx: again at 5, 10 and 15 s, then after 2, 4 and 8 minutes, so a long
+# incident is ridden out (within the task's deadline). Its `Retry-After` is honoured up to an hour, not cut
+# at a minute; the task's deadline, when nearer, ends the wait first (the try fails in words).
+RETRY_ADVICE = RetryPolicy(
+    max_attempts=7, base_seconds=5.0, linear_steps=3, then_seconds=120.0, max_seconds=480.0, retry_after_max=3600.0
+)
 
 # CSDS service names (case-sensitive).
 MSG_HIST = "msgHist"
@@ -83,7 +87,7 @@ class LivePersonConnection(ConnectionSettings):
     """A `liveperson` connection, validated: host is the CSDS host, login/secret the App Key or client."""
 
     account_id: str = ""
-    auth_type: str = "oauth1"
+    auth_type: str = "oauth2"
     access_token: str | None = None
     access_token_secret: str | None = None
     source: str = DEFAULT_SOURCE
@@ -105,17 +109,21 @@ class LivePersonConnection(ConnectionSettings):
         if not account_id:
             raise fail("extra `account_id` is required: set it to your LivePerson account (site) number")
         scheme = scheme_of(conn.schema, fail)
-        auth_type = extra_text(extra, "auth_type", "oauth1").lower()
+        access_token = extra_text(extra, "access_token") or None
+        access_token_secret = extra_text(extra, "access_token_secret") or None
+        # OAuth 2.0 is the default; a connection carrying both OAuth 1.0 token values is an old app key.
+        inferred = "oauth1" if access_token and access_token_secret else "oauth2"
+        auth_type = extra_text(extra, "auth_type", inferred).lower()
         if auth_type not in AUTH_TYPES:
-            raise fail(f"extra `auth_type` must be oauth1 or oauth2, got {auth_type!r}")
+            raise fail(
+                f"extra `auth_type` must be oauth1 or oauth2 (client credentials, the default), got {auth_type!r}"
+            )
         key, secret = conn.login or "", conn.password or ""
         names = ("App Key", "App Secret") if auth_type == "oauth1" else ("client_id", "client_secret")
         if not key:
             raise fail(f"field `login` must hold the {names[0]}")
         if not secret:
             raise fail(f"field `password` must hold the {names[1]}")
-        access_token = extra_text(extra, "access_token") or None
-        access_token_secret = extra_text(extra, "access_token_secret") or None
         if auth_type == "oauth1" and not (access_token and access_token_secret):
             missing = [
                 n for n, v in (("access_token", access_token), ("access_token_secret", access_token_secret)) if not v
@@ -127,6 +135,8 @@ class LivePersonConnection(ConnectionSettings):
         source = extra_text(extra, "source", DEFAULT_SOURCE)
         if len(source) > MAX_SOURCE_LENGTH:
             raise fail(f"extra `source` must be at most {MAX_SOURCE_LENGTH} characters, got {len(source)}")
+        if auth_type == "oauth1":
+            log.warning(diagnostics.oauth1_end_of_life(conn_id))
         csds_host = (conn.host or "").strip() or DEFAULT_CSDS_HOST
         warn_if_plain_http(scheme, csds_host, conn_id=conn_id)
         return cls(
@@ -315,6 +325,10 @@ class LivePersonHook(ProviderHook):
     def skills(self) -> list[dict[str, Any]]:
         return self.account_config("skills")
 
+    def profiles(self) -> list[dict[str, Any]]:
+        """The Profiles API: each profile's `name` and `roleTypeId` (users carry only `profileIds`)."""
+        return self.account_config("profiles")
+
     # ---- Messaging Interactions (msgHist) --------------------------------------------------------------------
 
     def _history_url(self, path: str) -> str:
@@ -334,7 +348,41 @@ class LivePersonHook(ProviderHook):
         often as the connection's `max_attempts` allows), and never more than `max_attempts` tries in all."""
         params = {"offset": offset, "limit": limit, "sort": "start:asc", "v": "2", "source": self.connection.source}
         url = self._history_url("conversations/search")
-        return self._answer(self.post_json(url, dict(body), params, **_partial_checks(retry_partial, partial_retries)))
+        checks = _partial_checks(retry_partial, partial_retries)
+        sent = dict(body)
+        if "latestUpdateTime" not in sent:
+            return self._answer(self.post_json(url, sent, params, **checks))
+        # The docs leave the shape of `latestUpdateTime` open ({"from": ms} or a bare number): send the reading
+        # this connection last had accepted (first: the object), and on a 400 that names the field the other one.
+        since = _latest_update_ms(sent["latestUpdateTime"])
+        first = _LATEST_UPDATE_READINGS.get(self._reading_key, LATEST_UPDATE_OBJECT)
+        sent["latestUpdateTime"] = _latest_update_time(since, first)
+        try:
+            answer = self.post_json(url, sent, params, **checks)
+        except ProviderRequestError as exc:
+            if exc.status != 400 or "latestupdatetime" not in f"{exc} {exc.body or ''}".lower():
+                raise
+            other = LATEST_UPDATE_NUMBER if first == LATEST_UPDATE_OBJECT else LATEST_UPDATE_OBJECT
+            log.info(
+                "LivePerson %r refused latestUpdateTime as %s (HTTP 400); sending it as %s from now on",
+                self.conn_id,
+                first,
+                other,
+            )
+            sent["latestUpdateTime"] = _latest_update_time(since, other)
+            answer = self.post_json(url, sent, params, **checks)
+            first = other
+        _LATEST_UPDATE_READINGS[self._reading_key] = first
+        return self._answer(answer)
+
+    @property
+    def _reading_key(self) -> tuple[str, str, str]:
+        conn = self.connection
+        return (conn.conn_id, conn.origin, conn.account_id)
+
+    def latest_update_reading(self) -> str | None:
+        """The `latestUpdateTime` reading this connection's msgHist accepted (None: not asked yet)."""
+        return _LATEST_UPDATE_READINGS.get(self._reading_key)
 
     def conversations_by_id(
         self,
@@ -377,6 +425,22 @@ class LivePersonHook(ProviderHook):
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: CSDS, authentication, Users and msgHist in that order, in plain words."""
         return diagnostics.connection_test(self)
+
+
+# The two readings of `latestUpdateTime` in the search body, and the one each connection had accepted (per
+# process: one task per process, so each task finds it once at most, with one extra request).
+LATEST_UPDATE_OBJECT = '{"from": ms}'
+LATEST_UPDATE_NUMBER = "a bare number"
+_LATEST_UPDATE_READINGS: dict[tuple[str, str, str], str] = {}
+
+
+def _latest_update_ms(value: Any) -> int:
+    """The epoch ms of a `latestUpdateTime` the source wrote in either reading."""
+    return int(value["from"]) if isinstance(value, Mapping) else int(value)
+
+
+def _latest_update_time(since_ms: int, reading: str) -> Any:
+    return {"from": since_ms} if reading == LATEST_UPDATE_OBJECT else since_ms
 
 
 def partial_result(answer: Any) -> str | None:

@@ -31,6 +31,37 @@ def users_permission_message(conn_id: str, detail: str = "") -> str:
     return f"{text} [{detail}]" if detail else text
 
 
+# The account APIs beside Users, each with its own privilege on an API key (LivePerson grants them one by one):
+# resource name -> (what it is called in LivePerson, what cxsync does without it).
+ACCOUNT_PRIVILEGES = {
+    "agentGroups": ("Agent Groups API Read", "agents are loaded without their agent group names"),
+    "skills": ("Skills API Read", "agents are loaded without their skill names"),
+    "profiles": ("Profiles API Read", "agents' roles (agent, admin, manager) cannot be told apart"),
+}
+
+
+def privilege_missing(conn_id: str, resource: str, detail: str) -> str:
+    """A roster API the credentials may not read, in plain words: which privilege to add, and what lacks it."""
+    privilege, effect = ACCOUNT_PRIVILEGES[resource]
+    return (
+        f'LivePerson connection {conn_id!r} lacks the "{privilege}" privilege ({resource} answered {detail}): '
+        f'{effect}. Fix: add "{privilege}" to the same API client / key in LivePerson (privileges are per API; '
+        "the vendor's setup guide grants only Users and Conversation History)."
+    )
+
+
+def oauth1_end_of_life(conn_id: str) -> str:
+    """The warning for a connection still on OAuth 1.0 app keys (Test button and task log)."""
+    return (
+        f"LivePerson connection {conn_id!r} uses OAuth 1.0 app keys, which LivePerson has ended: keys are "
+        "read-only since 30 Sep 2025 and the OAuth 1.0 protocol reaches its end of life on 31 May 2026, after "
+        "which these calls will stop working. Move to OAuth 2.0: in LivePerson Conversational Cloud create an "
+        "API client (client credentials) with the same privileges, put its client_id in `login` and its "
+        "client_secret in `password`, and remove the extras `access_token`, `access_token_secret` and "
+        "`auth_type` (OAuth 2.0 is the default)."
+    )
+
+
 def token_refused(conn: LivePersonConnection, detail: str) -> TokenRefused:
     return TokenRefused(
         f"LivePerson sentinel refused the OAuth 2.0 client credentials of connection {conn.conn_id!r} "
@@ -84,7 +115,8 @@ def users_refused(hook: LivePersonHook, exc: CxsyncError) -> CxsyncError:
 
 
 def connection_test(hook: LivePersonHook) -> tuple[bool, str]:
-    """Checks CSDS, authentication, Users and msgHist in that order; answers in plain words."""
+    """Checks CSDS, authentication, Users and msgHist in that order (any failing fails the test), then Agent
+    Groups, Skills and Profiles, each named when refused; answers in plain words."""
     from cxsync.hooks.liveperson import ACCOUNT_CONFIG, MSG_HIST, SENTINEL
 
     done: list[str] = []
@@ -146,7 +178,23 @@ def connection_test(hook: LivePersonHook) -> tuple[bool, str]:
     )
     done.append(f"the Users API (v{conn.users_api_version}) listed {len(users)} user(s)")
     done.append(history)
-    return True, f"LivePerson connection {conn.conn_id!r} works with {auth_name}: " + "; ".join(done) + "."
+    # Agent Groups, Skills and Profiles each need their own privilege; without them the roster still loads.
+    refused: list[str] = []
+    for resource in ACCOUNT_PRIVILEGES:
+        try:
+            hook.account_config(resource)
+        except (AuthenticationError, PermissionDenied) as exc:
+            refused.append(privilege_missing(conn.conn_id, resource, first_line(exc)))
+        except CxsyncError as exc:
+            refused.append(f"the {resource} API failed: {first_line(exc)}")
+        else:
+            done.append(f"{ACCOUNT_PRIVILEGES[resource][0].removesuffix(' Read')} answered")
+    message = f"LivePerson connection {conn.conn_id!r} works with {auth_name}: " + "; ".join(done) + "."
+    if refused:
+        message += " Missing (roster loads without them): " + " ".join(refused)
+    if conn.auth_type == "oauth1":
+        message += " Warning: " + oauth1_end_of_life(conn.conn_id)
+    return True, message
 
 
 def one_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ import requests
 import tenacity
 
 from cxsync.errors import RetriableError
+from cxsync.task_deadline import check_wait
 
 # Transport failures that a later try can fix: resets, timeouts, bodies cut short.
 RETRIABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
@@ -37,8 +38,13 @@ class RetryPolicy:
     """Exponential backoff with jitter, bounded in attempts; optionally a few evenly spaced steps first.
 
     LivePerson asks for at least 1 s after a 429 (or its `Retry-After`), and for retries of a 5xx at 5, 10 and
-    15 s before backing off exponentially: `RetryPolicy(base_seconds=5, linear_steps=3)`. HelpDesk sends
+    15 s, then "after 2 minutes, 4 minutes, 8 minutes": `RetryPolicy(max_attempts=7, base_seconds=5,
+    linear_steps=3, then_seconds=120, max_seconds=480)`, which rides out a long incident. HelpDesk sends
     `Retry-After` sometimes. Tests pass tiny values.
+
+    `retry_after_max` bounds a server's `Retry-After` (None: `max_seconds`, so a long one is cut short); a
+    provider whose incidents outlast a minute sets it higher. Either way no wait passes the running task's
+    deadline (`cxsync.task_deadline`): the driver fails the try instead, and Airflow retries it later.
     """
 
     max_attempts: int = 6
@@ -46,12 +52,18 @@ class RetryPolicy:
     max_seconds: float = 60.0
     min_rate_limit_wait: float = 1.0
     linear_steps: int = 0
+    then_seconds: float | None = None  # after the linear steps: exponential from this (None: from the base)
+    retry_after_max: float | None = None
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Wait before retry number `attempt` (1-based) of a 5xx, reset or timeout."""
         if attempt <= self.linear_steps:
             # The provider's own schedule (base, 2 x base, 3 x base): never shorter, spread by up to a tenth.
             return min(self.max_seconds, self.base_seconds * attempt) * (rng or random).uniform(1.0, 1.1)
+        if self.then_seconds is not None and attempt > self.linear_steps:
+            # The provider's long steps (2, 4, 8 minutes): doubling from `then_seconds`, never shorter.
+            advised = self.then_seconds * (2 ** (attempt - self.linear_steps - 1))
+            return min(self.max_seconds, advised) * (rng or random).uniform(1.0, 1.1)
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** (attempt - 1)))
         jitter = (rng or random).uniform(0.5, 1.0)  # keep at least half: spread out, never hammer
         return ceiling * jitter
@@ -60,7 +72,8 @@ class RetryPolicy:
         """Wait after a 429: the server's `Retry-After` when given, else backoff; never under the minimum."""
         parsed = parse_retry_after(retry_after)
         if parsed is not None:
-            return min(max(parsed, self.min_rate_limit_wait), max(self.max_seconds, self.min_rate_limit_wait))
+            cap = self.max_seconds if self.retry_after_max is None else self.retry_after_max
+            return min(max(parsed, self.min_rate_limit_wait), max(cap, self.min_rate_limit_wait))
         return max(self.min_rate_limit_wait, self.backoff(attempt, rng))
 
 
@@ -141,9 +154,12 @@ def retrying(
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, AskAgain) and not exc.counts:
             return 0.0
-        if isinstance(exc, AskAgain) and exc.wait is not None:
-            return exc.wait
-        return policy.backoff(counted(state), rng)
+        seconds = (
+            exc.wait if isinstance(exc, AskAgain) and exc.wait is not None else policy.backoff(counted(state), rng)
+        )
+        # A wait that would outlast the task fails the try now, in words, instead of Airflow killing it asleep.
+        check_wait(seconds, f"the retry after {exc}")
+        return seconds
 
     def do_sleep(seconds: float) -> None:
         if seconds > 0:

@@ -7,14 +7,15 @@ Both providers' connections accept the same optional extras, so a data engineer 
 | `requests_per_second`      | client-side rate limit; 0 turns it off                   | per hook |
 | `timeout`                  | read timeout, seconds                                    | 60      |
 | `connect_timeout`          | connect timeout, seconds                                 | 10      |
-| `max_attempts`             | tries per request (1 = no retry)                         | 6       |
-| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout (LivePerson: 5, 10, 15 s) | 2 (5) |
-| `retry_max_seconds`        | ceiling of one backoff wait                              | 60      |
+| `max_attempts`             | tries per request (1 = no retry)                         | 6 (7)   |
+| `retry_base_seconds`       | first backoff after a 5xx / reset / timeout (LP: 5, 10, 15 s, then 2, 4, 8 min) | 2 (5) |
+| `retry_max_seconds`        | ceiling of one backoff wait                              | 60 (480) |
 | `rate_limit_min_wait`      | least wait after a 429 (providers ask for 1 s)           | 1       |
 | `max_response_mb`          | largest answer read (MiB, after decompression); beyond it the request fails | 64 |
 | `request_deadline`         | seconds one try of a request may take, body included     | 300     |
 | `max_in_flight`            | most requests one task keeps in flight (1: one at a time) | 16      |
 
+Values in brackets are LivePerson's (its retry advice); no wait passes the running task's deadline.
 Extras arrive as JSON values or, from a connection URI (the UI's Test button), as strings.
 """
 
@@ -69,6 +70,8 @@ class ClientTunables:
             max_seconds=number("retry_max_seconds", defaults.max_seconds),
             min_rate_limit_wait=number("rate_limit_min_wait", defaults.min_rate_limit_wait),
             linear_steps=defaults.linear_steps,
+            then_seconds=defaults.then_seconds,
+            retry_after_max=defaults.retry_after_max,
         )
         connect_default, read_default = DEFAULT_TIMEOUT
         timeout = (

@@ -14,28 +14,31 @@ CONNECTION_FORM = {
         "relabeling": {
             "host": "CSDS host",
             "schema": "Scheme",
-            "login": "App Key / Client ID",
-            "password": "App Secret / Client Secret",
+            "login": "Client ID",
+            "password": "Client Secret",
         },
         "placeholders": {
             "host": "api.liveperson.net",
             "schema": "https",
-            "login": "OAuth 1.0 App Key, or OAuth 2.0 client_id",
-            "password": "OAuth 1.0 App Secret, or OAuth 2.0 client_secret",
+            "login": "OAuth 2.0 client_id (or, legacy OAuth 1.0: the App Key)",
+            "password": "OAuth 2.0 client_secret (or, legacy OAuth 1.0: the App Secret)",
         },
     },
     "conn-fields": {
         "account_id": text_field("Account number", "Your LivePerson account (site) number. Required."),
         "auth_type": text_field(
             "Authentication",
-            "oauth1: app keys (four values); oauth2: client credentials.",
-            "oauth1",
-            ["oauth1", "oauth2"],
+            "oauth2: client credentials (the default). oauth1: legacy app keys, ended by LivePerson "
+            "(read-only since 30 Sep 2025, end of life 31 May 2026).",
+            "oauth2",
+            ["oauth2", "oauth1"],
         ),
         # LivePerson issues all four app-key values as credentials: the token is masked like its secret.
-        "access_token": secret_field("Access Token", "OAuth 1.0 only: the app key's Access Token."),
+        "access_token": secret_field(
+            "Access Token (OAuth 1.0, legacy)", "Only for an old OAuth 1.0 app key: its Access Token."
+        ),
         "access_token_secret": secret_field(
-            "Access Token Secret", "OAuth 1.0 only: the app key's Access Token Secret."
+            "Access Token Secret (OAuth 1.0, legacy)", "Only for an old OAuth 1.0 app key: its Access Token Secret."
         ),
         "source": text_field(
             "Source", "Caller id sent to the Messaging History API (at most 20 characters).", "cxsync"

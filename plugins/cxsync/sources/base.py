@@ -29,6 +29,9 @@ class Roster:
     # True when `agents` is the provider's whole roster, so agents missing from it are gone.
     complete: bool = True
     rejected: list[RejectedRecord] = field(default_factory=list)
+    # What the roster lacks and why, in plain words (a privilege the credentials miss, say): the task log and
+    # the status page show them; an empty list clears the earlier ones.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

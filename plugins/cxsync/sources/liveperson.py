@@ -20,6 +20,7 @@ Integration options (`options:` in the integrations file), all optional, declare
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxsync import canonical
 from cxsync import options as declared
-from cxsync.errors import FatalError, RetriableError, RetriesExhausted
+from cxsync.errors import AuthenticationError, FatalError, PermissionDenied, RetriableError, RetriesExhausted
 from cxsync.providers import liveperson as provider  # MAX_SEARCH_PAGES read at each use (tests lower it)
 from cxsync.providers.liveperson import CONTENT_TO_RETRIEVE as CONTENT_TO_RETRIEVE  # the default sections
 from cxsync.providers.liveperson import MAX_RANGE_DAYS, LivePersonOptions
@@ -59,9 +60,18 @@ PAGE_LIMIT = 100
 BY_ID_BATCH = 100
 # LivePerson accepts a `start` range of at most 3 months and rounds both ends outwards (providers.liveperson).
 MAX_RANGE = timedelta(days=MAX_RANGE_DAYS)
-# Reconciliation lists ask for no section: `info` (always sent) holds everything compared.
-LIST_CONTENT: tuple[str, ...] = ()
+# Reconciliation lists compare what `info` (always sent) holds, and need no section; but an empty
+# `contentToRetrieve` is not documented to mean "none" (one reading is "the default sections", every message
+# included), so they ask for the smallest documented section instead: `dialogs`, one or two short entries
+# per conversation (MAIN, and POST_SURVEY when a survey ran).
+LIST_CONTENT: tuple[str, ...] = ("dialogs",)
 TEN_MINUTES_MS = 10 * 60 * 1000
+
+
+def content_to_retrieve(sections: Sequence[str]) -> dict[str, list[str]]:
+    """The body's `contentToRetrieve` for `sections`; none at all when empty, because an empty list is never
+    sent (the docs leave open whether it means "no section" or "the default sections")."""
+    return {"contentToRetrieve": list(sections)} if sections else {}
 
 
 def split_range(start: datetime, end: datetime, span: timedelta = MAX_RANGE) -> list[tuple[datetime, datetime]]:
@@ -110,13 +120,40 @@ class LivePersonSource(HookSource):
 
     def roster(self) -> Roster:
         users = self.hook.users()  # a missing "Users" permission fails here, in plain words
-        agents, refused_users = map_all(mapping.map_user, users, AGENTS_STREAM, _id_or_none)
-        groups, refused_groups = map_all(mapping.map_group, self.hook.agent_groups(), GROUPS_STREAM, _id_or_none)
-        skills, refused_skills = map_all(mapping.map_skill, self.hook.skills(), SKILLS_STREAM, _id_or_none)
+        warnings: list[str] = []
+        # Privileges are per API: a key made by the vendor's guide reads users but not groups, skills or
+        # profiles. The agents are what the loads need; the rest is named as missing and left out.
+        profiles = self._optional("profiles", self.hook.profiles, warnings)
+        roles = mapping.profile_roles(profiles) if profiles is not None else None
+        agents, refused_users = map_all(
+            functools.partial(mapping.map_user, roles=roles), users, AGENTS_STREAM, _id_or_none
+        )
+        group_list = self._optional("agentGroups", self.hook.agent_groups, warnings) or []
+        skill_list = self._optional("skills", self.hook.skills, warnings) or []
+        groups, refused_groups = map_all(mapping.map_group, group_list, GROUPS_STREAM, _id_or_none)
+        skills, refused_skills = map_all(mapping.map_skill, skill_list, SKILLS_STREAM, _id_or_none)
         self._bot_ids = mapping.bot_ids_of(users)
         return Roster(
-            agents=agents, groups=groups, skills=skills, rejected=refused_users + refused_groups + refused_skills
+            agents=agents,
+            groups=groups,
+            skills=skills,
+            rejected=refused_users + refused_groups + refused_skills,
+            warnings=warnings,
         )
+
+    def _optional(
+        self, resource: str, call: Callable[[], list[dict[str, Any]]], warnings: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """One account API the roster can do without: None (and a warning) when its privilege is missing."""
+        from cxsync.hooks.liveperson_diagnostics import TokenRefused, first_line, privilege_missing
+
+        try:
+            return call()
+        except TokenRefused:
+            raise
+        except (AuthenticationError, PermissionDenied) as exc:
+            warnings.append(privilege_missing(self.hook.conn_id, resource, first_line(exc)))  # the task logs them
+            return None
 
     # ---- conversations ----------------------------------------------------------------------------
 
@@ -157,7 +194,7 @@ class LivePersonSource(HookSource):
     # ---- reconciliation ---------------------------------------------------------------------------
 
     def listing(self, start: datetime, end: datetime) -> Iterator[Listed]:
-        """Search pages that ask for no section beyond `info` (an empty `contentToRetrieve`: no transcripts,
+        """Search pages that ask for `info` and the small `dialogs` section only (`LIST_CONTENT`: no transcripts,
         participants or surveys): conversations that started in [start, end), and those that started within
         the open-conversation look-back before `start` and were updated since `start`."""
         seen: set[str] = set()
@@ -235,7 +272,7 @@ class LivePersonSource(HookSource):
 
     def _light_records(self, filters: Mapping[str, Any], label: str) -> Iterator[Any]:
         """Every record of one info-only search, paged by offset to `_metadata.count`."""
-        body = {"status": ["OPEN", "CLOSE"], **filters, "contentToRetrieve": list(LIST_CONTENT)}
+        body = {"status": ["OPEN", "CLOSE"], **filters, **content_to_retrieve(LIST_CONTENT)}
         horizon = [PAGE_LIMIT]
         for offset, answer in self._answers(body, label, horizon):
             records = answer.get("conversationHistoryRecords") or []
@@ -250,7 +287,7 @@ class LivePersonSource(HookSource):
         self, filters: Mapping[str, Any], label: str, keep: Callable[[Any], bool] | None = None
     ) -> Iterator[Page]:
         """Page one search to its end; page it again when its result set moved while paging."""
-        body = {**filters, "status": ["OPEN", "CLOSE"], "contentToRetrieve": list(self.options.content_to_retrieve)}
+        body = {**filters, "status": ["OPEN", "CLOSE"], **content_to_retrieve(self.options.content_to_retrieve)}
         yielded: dict[str, str] = {}  # id -> digest of the copy already yielded (dedupe, newest copy wins)
         outside = 0
         stalled_at: int | None = None

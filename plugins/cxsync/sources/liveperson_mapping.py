@@ -13,7 +13,7 @@ mapping) with a reason a person can act on; the source turns it into a `Rejected
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,9 +189,10 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
     started_at = read_time(info, "startTimeL", "startTime", "`info.startTime`")
     if started_at is None:
         raise MappingError("`info.startTimeL` / `info.startTime` is missing")
-    ended_at = read_time(info, "endTimeL", "endTime", "`info.endTime`") if status == "closed" else None
+    dialogs = dialog_types(record)
+    ended_at = main_dialog_end(record, info) if status == "closed" else None
 
-    messages = map_messages(record, conversation_id, bot_ids=bot_ids)
+    messages = map_messages(record, conversation_id, bot_ids=bot_ids, dialogs=dialogs)
     consumers = [c for c in as_list(record.get("consumerParticipants")) if isinstance(c, Mapping)]
     customer_id = next((as_text(c.get("participantId")) for c in consumers if as_text(c.get("participantId"))), None)
     agent_id = as_text(info.get("latestAgentId"))
@@ -199,7 +200,9 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
         agent_id = None
 
     # The latest event the record shows: start, messages, agents joining, transfers, close.
-    times = [t for t in (started_at, ended_at) if t is not None]
+    # `info.endTimeL` is when the last dialog (a post-conversation survey, say) closed: a change too.
+    closed_at = read_time(info, "endTimeL", "endTime", "`info.endTime`") if status == "closed" else None
+    times = [t for t in (started_at, ended_at, closed_at) if t is not None]
     times += [m.sent_at for m in messages if m.sent_at is not None]
     times += _event_times(record.get("agentParticipants")) + _event_times(record.get("transfers"))
     raw = {k: v for k, v in stable_view(record).items() if k != "messageRecords"}  # messages keep their own raw
@@ -217,7 +220,71 @@ def map_conversation(record: Any, *, bot_ids: Collection[str] = ()) -> Interacti
         customer_id=customer_id,
         messages=messages,
         raw=raw,
+        csat_score=csat_of(record, info),
+        sentiment_score=_score(info.get("mcs"), 0, 100),
+        close_reason=as_text(info.get("closeReason")),
+        skill=as_text(info.get("latestSkillName")),
+        agent_group=as_text(info.get("latestAgentGroupName")),
     )
+
+
+def dialog_types(record: Mapping[str, Any]) -> dict[str, str]:
+    """dialogId -> its `dialogType`, lowercased (`main`, `post_survey`, ...), from `dialogs[]`."""
+    out: dict[str, str] = {}
+    for dialog in as_list(record.get("dialogs")):
+        if isinstance(dialog, Mapping) and as_text(dialog.get("dialogId")) and as_text(dialog.get("dialogType")):
+            out[as_text(dialog["dialogId"])] = as_text(dialog["dialogType"]).lower()
+    return out
+
+
+def main_dialog_end(record: Mapping[str, Any], info: Mapping[str, Any]) -> datetime | None:
+    """When the agent's conversation ended: the MAIN dialog's end. `info.endTimeL` includes a post-conversation
+    survey that ran after it, so it is the last resort (after `info.conversationEndTimeL`, which some answers
+    carry)."""
+    ends = []
+    for dialog in as_list(record.get("dialogs")):
+        if isinstance(dialog, Mapping) and (as_text(dialog.get("dialogType")) or "").upper() == "MAIN":
+            end = read_time(dialog, "endTimeL", "endTime", "the MAIN dialog's `endTime`")
+            if end is not None:
+                ends.append(end)
+    if ends:
+        return max(ends)
+    end = read_time(info, "conversationEndTimeL", "conversationEndTime", "`info.conversationEndTime`")
+    return end if end is not None else read_time(info, "endTimeL", "endTime", "`info.endTime`")
+
+
+def csat_of(record: Mapping[str, Any], info: Mapping[str, Any]) -> float | None:
+    """CSAT on LivePerson's 1-5 scale: `info.csat` (or `csatRate`), else a 1-5 answer of a filled survey."""
+    for key in ("csat", "csatRate"):
+        score = _score(info.get(key), 1, 5)
+        if score is not None:
+            return score
+    for survey in as_list(record.get("conversationSurveys")):
+        if not isinstance(survey, Mapping):
+            continue
+        for item in as_list(survey.get("surveyData")):
+            score = _score(item.get("answer"), 1, 5) if isinstance(item, Mapping) else None
+            if score is not None:
+                return score
+    return None
+
+
+def _score(value: Any, low: float, high: float) -> float | None:
+    """A number on the scale low..high; anything else (absent, -1, text) is no score."""
+    number = _number(value)
+    return number if number is not None and low <= number <= high else None
+
+
+def attachments_of(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A file message's metadata, {name, type, size}: the caption (or the path's last part) and `fileType`.
+    LivePerson's record gives no size; the file itself is never fetched."""
+    data = item.get("messageData")
+    file = data.get("file") if isinstance(data, Mapping) else None
+    if not isinstance(file, Mapping):
+        return []
+    path = as_text(file.get("relativePath")) or ""
+    name = as_text(file.get("caption")) or (path.rsplit("/", 1)[-1] if path else None)
+    return [{"name": name, "type": as_text(file.get("fileType")), "size": _number(file.get("size"))}]
 
 
 def _event_times(items: Any) -> list[datetime]:
@@ -241,7 +308,11 @@ def channel_of(info: Mapping[str, Any]) -> str:
 
 
 def map_messages(
-    record: Mapping[str, Any], conversation_id: str, *, bot_ids: Collection[str] = ()
+    record: Mapping[str, Any],
+    conversation_id: str,
+    *,
+    bot_ids: Collection[str] = (),
+    dialogs: Mapping[str, str] | None = None,
 ) -> list[MessageRecord]:
     items = record.get("messageRecords")
     if items is None:
@@ -254,7 +325,7 @@ def map_messages(
     for index, item in enumerate(items):
         if type(item) is not dict and not isinstance(item, Mapping):
             raise MappingError(f"message {index + 1} of {conversation_id} is not a JSON object")
-        message = map_message(item, types, bots, where=f"message {index + 1}")
+        message = map_message(item, types, bots, where=f"message {index + 1}", dialogs=dialogs)
         seq = _number(item.get("seq"))
         moment = message.sent_at.timestamp() if message.sent_at else float("inf")
         parsed.append(((seq if seq is not None else float("inf"), moment, index), message))
@@ -275,7 +346,12 @@ def map_messages(
 
 
 def map_message(
-    item: Mapping[str, Any], types: Mapping[str, str], bots: Collection[str], *, where: str
+    item: Mapping[str, Any],
+    types: Mapping[str, str],
+    bots: Collection[str],
+    *,
+    where: str,
+    dialogs: Mapping[str, str] | None = None,
 ) -> MessageRecord:
     message_id = as_text(item.get("messageId"))
     if not message_id:
@@ -297,6 +373,9 @@ def map_message(
         text=message_text(item),
         is_private=audience == PRIVATE_AUDIENCE,
         message_type=as_text(item.get("type")),
+        # a message of a dialog `dialogs[]` does not list (or with no dialogId) belongs to the conversation itself
+        dialog_type=(dialogs or {}).get(as_text(item.get("dialogId")) or "", "main"),
+        attachments=attachments_of(item),
         raw=dict(item),
     )
 
@@ -404,21 +483,41 @@ def user_type(user: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
-def role_of(user: Mapping[str, Any]) -> str:
-    """bot / system by user type; for people, the profile's name when the answer carries one, else
-    agent_manager for managers of groups, else agent."""
+# The Profiles API's `roleTypeId`s, and the role cxsync stores for each.
+ROLE_TYPES = {1: "admin", 2: "agent", 3: "agent_manager", 4: "campaign_manager"}
+# A user with several profiles takes the first of these it holds: an admin who may also chat is an admin, not
+# one of the agents whose conversations are scored.
+ROLE_PRECEDENCE = ("admin", "agent_manager", "campaign_manager", "agent")
+
+
+def profile_roles(profiles: Sequence[Any]) -> dict[str, str]:
+    """Profile id -> role, from the Profiles API (`id`, `roleTypeId`); unknown role types are skipped."""
+    out: dict[str, str] = {}
+    for profile in profiles:
+        if not isinstance(profile, Mapping) or not as_text(profile.get("id")):
+            continue
+        kind = _number(profile.get("roleTypeId"))
+        if kind is not None and int(kind) in ROLE_TYPES:
+            out[as_text(profile["id"])] = ROLE_TYPES[int(kind)]
+    return out
+
+
+def role_of(user: Mapping[str, Any], roles: Mapping[str, str] | None = None) -> str:
+    """bot / system by user type; for people, the role of their `profileIds` (through the Profiles API's
+    `roleTypeId`, `roles`); without the Profiles API, agent_manager for managers of groups, else agent."""
     kind = user_type(user)
     if kind in USER_TYPE_ROLES:
         return USER_TYPE_ROLES[kind]
-    for profile in as_list(user.get("profiles")):
-        if isinstance(profile, Mapping) and as_text(profile.get("name")):
-            return "_".join(str(profile["name"]).lower().split())
+    held = {roles[p] for p in (as_text(x) for x in as_list(user.get("profileIds"))) if roles and p in roles}
+    for role in ROLE_PRECEDENCE:
+        if role in held:
+            return role
     if user.get("managerOf"):
         return "agent_manager"
     return "agent"
 
 
-def map_user(user: Any) -> AgentRecord:
+def map_user(user: Any, roles: Mapping[str, str] | None = None) -> AgentRecord:
     agent_id = keyed_object(user, "a user", "id")
     try:
         deleted = bool(_bool(user.get("deleted")))
@@ -438,7 +537,7 @@ def map_user(user: Any) -> AgentRecord:
         login_name=as_text(user.get("loginName")),
         display_name=display,
         email=as_text(user.get("email")),
-        role=role_of(user),
+        role=role_of(user, roles),
         is_enabled=enabled,
         is_deleted=deleted,
         group_ids=[g for g in groups if g],

@@ -20,6 +20,7 @@ from cxsync.pools import wanted_pools
 from cxsync.ui import freshness as fresh
 from cxsync.ui import warehouse_reads as reads
 from cxsync.warehouse import parse_watermark
+from cxsync.warehouse.store import ROSTER_WARNINGS_STREAM
 
 log = logging.getLogger(__name__)
 _config_cache: dict[str, tuple[tuple[int, int], IntegrationsConfig]] = {}
@@ -202,6 +203,9 @@ def _integration_row(
     watermark_rows = []
     incremental_mark = None
     for mark in marks:
+        if mark["stream"] == ROSTER_WARNINGS_STREAM:  # not a watermark: what the last roster sync lacked
+            warnings.extend(f"Roster sync: {w}" for w in _roster_warnings(mark["watermark"]))
+            continue
         moment = _parse(mark["watermark"])
         age = (now - moment).total_seconds() if moment else None
         watermark_rows.append({**mark, "age_seconds": age, "at": moment})  # `at`: shown, not the raw string
@@ -420,7 +424,7 @@ def _connection_facts(conn_id: str, row: Any) -> dict[str, Any]:
         "found": True,
         "source": source,
         "conn_type": conn.conn_type,
-        "auth_type": str(extra.get("auth_type") or "") or None,
+        "auth_type": str(extra.get("auth_type") or "") or _implied_auth_type(conn.conn_type, extra),
         "has_refresh_token": bool(extra.get("refresh_token")),
     }
 
@@ -440,6 +444,21 @@ def _interval(schedule: str, now: datetime) -> timedelta | None:
         return it.get_next(datetime) - first
     except (ValueError, KeyError):
         return None
+
+
+def _implied_auth_type(conn_type: str | None, extra: dict) -> str | None:
+    """A LivePerson connection without `auth_type` is OAuth 1.0 when it carries both token values (the hook's rule)."""
+    if conn_type == "liveperson" and extra.get("access_token") and extra.get("access_token_secret"):
+        return "oauth1"
+    return None
+
+
+def _roster_warnings(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(w) for w in value] if isinstance(value, list) else []
 
 
 def _parse(watermark: str | None) -> datetime | None:

@@ -41,6 +41,8 @@ from cxsync.warehouse.connect import make_engine, resolve_url
 log = logging.getLogger(__name__)
 
 
+# The cx_sync_state row that holds the last roster sync's warnings (a JSON list of text), not a watermark.
+ROSTER_WARNINGS_STREAM = "roster_warnings"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -557,6 +559,27 @@ class Warehouse:
                 where=sa.or_(t.sync_state.c.watermark.is_(None), t.sync_state.c.watermark < stmt.excluded.watermark),
             )
         )
+
+    # ---- roster warnings (a cx_sync_state row of their own: no schema change) ------------------------
+
+    def set_roster_warnings(self, integration_id: str, warnings: Sequence[str]) -> None:
+        """Replace the last roster sync's warnings (an empty list clears them); the status page shows them."""
+        now = datetime.now(UTC)
+        stmt = self._insert(t.sync_state).values(
+            integration_id=integration_id,
+            stream=ROSTER_WARNINGS_STREAM,
+            watermark=to_json(list(warnings)),
+            updated_at=now,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["integration_id", "stream"],
+                    set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
+                    # an unchanged list keeps its row as it was: re-runs write nothing new
+                    where=t.sync_state.c.watermark.is_distinct_from(stmt.excluded.watermark),
+                )
+            )
 
     # ---- retention ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ docs/provider-apis.md (LivePerson). Data comes from `liveperson_world`, credenti
 Endpoints (every service resolves to the sandbox's own host; clients add the connection's port):
 - `GET  /api/account/{id}/service/{name}/baseURI.json?version=1.0` and `.../service/baseURI.json?version=1.0`
 - `POST /sentinel/api/v2/account/{id}/app/token` (form: client_id, client_secret, grant_type=client_credentials)
-- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills}?v=4.0[&include_deleted=true][&select=]`
+- `GET  /api/account/{id}/configuration/le-users/{users|agentGroups|skills|profiles}?v=4.0[&include_deleted=true]`
+  (`[&select=]` too)
 - `POST /messaging_history/api/account/{id}/conversations/search?offset&limit&sort&v&source`
 - `POST /messaging_history/api/account/{id}/conversations/conversation/search?source`
 Choices where the notes leave room: `sort` defaults to `start:asc`; `start.to` of -1 means "now"; the
@@ -24,6 +25,9 @@ from fastapi.responses import Response
 
 from cxsync_dev.sandbox.core import FAULT_IS_PARTIAL, FAULT_PARTIAL, Sandbox, from_ms, to_ms
 from cxsync_dev.sandbox.liveperson_auth import (
+    GUIDE_CLIENT,
+    GUIDE_MISSING,
+    MAIN_CLIENT,
     MAIN_KEY,
     NOUSERS_KEY,
     OAUTH2_CLIENT,
@@ -100,12 +104,16 @@ def init_world(sandbox: Sandbox) -> None:
     sandbox.liveperson = world
     # The built-in key without "Administration > Users": the most common first-setup failure.
     sandbox.set_switch(PROVIDER, NOUSERS_KEY.app_key, "users_permission", False)
+    # The client made by LivePerson's guide (Users + Conversation History): refused on the other account APIs.
+    for switch in GUIDE_MISSING:
+        sandbox.set_switch(PROVIDER, GUIDE_CLIENT.client_id, switch, False)
 
 
 def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[str, Any]]:
     account = str(sandbox.options.get("lp_account_id", DEFAULT_OPTIONS["lp_account_id"]))
 
     def oauth1(key: Any, description: str) -> dict[str, Any]:
+        # No `auth_type`: the two token values make it an OAuth 1.0 connection, as for a user's old key.
         return {
             "conn_type": "liveperson",
             "description": description,
@@ -116,7 +124,6 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             "password": key.app_secret,
             "extra": {
                 "account_id": account,
-                "auth_type": "oauth1",
                 "access_token": key.access_token,
                 "access_token_secret": key.access_token_secret,
                 "source": "cxsync",
@@ -124,23 +131,28 @@ def connection_uris(sandbox: Sandbox, host: str, port: int) -> dict[str, dict[st
             },
         }
 
-    return {
-        "sandbox_liveperson_main": oauth1(MAIN_KEY, "Sandbox LivePerson, OAuth 1.0 key with every permission"),
-        "sandbox_liveperson_oauth2": {
+    def oauth2(client: Any, description: str, **extra: Any) -> dict[str, Any]:
+        return {
             "conn_type": "liveperson",
-            "description": "Sandbox LivePerson, OAuth 2.0 client credentials",
+            "description": description,
             "host": host,
             "schema": "http",
             "port": port,
-            "login": OAUTH2_CLIENT.client_id,
-            "password": OAUTH2_CLIENT.client_secret,
-            "extra": {
-                "account_id": account,
-                "auth_type": "oauth2",
-                "source": "cxsync",
-                "allow_plain_http_loopback": True,
-            },
-        },
+            "login": client.client_id,
+            "password": client.client_secret,
+            "extra": {"account_id": account, **extra, "source": "cxsync", "allow_plain_http_loopback": True},
+        }
+
+    return {
+        "sandbox_liveperson_main": oauth2(MAIN_CLIENT, "Sandbox LivePerson, OAuth 2.0 client with every privilege"),
+        "sandbox_liveperson_oauth2": oauth2(
+            OAUTH2_CLIENT, "Sandbox LivePerson, OAuth 2.0 client credentials", auth_type="oauth2"
+        ),
+        "sandbox_liveperson_oauth1": oauth1(MAIN_KEY, "Sandbox LivePerson, legacy OAuth 1.0 key with every privilege"),
+        "sandbox_liveperson_guide": oauth2(
+            GUIDE_CLIENT,
+            "Sandbox LivePerson, OAuth 2.0 client with only Users + Conversation History, as the vendor guide says",
+        ),
         "sandbox_liveperson_nousers": oauth1(
             NOUSERS_KEY, "Sandbox LivePerson, OAuth 1.0 key WITHOUT the Users permission"
         ),
@@ -182,6 +194,13 @@ def add_cli_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d["lp_token_ttl"],
         help="OAuth 2.0 token lifetime in seconds of the sandbox clock (default %(default)s)",
+    )
+    group.add_argument(
+        "--lp-latest-update-time",
+        choices=("both", "object", "number"),
+        default=d["lp_latest_update_time"],
+        help='the latestUpdateTime reading accepted: {"from": ms} (object), a bare number, or both '
+        "(default %(default)s)",
     )
     group.add_argument(
         "--lp-day-cache",
@@ -278,10 +297,14 @@ def build_router(sandbox: Sandbox) -> APIRouter:
         return _json(200, token, headers={"cache-control": "no-store"})
 
     # ------------------------------------------------------------------------------ Users API
-    async def config_call(account_id: str, request: Request) -> tuple[Principal, bool]:
+    async def config_call(
+        account_id: str, request: Request, privilege: tuple[str, str] | None = None
+    ) -> tuple[Principal, bool]:
         check_account(account_id)
         principal = await authenticate(request)
         require(principal, "users_permission", "Administration > Users")
+        if privilege is not None:  # privileges are per API: Agent Groups, Skills and Profiles each have theirs
+            require(principal, *privilege)
         if not request.query_params.get("v"):
             raise bad_request("the query parameter v is required (e.g. v=4.0)")
         return principal, request.query_params.get("include_deleted", "false").lower() == "true"
@@ -309,15 +332,25 @@ def build_router(sandbox: Sandbox) -> APIRouter:
     @router.get("/api/account/{account_id}/configuration/le-users/agentGroups")
     async def agent_groups(account_id: str, request: Request) -> Response:
         try:
-            _, include_deleted = await config_call(account_id, request)
+            _, include_deleted = await config_call(
+                account_id, request, ("agent_groups_permission", "Agent Groups API Read")
+            )
         except LPError as exc:
             return _error(exc)
         return config_answer(request, world().agent_groups(world().now_ms()), include_deleted)
 
+    @router.get("/api/account/{account_id}/configuration/le-users/profiles")
+    async def profiles(account_id: str, request: Request) -> Response:
+        try:
+            _, include_deleted = await config_call(account_id, request, ("profiles_permission", "Profiles API Read"))
+        except LPError as exc:
+            return _error(exc)
+        return config_answer(request, world().profiles(world().now_ms()), include_deleted)
+
     @router.get("/api/account/{account_id}/configuration/le-users/skills")
     async def skills(account_id: str, request: Request) -> Response:
         try:
-            _, include_deleted = await config_call(account_id, request)
+            _, include_deleted = await config_call(account_id, request, ("skills_permission", "Skills API Read"))
         except LPError as exc:
             return _error(exc)
         return config_answer(request, world().skills(world().now_ms()), include_deleted)
@@ -342,7 +375,9 @@ def build_router(sandbox: Sandbox) -> APIRouter:
 
     def sections_of(body: dict[str, Any]) -> tuple[str, ...]:
         wanted = body.get("contentToRetrieve")
-        if wanted is None:
+        # Left out, or empty: the docs leave an empty list open ("the default sections" is one reading, and
+        # those carry every message), so the sandbox takes the costly reading and a client must never send one.
+        if wanted is None or wanted == []:
             return ALL_SECTIONS
         if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
             raise bad_request("contentToRetrieve must be a list of section names")
@@ -392,7 +427,7 @@ def build_router(sandbox: Sandbox) -> APIRouter:
             if sort not in SORTS:
                 raise bad_request(f"sort must be one of {sorted(SORTS)}")
             now_ms = view_ms()  # with a visibility lag, the search sees the world as it was that long ago
-            query = _search_filters(body, now_ms)
+            query = _search_filters(body, now_ms, world().latest_update_time)
             sections = sections_of(body)
         except LPError as exc:
             return _error(exc)
@@ -483,7 +518,7 @@ def _range(body: dict[str, Any], name: str, now_ms: int) -> tuple[int, int]:
     return ten_minutes_down(raw_low), ten_minutes_up(raw_high)
 
 
-def _search_filters(body: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
+def _search_filters(body: dict[str, Any], now_ms: int, reading: str = "both") -> tuple[Any, ...]:
     if "start" not in body:
         raise bad_request("start {from, to} is required")
     start = _range(body, "start", now_ms)
@@ -496,9 +531,18 @@ def _search_filters(body: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
     updated_from = None
     if "latestUpdateTime" in body:
         lut = body["latestUpdateTime"]
-        if not isinstance(lut, dict) or "from" not in lut:
+        # The docs leave its shape open ({"from": ms} in one public client, a bare number in another): the
+        # sandbox takes the reading it is set to (`lp_latest_update_time`), and names the field when refusing.
+        if isinstance(lut, dict) and reading in ("both", "object"):
+            if "from" not in lut:
+                raise bad_request("latestUpdateTime must be an object with from (epoch milliseconds)")
+            updated_from = ten_minutes_down(_epoch(lut["from"], "latestUpdateTime.from"))
+        elif not isinstance(lut, dict | list) and reading in ("both", "number"):
+            updated_from = ten_minutes_down(_epoch(lut, "latestUpdateTime"))
+        elif reading == "object":
             raise bad_request("latestUpdateTime must be an object with from (epoch milliseconds)")
-        updated_from = ten_minutes_down(_epoch(lut["from"], "latestUpdateTime.from"))
+        else:
+            raise bad_request("latestUpdateTime must be epoch milliseconds (a number)")
     return start, end, statuses, updated_from
 
 

@@ -2,11 +2,16 @@
 side) and OAuth 2.0 client-credentials tokens from the sentinel token endpoint, expiring on the sandbox clock.
 
 Built-in credentials (the CLI prints them as Airflow connections):
-- `main`: an OAuth 1.0 key with every permission;
-- `nousers`: an OAuth 1.0 key without the "Users" permission (Users API -> 403, msgHist works);
-- `oauth2`: an OAuth 2.0 client.
+- `main`: an OAuth 2.0 client with every privilege (OAuth 2.0 is what new LivePerson connections use);
+- `oauth2`: a second OAuth 2.0 client with every privilege (`auth_type` spelt out);
+- `oauth1`: a legacy OAuth 1.0 app key with every privilege (LivePerson ended OAuth 1.0);
+- `nousers`: an OAuth 1.0 key without the "Users" privilege (Users API -> 403, msgHist works);
+- `guide`: an OAuth 2.0 client made as LivePerson's guide says, Users + Conversation History only: 403 on
+  Agent Groups, Skills and Profiles (privileges are per API).
 Per-credential switches live in `sandbox.switches["liveperson"][<app key or client id>]`:
-`users_permission: false` (403 on Users, agent groups, skills) and `msghist_permission: false` (403 on msgHist).
+`users_permission: false` (403 on Users, and on agent groups, skills and profiles as well),
+`agent_groups_permission`, `skills_permission`, `profiles_permission: false` (403 on that API alone) and
+`msghist_permission: false` (403 on msgHist).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ NOUSERS_KEY = OAuth1Key(
     "sandbox-lp-nousers-key", "sandbox-lp-nousers-secret", "sandbox-lp-nousers-token", "sandbox-lp-nousers-token-secret"
 )
 OAUTH2_CLIENT = OAuth2Client("sandbox-lp-client", "sandbox-lp-client-secret")
+MAIN_CLIENT = OAuth2Client("sandbox-lp-main-client", "sandbox-lp-main-client-secret")
+GUIDE_CLIENT = OAuth2Client("sandbox-lp-guide-client", "sandbox-lp-guide-client-secret")
+# The per-API privileges LivePerson's guide leaves out (it grants Users and Conversation History only).
+GUIDE_MISSING = ("agent_groups_permission", "skills_permission", "profiles_permission")
 
 
 class AuthFailure(Exception):
@@ -105,7 +114,7 @@ class LivePersonAuth:
         self.clock = clock
         self.token_ttl_ms = token_ttl_seconds * 1000
         self.keys: dict[str, OAuth1Key] = {k.app_key: k for k in (MAIN_KEY, NOUSERS_KEY)}
-        self.clients: dict[str, OAuth2Client] = {OAUTH2_CLIENT.client_id: OAUTH2_CLIENT}
+        self.clients: dict[str, OAuth2Client] = {c.client_id: c for c in (OAUTH2_CLIENT, MAIN_CLIENT, GUIDE_CLIENT)}
         self._validator = _Validator(self.keys)
         self._endpoint = ResourceEndpoint(self._validator)
         self._tokens: dict[str, tuple[str, int]] = {}  # token -> (client id, expiry ms on the sandbox clock)

@@ -47,7 +47,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "lp_messages": "5:20",
     "lp_token_ttl": 3600,
     "lp_day_cache": 128,
+    # The docs leave the shape of `latestUpdateTime` open: `object` ({"from": ms}), `number` (bare ms) or `both`.
+    "lp_latest_update_time": "both",
 }
+LATEST_UPDATE_TIME_READINGS = ("both", "object", "number")
 
 # Every section a record can carry, and what is returned without `contentToRetrieve`.
 ALL_SECTIONS = (
@@ -276,6 +279,17 @@ class Agent:
         }
 
 
+# Share of conversations (closed by agent or consumer, on accounts with a bot) that end with a post-conversation
+# survey dialog.
+SURVEY_SHARE = 0.4
+SURVEY_QUESTION = "How would you rate your experience today, from 1 (poor) to 5 (great)?"
+
+# The Profiles API's answer: (id, name, roleTypeId); roleTypeId 1 Admin, 2 Agent, 3 Agent Manager,
+# 4 Campaign Manager. Users carry only `profileIds`.
+PROFILES = ((1, "Administrator", 1), (2, "Campaign Manager", 4), (3, "Agent", 2), (4, "Agent Manager", 3))
+ADMIN_PROFILE_ID = 1
+
+
 def build_agents(seed: Any, humans: int, bots: int, deleted: int, genesis_ms: int, days: int) -> list[Agent]:
     rng = random.Random(f"{seed}:lp:agents")
     created_base = genesis_ms - (days + 60) * DAY_MS
@@ -328,6 +342,22 @@ def build_agents(seed: Any, humans: int, bots: int, deleted: int, genesis_ms: in
                 deleted_ms=None,
             )
         )
+    # An account administrator: a human user with the Admin profile only, who never takes conversations.
+    agents.append(
+        Agent(
+            index=humans + bots,
+            id=3_600_000_001,
+            login_name="account.admin@example.com",
+            nickname="Account Admin",
+            email="account.admin@example.com",
+            user_type=1,
+            group_id=GROUPS[0][0],
+            skill_ids=(),
+            profile_ids=(ADMIN_PROFILE_ID,),
+            created_ms=created_base,
+            deleted_ms=None,
+        )
+    )
     return agents
 
 
@@ -359,6 +389,11 @@ class Skeleton:
     participants: list[tuple[int, int, str]]  # (agent index, join ms, permission)
     transfers: list[tuple[int, str, int, int, int, int]]  # (ms, reason, src agent, dst agent|-1, src skill, dst skill)
     close_reason: str
+    # The MAIN dialog's end. With a post-conversation survey the conversation closes later, when the survey
+    # dialog does (`header.close_ms`, what `info.endTimeL` says); without one both are the same.
+    main_end_ms: int = 0
+    # (survey bot's agent index, question ms, answer ms, CSAT 1-5) of the POST_SURVEY dialog, if one ran.
+    survey: tuple[int, int, int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -407,6 +442,9 @@ class LivePersonWorld:
         self.days = int(opts["lp_days"])
         self.message_spec = parse_count_spec(opts["lp_messages"])
         self.token_ttl = int(opts["lp_token_ttl"])
+        self.latest_update_time = str(opts.get("lp_latest_update_time", "both"))
+        if self.latest_update_time not in LATEST_UPDATE_TIME_READINGS:
+            raise ValueError(f"lp_latest_update_time must be one of {LATEST_UPDATE_TIME_READINGS}")
         if self.conversations_per_day < 0 or self.days < 0 or int(opts["lp_agents"]) < 1:
             raise ValueError("lp_conversations_per_day and lp_days must be >= 0, lp_agents >= 1")
         self.genesis_ms = to_ms(sandbox.genesis)
@@ -419,7 +457,8 @@ class LivePersonWorld:
             self.genesis_ms,
             self.days,
         )
-        self.humans = [a for a in self.agents if a.user_type == 1]
+        # Who takes conversations: human users with a profile other than Admin.
+        self.humans = [a for a in self.agents if a.user_type == 1 and a.profile_ids != (ADMIN_PROFILE_ID,)]
         self.bots = [a for a in self.agents if a.user_type == 2]
         self._deletions = sorted(a.deleted_ms for a in self.agents if a.deleted_ms is not None)
         self._eligible: dict[int, list[int]] = {}
@@ -454,6 +493,21 @@ class LivePersonWorld:
         return [
             {"id": gid, "deleted": False, "name": name, "isEnabled": True, "description": "", "dateUpdated": date}
             for gid, name in GROUPS
+        ]
+
+    def profiles(self, now_ms: int) -> list[dict[str, Any]]:
+        date = fmt_date(self.genesis_ms - (self.days + 90) * DAY_MS)
+        return [
+            {
+                "id": pid,
+                "name": name,
+                "description": "",
+                "roleTypeId": role,
+                "isAssignedToLPA": False,
+                "dateUpdated": date,
+                "deleted": False,
+            }
+            for pid, name, role in PROFILES
         ]
 
     def skills(self, now_ms: int) -> list[dict[str, Any]]:
@@ -608,10 +662,20 @@ class LivePersonWorld:
         events.extend(m[0] for m in messages)
         events.extend(p[1] for p in participants)
         events.extend(x[0] for x in transfers)
+        # A post-conversation survey (its own rng: the rest of the data stays as it was): a survey bot asks for a
+        # 1-5 rating after the agent closed the MAIN dialog; the conversation closes with the survey dialog.
+        main_end, survey = close, None
+        survey_rng = random.Random(f"{self.seed}:lp:{day}:{k}:survey")
+        if bots and close_reason != "SYSTEM" and survey_rng.random() < SURVEY_SHARE:
+            asked = main_end + survey_rng.randint(500, 3_000)
+            answered = asked + survey_rng.randint(5_000, 60_000)
+            survey = (bots[0], asked, answered, survey_rng.randint(1, 5))
+            close = answered + 1_000
+            events.extend((asked, answered))
         events.append(close)
         events.sort()
         header = Header(day, k, conv_id, start, close, array("q", events))
-        return Skeleton(header, skill, messages, participants, transfers, close_reason)
+        return Skeleton(header, skill, messages, participants, transfers, close_reason, main_end, survey)
 
     def conversation(self, header: Header) -> Conversation:
         return self._conversations.get_or_create(
@@ -700,6 +764,26 @@ class LivePersonWorld:
             )
             # Ground truth is built from these only when asked for.
             truths.append((message_id, seq, t, sent_by, role, participant, mtype, text, file, rich, audience))
+        message_times = [m[0] for m in sk.messages]
+        if sk.survey is not None:
+            # The POST_SURVEY dialog's messages: its own dialogId, the survey bot asks, the consumer answers.
+            bot, asked, answered, rating = sk.survey
+            survey_dialog = f"{conv_id}-survey"
+            for n, (t, role, who, text) in enumerate(
+                ((asked, BOT, agents[bot].id_text, SURVEY_QUESTION), (answered, CONSUMER, consumer_id, str(rating))),
+                start=len(sk.messages),
+            ):
+                seq += 1
+                sent_by = style[1] if role == CONSUMER else style[0]
+                message_id = f"ms::conv:{conv_id}::msg:{n}"
+                records.append(
+                    f'{{"type":"TEXT_PLAIN","messageData":{_ENCODE({"msg": {"text": text}}).decode()},'
+                    f'"messageId":"{message_id}","audience":"ALL","seq":{seq},"dialogId":"{survey_dialog}",'
+                    f'"participantId":"{who}","source":"APP","time":"{fmt_time(t)}","timeL":{t},'
+                    f'"device":"undefined","sentBy":"{sent_by}"}}'.encode()
+                )
+                truths.append((message_id, seq, t, sent_by, role, who, "TEXT_PLAIN", text, None, None, "ALL"))
+                message_times.append(t)
         source = rng.choice(("APP", "SHARK", "SMS", "FACEBOOK", "WhatsApp Business"))
         info_static = {
             "conversationId": conv_id,
@@ -713,7 +797,8 @@ class LivePersonWorld:
             "mcs": rng.randint(0, 100),
             "alertedMCS": rng.choice((-1, 0, 1)),
         }
-        csat = rng.randint(1, 5) if rng.random() < 0.4 else None
+        csat = rng.randint(1, 5) if rng.random() < 0.4 else None  # drawn still, so the rest of the data is as it was
+        csat = sk.survey[3] if sk.survey is not None else None  # CSAT is what the survey's answer says
         summary = rng.choice(("Refund issued", "Address updated", "Escalated to billing", "Resolved login issue"))
         campaign = {
             "campaignEngagementId": str(2_330_596_212 + rng.randint(0, 9)),
@@ -742,7 +827,7 @@ class LivePersonWorld:
             )
         return Conversation(
             skeleton=sk,
-            message_times=[m[0] for m in sk.messages],
+            message_times=message_times,
             message_records=records,
             truths=truths,
             consumer=consumer,
@@ -847,10 +932,12 @@ class LivePersonWorld:
                 self._interaction(conv, p, n + 1)
                 for n, p in enumerate(q for q in st["participants"] if q[2] == "ASSIGNED_AGENT")
             ]
+        sk = conv.skeleton
+        main_closed = sk.main_end_ms <= now_ms
         if "dialogs" in want:
             dialog = {
                 "dialogId": header.conversation_id,
-                "status": "CLOSE" if closed else "OPEN",
+                "status": "CLOSE" if main_closed else "OPEN",
                 "dialogType": "MAIN",
                 "dialogChannelType": "MESSAGING",
                 "startTime": fmt_time(header.start_ms),
@@ -858,21 +945,29 @@ class LivePersonWorld:
                 "skillId": str(st["skill"]),
                 "skillName": self._skill_name(st["skill"]),
             }
-            if closed:
-                dialog.update(
-                    endTime=fmt_time(header.close_ms), endTimeL=header.close_ms, closeReason=conv.skeleton.close_reason
-                )
+            if main_closed:
+                dialog.update(endTime=fmt_time(sk.main_end_ms), endTimeL=sk.main_end_ms, closeReason=sk.close_reason)
             rec["dialogs"] = [dialog]
+            if sk.survey is not None and main_closed:
+                survey = {
+                    "dialogId": f"{header.conversation_id}-survey",
+                    "status": "CLOSE" if closed else "OPEN",
+                    "dialogType": "POST_SURVEY",
+                    "dialogChannelType": "MESSAGING",
+                    "startTime": fmt_time(sk.main_end_ms),
+                    "startTimeL": sk.main_end_ms,
+                }
+                if closed:
+                    survey.update(endTime=fmt_time(header.close_ms), endTimeL=header.close_ms)
+                rec["dialogs"].append(survey)
         if "conversationSurveys" in want:
             rec["conversationSurveys"] = (
                 [
                     {
-                        "surveyType": "Resolution",
+                        "surveyType": "PostConversation",
                         "surveyStatus": "FILLED",
-                        "dialogId": header.conversation_id,
-                        "surveyData": [
-                            {"question": "Was your issue resolved?", "answer": "Yes" if conv.csat > 2 else "No"}
-                        ],
+                        "dialogId": f"{header.conversation_id}-survey",
+                        "surveyData": [{"questionId": "csat", "question": SURVEY_QUESTION, "answer": str(conv.csat)}],
                     }
                 ]
                 if closed and conv.csat is not None
@@ -986,16 +1081,18 @@ class LivePersonWorld:
                 "file": file,
                 "rich_content": rich,
                 "is_private": audience == "AGENTS_AND_MANAGERS",
+                "dialog_type": "post_survey" if n >= len(conv.skeleton.messages) else "main",
             }
-            for message_id, seq, t, sent_by, role, participant, mtype, text, file, rich, audience in conv.truths[
-                : st["n_visible"]
-            ]
+            for n, (message_id, seq, t, sent_by, role, participant, mtype, text, file, rich, audience) in enumerate(
+                conv.truths[: st["n_visible"]]
+            )
         ]
         return {
             "interaction_id": header.conversation_id,
             "status": "CLOSE" if closed else "OPEN",
             "started_at": from_ms(header.start_ms).isoformat(),
-            "ended_at": from_ms(header.close_ms).isoformat() if closed else None,
+            # the agent's conversation ends with the MAIN dialog (a post-conversation survey runs after it)
+            "ended_at": from_ms(self.conversation(header).skeleton.main_end_ms).isoformat() if closed else None,
             "updated_at": from_ms(header.updated_at(now_ms)).isoformat(),
             "agent_id": latest.id_text if latest else None,
             "agent_login_name": latest.login_name if latest else None,
