@@ -74,8 +74,8 @@ def test_roster_backfill_incremental_and_retention_dags_land_exactly_the_ground_
                 t.agents.c.integration_id == LP
             )
         ).all()
-    assert len(agents) == 7 and any(row.is_deleted for row in agents)
-    assert {row.role for row in agents} == {"agent", "bot"}
+    assert len(agents) == 8 and any(row.is_deleted for row in agents)
+    assert {row.role for row in agents} == {"agent", "bot", "admin"}  # the admin's role from the Profiles API
 
     planned_at = now_of(env)
     backfill = env.run_dag(f"cxsync_{LP}_backfill", {"weeks": 1})

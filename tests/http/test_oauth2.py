@@ -57,3 +57,18 @@ def test_a_refusal_carries_the_servers_words_and_no_secret(stub, sleeps, answer,
     assert (refused.value.error, refused.value.description) == (error, description)
     assert str(refused.value).startswith(f"refused: {error}") and SECRET not in str(refused.value)
     assert len(stub.received) == 1  # a refusal is never retried
+
+
+def test_a_token_answer_cut_short_is_asked_again_not_called_a_refusal(stub, sleeps):
+    """A 200 whose JSON was cut on the way says nothing about the credentials: the grant is sent again."""
+    stub.add(Answer(200, body=b'{"access_token": "to'), Answer(body={"access_token": "tok", "expires_in": 60}))
+    assert grant(stub, sleeps).client_credentials()["access_token"] == "tok"
+    assert len(stub.received) == 2
+
+
+def test_a_token_answer_that_is_never_json_is_refused_after_a_few_tries(stub, sleeps):
+    for _ in range(5):
+        stub.add(Answer(200, body=b"<html>maintenance</html>"))
+    with pytest.raises(TokenRequestRefused):
+        grant(stub, sleeps).client_credentials()
+    assert len(stub.received) == 3

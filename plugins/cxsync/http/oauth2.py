@@ -19,6 +19,7 @@ The access token's lifetime is kept by `cxsync.http.auth.TokenCache` on the prov
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -29,9 +30,12 @@ from cxsync.errors import AuthenticationError
 from cxsync.http.auth import NoAuth, Token
 from cxsync.http.client import ApiClient, mask_secret
 
+log = logging.getLogger(__name__)
+
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 # Token endpoints answer an OAuth error body with these statuses; oauthlib reads its `error` field.
 ERROR_STATUSES = (400, 401, 403)
+CUT_ANSWER_TRIES = 3  # a 2xx token answer whose body is not JSON is asked for again this often in all
 
 
 class TokenRequestRefused(AuthenticationError):
@@ -88,15 +92,22 @@ class OAuth2Grant:
         """POST the grant (client id and secret in the form, as both providers want them); answer the token
         fields, each token registered with the masker; a refusal is `TokenRequestRefused` in plain words."""
         form = self._form(grant)
-        response = self.api.request(
-            "POST",
-            self.token_url,
-            data=form,
-            headers=FORM_HEADERS,
-            auth=NoAuth(),
-            ok_status=ERROR_STATUSES,
-            allow_redirects=False,  # a redirect would forward the client secret to wherever it points
-        )
+        for attempt in range(1, CUT_ANSWER_TRIES + 1):
+            response = self.api.request(
+                "POST",
+                self.token_url,
+                data=form,
+                headers=FORM_HEADERS,
+                auth=NoAuth(),
+                ok_status=ERROR_STATUSES,
+                allow_redirects=False,  # a redirect would forward the client secret to wherever it points
+            )
+            # A 2xx whose body is not JSON was cut short on the way (a reset, a proxy): the grant was not
+            # refused, so it is asked again like any cut answer, never reported as wrong credentials.
+            if response.status_code >= 400 or _is_json(response.text) or attempt == CUT_ANSWER_TRIES:
+                break
+            log.info("token answer from %s cut short or not JSON; asking again (%d of %d)", self.token_url,
+                     attempt, CUT_ANSWER_TRIES)  # fmt: skip
         try:
             token = dict(self.oauth_client.parse_request_body_response(response.text))
         except OAuth2Error as exc:
@@ -190,3 +201,11 @@ def _server_words(response: Any, error: str, description: str) -> tuple[str, str
 def _default_words(token_url: str, refusal: TokenRequestRefused) -> str:
     detail = f"{refusal.error}: {refusal.description}" if refusal.description else refusal.error
     return f"the token server {token_url} refused the grant (HTTP {refusal.status}): {detail}"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
