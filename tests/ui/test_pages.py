@@ -44,6 +44,9 @@ print(json.dumps({"has_refresh_token": bool(conn.extra_dejson.get("refresh_token
 @pytest.fixture(scope="module")
 def signed_in(ui_server, browser):
     """The browser, signed in as admin through Airflow's own login page."""
+    # The browser is shared by the session: another module may have signed it in already.
+    browser.get(ui_server.url + "/auth/login")
+    browser.delete_all_cookies()
     browser.get(ui_server.url + "/cxsync/")
     wait = WebDriverWait(browser, 60)
     assert "/auth/login" in browser.current_url  # an anonymous page view goes to Airflow's login
