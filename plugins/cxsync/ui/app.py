@@ -365,6 +365,15 @@ def connect_callback_url() -> str:
     return base + CONNECT_PREFIX + "/connect/helpdesk/callback"
 
 
+def _shown_callback_url() -> str:
+    """The redirect URI to show beside a problem (a refused sign-in is often a redirect URI the app does not
+    list); blank when `[api] base_url` is not set, which the problem itself then says."""
+    try:
+        return connect_callback_url()
+    except helpdesk_oauth.ConnectError:
+        return ""
+
+
 def _signed_sign_in(request: Request, user: Any) -> connect_state.SignInState | None:
     """This browser's sign-in under way, when its state cookie was minted here for this user."""
     value = request.cookies.get(settings.UI_CONNECT_COOKIE_STATE) or ""
@@ -427,7 +436,9 @@ def connect_helpdesk_start(request: Request, user: Connector, conn_id: str = "")
         state = connect_state.mint(conn_id, user_name(user))
         authorization = helpdesk_oauth.begin(conn_id, connect_callback_url(), state)
     except (helpdesk_oauth.ConnectError, connect_state.BadState) as exc:
-        return render(request, user, "connect.html", 400, conn_id=conn_id, problem=f"{exc}.", callback="")
+        return render(
+            request, user, "connect.html", 400, conn_id=conn_id, problem=f"{exc}.", callback=_shown_callback_url()
+        )
     response = RedirectResponse(authorization.url, status_code=303)
     for name, value in zip(CONNECT_COOKIES, (authorization.state, authorization.code_verifier), strict=True):
         # Lax: the provider's redirect back is a top-level navigation, which carries them; other sites'
@@ -478,7 +489,9 @@ def connect_helpdesk_callback(request: Request, user: Connector) -> Any:
     conn_id = ""
 
     def failed(message: str) -> HTMLResponse:
-        response = render(request, user, "connect.html", 400, conn_id=conn_id, problem=message, callback="")
+        response = render(
+            request, user, "connect.html", 400, conn_id=conn_id, problem=message, callback=_shown_callback_url()
+        )
         return _clear_connect_cookies(request, response)
 
     if not (state and verifier):  # nothing names a connection, and nothing is written
